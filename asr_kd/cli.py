@@ -1,0 +1,55 @@
+"""``asr-kd``: one sub-command per pipeline stage.
+
+Each stage package has a ``cli.py`` with ``register(subparsers)`` that adds its sub-command(s)
+and sets ``func`` to a handler taking the parsed ``argparse.Namespace``. Heavy imports (torch)
+happen inside handlers so that ``asr-kd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from asr_kd import __version__
+from asr_kd.utils.errors import AsrKdError
+from asr_kd.utils.logging import setup_logging
+
+# Order = pipeline order, as shown by ``asr-kd --help``.
+STAGE_CLIS = (
+    "asr_kd.data.cli",
+    "asr_kd.features.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-kd",
+        description="Knowledge distillation of hybrid DNN-HMM acoustic models on LibriSpeech.",
+    )
+    parser.add_argument("--version", action="version", version=f"asr_kd {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in STAGE_CLIS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        result = args.func(args)
+    except AsrKdError as err:
+        print(f"asr-kd {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"asr-kd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

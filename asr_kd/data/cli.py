@@ -1,0 +1,83 @@
+"""``asr-kd prepare`` and ``asr-kd subset``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asr_kd.utils.atomic import write_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="scan a LibriSpeech root, write manifests and the lexicon",
+        description="Scan <root>/<subset> folders in the official LibriSpeech layout, validate every "
+        "audio/transcript file, write <exp>/manifests/<subset>.tsv and <exp>/lang/lexicon.txt, "
+        "and report hours, utterances, frames and OOV rates.",
+    )
+    p.add_argument("--root", required=True, type=Path, help="LibriSpeech root (holds SPEAKERS.TXT)")
+    p.add_argument("--subsets", required=True, nargs="+", help="subset folder names, e.g. train-clean-5 dev-clean-2")
+    p.add_argument("--exp", required=True, type=Path, help="experiment directory to write into")
+    p.add_argument("--lexicon", type=Path, help="LibriSpeech-format lexicon (default: CMUdict)")
+    p.add_argument("--skip-bad", action="store_true", help="skip and count bad utterances instead of failing")
+    p.set_defaults(func=run_prepare)
+
+    s = subparsers.add_parser(
+        "subset",
+        help="select a reproducible fraction of a manifest's utterances",
+        description="Write a manifest holding ceil(fraction * N) utterances chosen with a seeded RNG.",
+    )
+    s.add_argument("--manifest", required=True, type=Path)
+    s.add_argument("--fraction", required=True, type=float, help="e.g. 0.03 for the paper's 3%% experiment")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, type=Path, help="output manifest path")
+    s.set_defaults(func=run_subset)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from asr_kd.data import load_lexicon, manifest_path, oov_report, scan_subset, summarize, write_manifest
+
+    all_utts = {}
+    reports = {}
+    for subset in args.subsets:
+        utts, scan = scan_subset(args.root, subset, skip_bad=args.skip_bad)
+        write_manifest(manifest_path(args.exp, subset), utts)
+        all_utts[subset] = utts
+        reports[subset] = scan
+    words = {w for utts in all_utts.values() for u in utts for w in u.words}
+    lexicon = load_lexicon(args.lexicon, words=None if args.lexicon else words)
+    summary = {}
+    for subset, utts in all_utts.items():
+        size = summarize(utts)
+        oov = oov_report((u.transcript for u in utts), lexicon)
+        summary[subset] = {
+            "utterances": size.utterances, "hours": round(size.hours, 4), "frames": size.frames,
+            "speakers": len({u.speaker for u in utts}),
+            "oov_token_rate": round(oov.token_rate, 5), "oov_type_rate": round(oov.type_rate, 5),
+            "oov_tokens": oov.oov_tokens, "spoken_noise_tokens": oov.spn_tokens,
+            "skipped": {k: len(v) for k, v in reports[subset].skipped.items()},
+        }
+        num_skipped = reports[subset].num_skipped
+        skipped = f", skipped {num_skipped} ({summary[subset]['skipped']})" if num_skipped else ""
+        print(
+            f"{subset}: {size}, {summary[subset]['speakers']} speakers, OOV {100 * oov.token_rate:.2f}% of tokens "
+            f"({oov.oov_types}/{oov.types} types; {oov.spn_tokens} tokens -> SPN){skipped}"
+        )
+    lang = Path(args.exp) / "lang"
+    lexicon.write(lang / "lexicon.txt")
+    write_json(Path(args.exp) / "manifests" / "summary.json", summary)
+    print(f"prepare: wrote {len(all_utts)} manifests to {Path(args.exp) / 'manifests'}, lexicon of "
+          f"{len(lexicon) + len(lexicon.oov_words)} words to {lang / 'lexicon.txt'}")
+    return 0
+
+
+def run_subset(args: argparse.Namespace) -> int:
+    from asr_kd.data import read_manifest, select_fraction, summarize, write_manifest
+
+    utts = read_manifest(args.manifest)
+    chosen = select_fraction(utts, args.fraction, args.seed)
+    write_manifest(args.out, chosen)
+    print(f"subset: {summarize(chosen)} of {summarize(utts)} (fraction {args.fraction}, seed {args.seed}) "
+          f"-> {args.out}")
+    return 0

@@ -1,0 +1,163 @@
+"""Read a LibriSpeech root in the official layout.
+
+Layout (any subset name: train-clean-100, dev-clean, Mini LibriSpeech's train-clean-5 ...)::
+
+    <root>/SPEAKERS.TXT
+    <root>/<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac
+    <root>/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt
+
+Every problem with the corpus is an :class:`AsrKdError` naming the file; with
+``skip_bad=True`` problems of single utterances become counted skips instead, listed in the
+:class:`ScanReport`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr_kd.data.audio import SAMPLE_RATE, audio_info
+from asr_kd.data.manifest import Utterance
+from asr_kd.utils.errors import AsrKdError
+from asr_kd.utils.logging import get_logger
+
+log = get_logger("data")
+UTT_ID = re.compile(r"^\d+-\d+-\d+$")
+
+
+@dataclass
+class ScanReport:
+    """What a scan kept and skipped; ``skipped`` maps a reason to the affected files/ids."""
+
+    subset: str
+    num_utterances: int = 0
+    hours: float = 0.0
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, what: str) -> None:
+        self.skipped.setdefault(reason, []).append(what)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(len(v) for v in self.skipped.values())
+
+
+def read_speaker_genders(root: str | os.PathLike) -> dict[str, str]:
+    """Map speaker id -> "F"/"M" from ``SPEAKERS.TXT`` (empty if the file is absent)."""
+    path = Path(root) / "SPEAKERS.TXT"
+    if not path.exists():
+        log.warning("%s is missing: speaker genders will be 'U'", path)
+        return {}
+    genders = {}
+    for line in _read_text(path).splitlines():
+        if line.startswith(";") or not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) >= 2:
+            genders[parts[0]] = parts[1]
+    return genders
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise AsrKdError(f"{path}: not valid UTF-8 text (byte {err.start}: {err.reason})") from None
+
+
+def read_transcripts(path: Path) -> dict[str, str]:
+    """Parse a ``<spk>-<chap>.trans.txt``: ``UTTID WORD WORD ...`` per line.
+
+    An utterance id without words maps to the empty string; the caller decides.
+    """
+    transcripts: dict[str, str] = {}
+    for line_no, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        utt_id, _, text = line.strip().partition(" ")
+        if not UTT_ID.match(utt_id):
+            raise AsrKdError(f"{path}:{line_no}: malformed utterance id {utt_id!r}")
+        if utt_id in transcripts:
+            raise AsrKdError(f"{path}:{line_no}: duplicate utterance id {utt_id}")
+        transcripts[utt_id] = " ".join(text.upper().split())
+    return transcripts
+
+
+def scan_subset(
+    root: str | os.PathLike, subset: str, skip_bad: bool = False, progress: bool = True
+) -> tuple[list[Utterance], ScanReport]:
+    """List the utterances of ``<root>/<subset>`` sorted by id, validating every file.
+
+    Args:
+        root: LibriSpeech root (the directory holding SPEAKERS.TXT and the subset folders).
+        subset: subset folder name, e.g. ``train-clean-100`` or ``dev-clean-2``.
+        skip_bad: skip (and count) bad utterances instead of raising.
+        progress: show a tqdm bar over chapters.
+    """
+    root = Path(root)
+    subset_dir = root / subset
+    if not subset_dir.is_dir():
+        raise AsrKdError(f"{subset_dir}: subset directory not found under LibriSpeech root {root}")
+    genders = read_speaker_genders(root)
+    report = ScanReport(subset)
+    chapters = sorted(p for p in subset_dir.glob("*/*") if p.is_dir())
+    if not chapters:
+        raise AsrKdError(f"{subset_dir}: no <speaker>/<chapter> folders found")
+
+    def bad(reason: str, what: str, message: str) -> None:
+        if not skip_bad:
+            raise AsrKdError(message)
+        report.skip(reason, what)
+
+    utterances: dict[str, Utterance] = {}
+    for chapter_dir in tqdm(chapters, desc=f"scan {subset}", unit="chapter", disable=not progress):
+        speaker, chapter = chapter_dir.parent.name, chapter_dir.name
+        trans_path = chapter_dir / f"{speaker}-{chapter}.trans.txt"
+        flacs = {p.stem: p for p in chapter_dir.glob("*.flac")}
+        if not trans_path.exists():
+            bad("missing trans.txt", str(trans_path), f"{trans_path}: transcript file is missing")
+            continue
+        for utt_id, text in read_transcripts(trans_path).items():
+            if utt_id in utterances:
+                bad("duplicate id", utt_id, f"{trans_path}: utterance id {utt_id} also appears in another chapter")
+                continue
+            if not text:
+                bad("empty transcript", utt_id, f"{trans_path}: utterance {utt_id} has an empty transcript")
+                continue
+            audio_path = flacs.pop(utt_id, None)
+            if audio_path is None:
+                bad("missing audio", utt_id, f"{chapter_dir / (utt_id + '.flac')}: audio file is missing")
+                continue
+            try:
+                num_samples = audio_info(audio_path)
+            except AsrKdError as err:
+                bad("bad audio", str(audio_path), str(err))
+                continue
+            utterances[utt_id] = Utterance(
+                utt_id=utt_id,
+                audio_path=str(audio_path.resolve()),
+                num_samples=num_samples,
+                duration_s=round(num_samples / SAMPLE_RATE, 4),
+                speaker=speaker,
+                gender=genders.get(speaker, "U"),
+                chapter=chapter,
+                transcript=text,
+            )
+        for audio_path in flacs.values():
+            bad("audio without transcript", str(audio_path), f"{audio_path}: no transcript line in {trans_path}")
+    result = sorted(utterances.values(), key=lambda u: u.utt_id)
+    if not result:
+        raise AsrKdError(f"{subset_dir}: no usable utterances")
+    report.num_utterances = len(result)
+    report.hours = sum(u.duration_s for u in result) / 3600
+    return result, report
+
+
+def speaker_gender_counts(utterances: list[Utterance]) -> Counter:
+    """Number of distinct speakers per gender."""
+    return Counter(g for _, g in {(u.speaker, u.gender) for u in utterances})

@@ -1,0 +1,172 @@
+"""A sharded, memory-mapped store of per-utterance arrays keyed by utterance id.
+
+One store holds one kind of array (log-mel features ``(T, D)`` float32, senone alignments
+``(T,)`` int32, teacher top-k ids ``(T, k)`` ...). Layout of a store directory::
+
+    meta.json                 dtype, trailing shape, free-form metadata of the producer
+    shard-00000.npy           all arrays of shard 0 concatenated along axis 0
+    shard-00000.index.tsv     utt_id <TAB> offset <TAB> num_rows, one line per utterance
+
+A shard is complete when its index file exists: the ``.npy`` is written first, both through
+a temporary file and :func:`os.replace`, so a killed writer never leaves a corrupt shard and
+rerunning skips complete shards (resumable). Reading one utterance touches only its rows of
+one memory-mapped shard (the pattern of lhotse's ``TemporalArray`` / Kaldi's ark+scp).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr_kd.utils.atomic import atomic_open, write_json, write_with
+from asr_kd.utils.errors import AsrKdError
+
+META_FILE = "meta.json"
+
+
+def shard_name(shard_id: int) -> str:
+    return f"shard-{shard_id:05d}"
+
+
+@dataclass(frozen=True)
+class ArrayLocation:
+    """Where one utterance's rows live: ``shard`` file, first row ``offset``, ``num_rows``."""
+
+    shard: int
+    offset: int
+    num_rows: int
+
+
+class ArrayStoreWriter:
+    """Writes shards of a store; each :meth:`write_shard` call is atomic and idempotent.
+
+    Args:
+        root: store directory (created).
+        dtype: numpy dtype of every array.
+        trailing_shape: shape of one row, e.g. ``(40,)`` for 40-dim features, ``()`` for ids.
+        meta: producer metadata saved in ``meta.json`` (feature config, senone count, ...).
+            If the store already exists, ``dtype``/``trailing_shape``/``meta`` must match
+            so that a resumed run cannot silently mix two configurations.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        dtype: np.dtype | str,
+        trailing_shape: Sequence[int] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.dtype = np.dtype(dtype)
+        self.trailing_shape = tuple(int(d) for d in trailing_shape)
+        header = {"dtype": self.dtype.str, "trailing_shape": list(self.trailing_shape), "meta": meta or {}}
+        meta_path = self.root / META_FILE
+        if meta_path.exists():
+            existing = json.loads(meta_path.read_text())
+            if json.loads(json.dumps(header)) != existing:
+                raise AsrKdError(
+                    f"{self.root}: store exists with a different configuration "
+                    f"(existing {existing}, requested {header}); remove it or use another directory"
+                )
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json(meta_path, header)
+
+    def shard_done(self, shard_id: int) -> bool:
+        return (self.root / f"{shard_name(shard_id)}.index.tsv").exists()
+
+    def write_shard(self, shard_id: int, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Write ``(utt_id, array)`` pairs as shard ``shard_id`` (replaces an incomplete one)."""
+        ids: list[str] = []
+        arrays: list[np.ndarray] = []
+        for utt_id, array in items:
+            array = np.asarray(array)
+            if array.shape[1:] != self.trailing_shape:
+                raise AsrKdError(
+                    f"{utt_id}: array of shape {array.shape} does not fit store {self.root} "
+                    f"(rows of shape {self.trailing_shape})"
+                )
+            ids.append(utt_id)
+            arrays.append(array.astype(self.dtype, copy=False))
+        data = (
+            np.concatenate(arrays, axis=0)
+            if arrays
+            else np.zeros((0, *self.trailing_shape), dtype=self.dtype)
+        )
+        name = shard_name(shard_id)
+        write_with(self.root / f"{name}.npy", lambda tmp: np.save(tmp, data), suffix=".npy")
+        with atomic_open(self.root / f"{name}.index.tsv") as f:
+            offset = 0
+            for utt_id, array in zip(ids, arrays):
+                f.write(f"{utt_id}\t{offset}\t{len(array)}\n")
+                offset += len(array)
+
+
+class ArrayStore:
+    """Read-only view of a store: ``store[utt_id]`` returns a (memory-mapped) array.
+
+    Example:
+        >>> store = ArrayStore("exp/feats/train-clean-5")       # doctest: +SKIP
+        >>> store["19-198-0001"].shape                            # doctest: +SKIP
+        (1466, 40)
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        meta_path = self.root / META_FILE
+        if not meta_path.exists():
+            raise AsrKdError(f"{self.root}: not an array store (no {META_FILE}); run the stage that writes it")
+        header = json.loads(meta_path.read_text())
+        self.dtype = np.dtype(header["dtype"])
+        self.trailing_shape = tuple(header["trailing_shape"])
+        self.meta: dict[str, Any] = header["meta"]
+        self._index: dict[str, ArrayLocation] = {}
+        self._shards: dict[int, np.ndarray] = {}
+        for index_path in sorted(self.root.glob("shard-*.index.tsv")):
+            shard_id = int(index_path.name[len("shard-") : len("shard-") + 5])
+            with open(index_path, encoding="utf-8") as f:
+                for line in f:
+                    utt_id, offset, num_rows = line.rstrip("\n").split("\t")
+                    if utt_id in self._index:
+                        raise AsrKdError(f"{index_path}: duplicate utterance id {utt_id} in store {self.root}")
+                    self._index[utt_id] = ArrayLocation(shard_id, int(offset), int(num_rows))
+
+    def _shard(self, shard_id: int) -> np.ndarray:
+        if shard_id not in self._shards:
+            self._shards[shard_id] = np.load(self.root / f"{shard_name(shard_id)}.npy", mmap_mode="r")
+        return self._shards[shard_id]
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        try:
+            loc = self._index[utt_id]
+        except KeyError:
+            raise AsrKdError(f"utterance {utt_id} is not in store {self.root}") from None
+        return self._shard(loc.shard)[loc.offset : loc.offset + loc.num_rows]
+
+    def __contains__(self, utt_id: object) -> bool:
+        return utt_id in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def num_rows(self, utt_id: str) -> int:
+        return self._index[utt_id].num_rows
+
+    def total_rows(self) -> int:
+        return sum(loc.num_rows for loc in self._index.values())
+
+    def nbytes(self) -> int:
+        """Bytes on disk of the shard arrays (not counting index and metadata)."""
+        return sum(p.stat().st_size for p in self.root.glob("shard-*.npy"))
