@@ -126,10 +126,10 @@ def scan_subset(
             if utt_id in utterances:
                 bad("duplicate id", utt_id, f"{trans_path}: utterance id {utt_id} also appears in another chapter")
                 continue
+            audio_path = flacs.pop(utt_id, None)
             if not text:
                 bad("empty transcript", utt_id, f"{trans_path}: utterance {utt_id} has an empty transcript")
                 continue
-            audio_path = flacs.pop(utt_id, None)
             if audio_path is None:
                 bad("missing audio", utt_id, f"{chapter_dir / (utt_id + '.flac')}: audio file is missing")
                 continue
