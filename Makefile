@@ -19,7 +19,7 @@ lint: install
 
 # Unit tests + the tiny end-to-end smoke test (pytest's exit code 5, "no tests", fails too).
 test: install lint
-	$(BIN)/pytest -q -m "not gpu_only"
+	$(BIN)/pytest -q
 
 # Everything, including tests marked slow.
 test-all: install

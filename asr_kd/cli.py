@@ -20,6 +20,12 @@ from asr_kd.utils.logging import setup_logging
 STAGE_CLIS = (
     "asr_kd.data.cli",
     "asr_kd.features.cli",
+    "asr_kd.alignment.cli",
+    "asr_kd.training.cli",
+    "asr_kd.distillation.cli",
+    "asr_kd.decoding.cli",
+    "asr_kd.export.cli",
+    "asr_kd.reports.cli",
 )
 
 

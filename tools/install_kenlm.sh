@@ -2,14 +2,16 @@
 # Build KenLM's `lmplz` (ARPA n-gram training) into tools/kenlm/ from the PyPI `kenlm` source package.
 #
 # Idempotent: does nothing when tools/kenlm/bin/lmplz already runs. Needs apt (root) for the
-# build dependencies and a package registry for the source; ~80 s of compilation on 2 cores.
+# build dependencies and a package registry for the source; compiles in a minute or two.
 # Usage: tools/install_kenlm.sh            (prints the path of lmplz on success)
 #        ASR_KD_LMPLZ=<that path> asr-kd ... (or leave it: asr_kd finds tools/kenlm/bin/lmplz itself)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kenlm"
 lmplz="$root/bin/lmplz"
-if [[ -x "$lmplz" ]] && "$lmplz" --help >/dev/null 2>&1; then
+# `lmplz --help` exits 1, so check that it prints its usage instead.
+runs() { [[ -x "$1" ]] && [[ "$("$1" --help 2>&1)" == *Kneser-Ney* ]]; }
+if runs "$lmplz"; then
     echo "$lmplz"
     exit 0
 fi
@@ -27,7 +29,8 @@ if (( ${#missing[@]} )); then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
 fi
 
-python="${PYTHON:-python3}"
+repo="$(dirname "$(dirname "$root")")"
+python="${PYTHON:-$([[ -x "$repo/.venv/bin/python" ]] && echo "$repo/.venv/bin/python" || echo python3)}"
 work="$root/src"
 mkdir -p "$work"
 if ! compgen -G "$work/kenlm-*/CMakeLists.txt" >/dev/null; then
@@ -40,5 +43,5 @@ cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DKENLM_MAX_ORDER=6 
 cmake --build "$work/build" --target lmplz build_binary -j "$(nproc)"
 mkdir -p "$root/bin"
 cp "$work/build/bin/lmplz" "$work/build/bin/build_binary" "$root/bin/"
-"$lmplz" --help >/dev/null 2>&1
+runs "$lmplz" || { echo "install_kenlm.sh: built $lmplz does not run" >&2; exit 1; }
 echo "$lmplz"

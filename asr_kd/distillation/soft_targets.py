@@ -1,16 +1,13 @@
-"""Soft targets at temperature T (Hinton, Vinyals & Dean 2015, eq. 1).
+"""Soft targets at temperature T (Hinton, Vinyals & Dean 2015, eq. 1) and their top-k form.
 
 ``q_i = exp(z_i / T) / sum_j exp(z_j / T)``: a higher temperature ``T`` gives a softer
 distribution over the senones, exposing how the teacher ranks the wrong classes.
 
-An ensemble's members are combined in one of two ways (:data:`COMBINE_MODES`):
-
-* ``"prob_mean"``: arithmetic mean of the members' tempered probabilities (the paper's
-  ensemble, section 3.1 / 4);
-* ``"logit_mean"``: softmax of the mean of the members' logits at temperature T (a geometric
-  mean of the probabilities, renormalised; sharper than ``prob_mean`` where members disagree).
-
-Everything is computed in the log domain, so peaky teachers at ``T = 1`` do not underflow.
+An ensemble's members are combined by :func:`asr_kd.models.ensemble.combine_logits` (one
+implementation for the whole package), in one of :data:`COMBINE_MODES`: ``"mean_prob"`` =
+arithmetic mean of the members' tempered probabilities (the paper), ``"mean_logits"`` =
+softmax of the mean logit at T, ``"geometric"`` = renormalised geometric mean of the tempered
+distributions. All are computed in the log domain (no underflow for peaky teachers).
 """
 
 from __future__ import annotations
@@ -20,7 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-COMBINE_MODES = ("prob_mean", "logit_mean")
+from asr_kd.models.ensemble import COMBINE_MODES, combine_logits
+
+__all__ = ["COMBINE_MODES", "TopKTargets", "check_temperature", "ensemble_soft_targets", "soft_targets",
+           "top_k_targets"]
 
 
 def check_temperature(temperature: float) -> None:
@@ -48,47 +48,28 @@ def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax(logits / temperature, dim=-1)
 
 
-def combine_log_probs(member_logits: torch.Tensor, temperature: float, mode: str = "prob_mean") -> torch.Tensor:
-    """Log soft targets of an ensemble at temperature T.
+def ensemble_soft_targets(member_logits: torch.Tensor, temperature: float, combine: str = "mean_prob") -> torch.Tensor:
+    """Soft targets of an ensemble at temperature T.
 
     Args:
-        member_logits: ``(M, ..., S)`` logits of ``M`` members (``M = 1`` for a single teacher),
-            e.g. ``(M, N, S)`` for ``N`` frames.
+        member_logits: ``(M, N, S)`` logits of ``M`` members for ``N`` frames (``M = 1``: one teacher).
         temperature: ``T > 0``, applied to every member before combining.
-        mode: one of :data:`COMBINE_MODES`.
+        combine: one of :data:`COMBINE_MODES`.
 
     Returns:
-        ``(..., S)`` log-probabilities of the combined soft targets.
-
-    Example:
-        >>> members = torch.tensor([[[4.0, 0.0]], [[0.0, 4.0]]])       # (M=2, N=1, S=2)
-        >>> combine_log_probs(members, 1.0, "prob_mean").exp()
-        tensor([[0.5000, 0.5000]])
-        >>> combine_log_probs(members, 1.0, "logit_mean").exp()
-        tensor([[0.5000, 0.5000]])
-    """
-    check_temperature(temperature)
-    if member_logits.dim() < 2:
-        raise ValueError(f"member_logits must be (M, ..., S), got shape {tuple(member_logits.shape)}")
-    if mode == "prob_mean":
-        log_probs = torch.log_softmax(member_logits / temperature, dim=-1)
-        return torch.logsumexp(log_probs, dim=0) - math.log(member_logits.shape[0])
-    if mode == "logit_mean":
-        return torch.log_softmax(member_logits.mean(dim=0) / temperature, dim=-1)
-    raise ValueError(f"unknown combine mode {mode!r}; choose from {COMBINE_MODES}")
-
-
-def combine_soft_targets(member_logits: torch.Tensor, temperature: float, mode: str = "prob_mean") -> torch.Tensor:
-    """Soft targets ``(..., S)`` of an ensemble: :func:`combine_log_probs` exponentiated.
+        ``(N, S)`` float32 probabilities.
 
     Example:
         >>> members = torch.tensor([[[2.0, 0.0, 0.0]], [[0.0, 2.0, 0.0]]])   # (M=2, N=1, S=3)
-        >>> combine_soft_targets(members, 1.0, "prob_mean").round(decimals=4)
+        >>> ensemble_soft_targets(members, 1.0, "mean_prob").round(decimals=4)
         tensor([[0.4467, 0.4467, 0.1065]])
-        >>> combine_soft_targets(members, 1.0, "logit_mean").round(decimals=4)
+        >>> ensemble_soft_targets(members, 1.0, "mean_logits").round(decimals=4)
         tensor([[0.4223, 0.4223, 0.1554]])
     """
-    return combine_log_probs(member_logits, temperature, mode).exp()
+    check_temperature(temperature)
+    if member_logits.dim() != 3:
+        raise ValueError(f"member logits must be (M, N, S), got shape {tuple(member_logits.shape)}")
+    return combine_logits(list(member_logits), temperature, combine).exp()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,153 @@
+"""Viterbi beam search over HCLG with ``kaldi_decoder`` on a log-likelihood matrix.
+
+Hybrid scoring: ``loglik = log_softmax(logits) - prior_scale * log_prior`` (scaled likelihoods,
+:func:`scaled_log_likelihoods`). The graph's input label ``senone + 1`` is scored by
+``DecodableCtc(M)`` as ``M[t, senone]``, with ``M = acoustic_scale * loglik``.
+
+Two searches:
+
+* :meth:`Decoder.best_path`: ``FasterDecoder``, one hypothesis.
+* :meth:`Decoder.lattice` + :func:`lattice_best_path`: ``LatticeSimpleDecoder`` keeps a raw
+  lattice whose arcs hold (graph cost, acoustic cost) separately, so the LM weight can be swept
+  on dev afterwards without searching again (Kaldi's LMWT scoring).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import kaldi_decoder
+import kaldifst
+import numpy as np
+
+from asr_kd.decoding.graph import DecodingGraph
+from asr_kd.utils.errors import AsrKdError
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Search settings (Kaldi's defaults for hybrid DNN decoding).
+
+    Attributes:
+        acoustic_scale: multiplies log-likelihoods before search (LM weight = 1 / acoustic_scale).
+        beam: pruning beam, in graph-cost units.
+        max_active, min_active: bounds on active states per frame.
+        lattice_beam: lattice pruning beam (lattice search only).
+    """
+
+    acoustic_scale: float = 0.1
+    beam: float = 13.0
+    max_active: int = 7000
+    min_active: int = 200
+    lattice_beam: float = 8.0
+
+
+@dataclass(frozen=True)
+class SearchLattice:
+    """A raw state-level lattice: arc weights are (graph cost, ``acoustic_scale`` * acoustic cost)."""
+
+    lattice: kaldifst.Lattice
+    acoustic_scale: float
+    reached_final: bool
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A decoded word sequence and its total cost (graph cost + scaled acoustic cost)."""
+
+    words: tuple[str, ...]
+    cost: float
+    reached_final: bool
+
+
+def scaled_log_likelihoods(
+    log_posteriors: np.ndarray, log_priors: np.ndarray | None, prior_scale: float = 1.0
+) -> np.ndarray:
+    """Hybrid pseudo log-likelihoods ``log p(s|x) - prior_scale * log p(s)``.
+
+    Args:
+        log_posteriors: ``(T, num_senones)`` frame log-posteriors (log_softmax of the logits).
+        log_priors: ``(num_senones,)`` log senone priors, or ``None`` to use posteriors as they are.
+        prior_scale: weight of the prior division.
+
+    Returns:
+        ``(T, num_senones)`` float32.
+    """
+    out = np.asarray(log_posteriors, dtype=np.float32)
+    if log_priors is None:
+        return out
+    log_priors = np.asarray(log_priors, dtype=np.float32)
+    if log_priors.shape != (out.shape[1],):
+        raise AsrKdError(f"senone priors have shape {log_priors.shape}, log-posteriors have {out.shape[1]} columns")
+    return out - np.float32(prior_scale) * log_priors
+
+
+class Decoder:
+    """Decodes log-likelihood matrices against one :class:`DecodingGraph`."""
+
+    def __init__(self, graph: DecodingGraph, config: DecoderConfig = DecoderConfig()) -> None:
+        self.graph = graph
+        self.config = config
+        faster = kaldi_decoder.FasterDecoderOptions()
+        faster.beam = config.beam
+        faster.max_active = config.max_active
+        faster.min_active = config.min_active
+        self._faster = kaldi_decoder.FasterDecoder(graph.fst, faster)
+        lattice = kaldi_decoder.LatticeSimpleDecoderConfig()
+        lattice.beam = config.beam
+        lattice.lattice_beam = config.lattice_beam
+        self._lattice_config = lattice
+
+    def _decodable(self, loglik: np.ndarray, utt_id: str) -> kaldi_decoder.DecodableCtc:
+        loglik = np.asarray(loglik)
+        if loglik.ndim != 2 or loglik.shape[1] != self.graph.num_senones:
+            raise AsrKdError(
+                f"{utt_id}: log-likelihoods have shape {loglik.shape}, the graph expects "
+                f"(T, {self.graph.num_senones}) (one column per senone of the tree)"
+            )
+        if not np.all(np.isfinite(loglik)):
+            raise AsrKdError(f"{utt_id}: log-likelihoods contain NaN or infinite values")
+        scaled = np.ascontiguousarray(loglik * self.config.acoustic_scale, dtype=np.float32)
+        return kaldi_decoder.DecodableCtc(scaled)
+
+    def best_path(self, loglik: np.ndarray, utt_id: str = "<utt>") -> Hypothesis:
+        """Best word sequence for ``loglik`` ``(T, num_senones)`` (unscaled log-likelihoods)."""
+        self._faster.decode(self._decodable(loglik, utt_id))
+        reached = self._faster.reached_final()
+        ok, path = self._faster.get_best_path()
+        if not ok:
+            raise AsrKdError(f"{utt_id}: search found no path through the graph (beam too small?)")
+        return _linear_hypothesis(path, self.graph.words, reached)
+
+    def lattice(self, loglik: np.ndarray, utt_id: str = "<utt>") -> SearchLattice:
+        """Raw state-level lattice of ``loglik`` ``(T, num_senones)`` (see :class:`SearchLattice`)."""
+        decoder = kaldi_decoder.LatticeSimpleDecoder(self.graph.fst, self._lattice_config)
+        decoder.decode(self._decodable(loglik, utt_id))
+        ok, lattice = decoder.get_raw_lattice()
+        if not ok:
+            raise AsrKdError(f"{utt_id}: lattice search found no path through the graph (beam too small?)")
+        return SearchLattice(lattice, self.config.acoustic_scale, math.isfinite(decoder.final_relative_cost()))
+
+    def lattice_best_paths(self, lattice: SearchLattice, lm_weights: Sequence[float]) -> list[Hypothesis]:
+        """Best path of ``lattice`` for each LM weight (see :func:`lattice_best_path`)."""
+        return [lattice_best_path(lattice, w, self.graph.words) for w in lm_weights]
+
+
+def _linear_hypothesis(path: kaldifst.Lattice, words: Sequence[str], reached_final: bool) -> Hypothesis:
+    ok, _, olabels, weight = kaldifst.get_linear_symbol_sequence(path)
+    if not ok:
+        raise AsrKdError("best path is not linear (internal error)")
+    return Hypothesis(tuple(words[w] for w in olabels), float(weight.value1 + weight.value2), reached_final)
+
+
+def lattice_best_path(lattice: SearchLattice, lm_weight: float, words: Sequence[str]) -> Hypothesis:
+    """Best path of a raw lattice rescored with ``lm_weight`` (Kaldi's LMWT scoring).
+
+    The lattice's acoustic costs were scaled by ``lattice.acoustic_scale`` during search; the
+    rescored cost is ``lm_weight * graph_cost + acoustic_cost / acoustic_scale``.
+    """
+    scaled = lattice.lattice.copy()
+    kaldifst.scale_lattice(kaldifst.lattice_scale(lm_weight, 1.0 / lattice.acoustic_scale), scaled)
+    return _linear_hypothesis(kaldifst.shortest_path(scaled), words, lattice.reached_final)

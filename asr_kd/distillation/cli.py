@@ -1,0 +1,206 @@
+"""``asr-kd distill dump-teacher | train | inspect | topk-mass``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from asr_kd.training.config import add_train_arguments
+
+DEFAULT_KS = (1, 5, 10, 20, 50)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "distill",
+        help="distillation at temperature T: dump teacher soft targets, train a student on them",
+        description="Knowledge distillation (Hinton et al. 2015): a teacher (model or ensemble) gives soft "
+        "targets softmax(z/T); a student trains on alpha * T^2 * CE(soft) + (1 - alpha) * CE(hard).",
+    )
+    commands = parser.add_subparsers(dest="distill_command", metavar="SUBCOMMAND", required=True)
+
+    p = commands.add_parser(
+        "dump-teacher",
+        help="run a teacher once over a feature set and store its soft targets at T (top-k or dense)",
+        description="Writes a teacher store (probs/ and ids/ array stores keyed by utterance id; sharded, "
+        "memory-mapped, resumable: finished shards are skipped on rerun). Top-k stores keep the k largest "
+        "probabilities per frame, not renormalised.",
+    )
+    p.add_argument("--teacher", nargs="+", required=True, type=Path,
+                   help="model file, ensemble JSON, or several model files (combined as an ensemble)")
+    p.add_argument("--exp", required=True, type=Path)
+    p.add_argument("--subset", required=True, help="feature subset under <exp>/feats/")
+    p.add_argument("--out", required=True, type=Path, help="store directory")
+    p.add_argument("--temperature", type=float, required=True)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--top-k", type=int, default=10, help="senones kept per frame (default 10)")
+    size.add_argument("--dense", action="store_true", help="store all senones in fp16 (for comparison)")
+    p.add_argument("--combine", default=None, help="mean_prob (paper), mean_logits or geometric "
+                   "(default: the ensemble JSON's, else mean_prob)")
+    p.add_argument("--utts", type=Path, help="dump only the utterance ids listed in this file")
+    p.add_argument("--utts-per-shard", type=int, default=100)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-frames", type=int, default=20000, help="padded frames per teacher batch")
+    p.set_defaults(func=run_dump_teacher)
+
+    p = commands.add_parser(
+        "train",
+        help="train a student with the distillation loss (the trainer of `asr-kd train`, another objective)",
+        description="Train a student as `asr-kd train` does (same config keys) on alpha * T^2 * CE(teacher_T, "
+        "student_T) + (1 - alpha) * CE(hard, student_1), with soft targets from a teacher store "
+        "(--store) or from a teacher run on every batch (--online-teacher). Settings go to "
+        "<out_dir>/distillation.json.",
+    )
+    add_train_arguments(p)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", type=Path, help="teacher store of the training subset (dump-teacher)")
+    # append, not nargs="+": a greedy list would swallow the section.key=value overrides
+    source.add_argument("--online-teacher", action="append", type=Path, metavar="MODEL",
+                        help="model file or ensemble JSON run during training (no store); repeat for an ensemble")
+    p.add_argument("--temperature", type=float, required=True)
+    p.add_argument("--alpha", type=float, default=1.0, help="weight of the soft term (1 = soft targets only)")
+    p.add_argument("--topk-policy", choices=("renormalise", "tail"), default="renormalise",
+                   help="top-k targets: renormalise the top-k (default) or spread the tail mass uniformly "
+                   "(see asr_kd/distillation/loss.py)")
+    p.add_argument("--combine", default="mean_prob", help="online teacher ensemble combination")
+    p.add_argument("--online-top-k", type=int, default=None, help="online teacher: keep only its top-k")
+    p.set_defaults(func=run_train)
+
+    p = commands.add_parser("inspect", help="size, bytes per frame and kept probability mass of a teacher store")
+    p.add_argument("--store", required=True, type=Path)
+    p.set_defaults(func=run_inspect)
+
+    p = commands.add_parser(
+        "topk-mass",
+        help="mean probability mass kept by top-k soft targets of a teacher at several temperatures",
+        description="Runs the teacher over (part of) a feature subset and prints, for each T and k, the mean "
+        "per-frame probability mass of the k most probable senones, plus the store size of each k.",
+    )
+    p.add_argument("--teacher", nargs="+", required=True, type=Path)
+    p.add_argument("--exp", required=True, type=Path)
+    p.add_argument("--subset", required=True)
+    p.add_argument("--temperatures", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0])
+    p.add_argument("--ks", nargs="+", type=int, default=list(DEFAULT_KS))
+    p.add_argument("--combine", default=None)
+    p.add_argument("--max-utts", type=int, default=50, help="first N utterances (sorted ids)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, help="also write the JSON here")
+    p.set_defaults(func=run_topk_mass)
+
+
+def load_teacher(paths: list[Path], temperature: float, combine: str | None, device: str):
+    """``(Ensemble at temperature, metadata)`` for model files or one ensemble JSON (one model = 1 member)."""
+    from asr_kd.models import ensemble_of, load_ensemble
+
+    if len(paths) == 1 and paths[0].suffix == ".json":
+        return load_ensemble(paths[0], device, temperature, combine)
+    return ensemble_of(paths, device, temperature, combine or "mean_prob")
+
+
+def teacher_features(exp: Path, subset: str, meta: dict):
+    """The subset's features normalised as the teacher was trained (CMVN mode of its metadata)."""
+    from asr_kd.features.dataset import FeatureSet
+    from asr_kd.utils.errors import AsrKdError
+
+    feature_dir = exp / "feats" / subset
+    features = FeatureSet(feature_dir, cmvn_mode=meta.get("feature", {}).get("cmvn_mode", "speaker"))
+    trained_on = meta.get("feature", {}).get("fbank")
+    if trained_on and trained_on != features.store.meta.get("fbank"):
+        raise AsrKdError(f"{feature_dir}: fbank config {features.store.meta.get('fbank')} differs from the "
+                         f"teacher's {trained_on}")
+    return features
+
+
+def run_dump_teacher(args: argparse.Namespace) -> int:
+    from asr_kd.distillation.accounting import bytes_per_frame
+    from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher
+
+    teacher, meta = load_teacher(args.teacher, args.temperature, args.combine, args.device)
+    features = teacher_features(args.exp, args.subset, meta)
+    config = TeacherStoreConfig(temperature=args.temperature, num_senones=int(teacher.num_senones),
+                                top_k=None if args.dense else args.top_k, combine=teacher.combine,
+                                teachers=tuple(str(p) for p in args.teacher), features=str(features.dir))
+    utt_ids = args.utts.read_text().split() if args.utts else None
+    s = dump_teacher(teacher, features, args.out, config, utt_ids, args.utts_per_shard, args.device,
+                     args.max_frames)
+    store = TeacherStore(args.out)
+    dense = bytes_per_frame(config.num_senones, None)
+    print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
+          f"({s.shards_written} shards written, {s.shards_skipped} already done, {s.wall_seconds:.1f} s) -> "
+          f"{args.out}: {s.store_bytes / 1e6:.2f} MB, {store.measured_bytes_per_frame():.1f} bytes/frame "
+          f"= {store.measured_bytes_per_frame() / dense:.2%} of dense fp16 ({dense} bytes/frame)")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from asr_kd.distillation.objective import OnlineObjectiveFactory, StoreObjectiveFactory
+    from asr_kd.training.config import load_config
+    from asr_kd.training.trainer import run
+    from asr_kd.utils.atomic import write_json
+    from asr_kd.utils.errors import AsrKdError
+
+    config = load_config(args.config, args.overrides)
+    if args.store is not None:
+        make_objective = StoreObjectiveFactory(args.store, args.temperature, args.alpha, args.topk_policy)
+        teacher = {"store": str(args.store)}
+    else:
+        make_objective = OnlineObjectiveFactory(args.online_teacher, args.temperature, args.alpha, args.combine,
+                                                args.topk_policy, args.online_top_k)
+        teacher = {"online_teacher": [str(p) for p in args.online_teacher], "combine": args.combine,
+                   "online_top_k": args.online_top_k}
+    settings = {"temperature": args.temperature, "alpha": args.alpha, "topk_policy": args.topk_policy, **teacher}
+    # The trainer checks its own config on --resume; the distillation settings are checked here
+    # (only once a checkpoint exists: a run that failed before training may be retried with others).
+    settings_path = Path(config.out_dir) / "distillation.json"
+    started = (Path(config.out_dir) / "checkpoint.pt").exists()
+    if started and settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+        raise AsrKdError(f"{settings_path}: {config.out_dir} holds a run with other distillation settings "
+                         f"({settings_path.read_text().strip()}); use the same ones or another out_dir")
+    write_json(settings_path, settings)
+    summary = run(config, make_objective, resume=args.resume)
+    print(f"distill train: {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} at epoch "
+          f"{summary['best_epoch']} of {summary['epochs_run']} (T={args.temperature}, alpha={args.alpha})")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from asr_kd.distillation.accounting import bytes_per_frame
+    from asr_kd.distillation.teacher_store import TeacherStore
+
+    store = TeacherStore(args.store)
+    c = store.config
+    dense = bytes_per_frame(c.num_senones, None)
+    result = {"store": str(args.store), **c.to_meta(), "utterances": len(store), "frames": store.total_rows(),
+              "bytes": store.nbytes(), "bytes_per_frame": round(store.measured_bytes_per_frame(), 2),
+              "dense_fp16_bytes_per_frame": dense,
+              "fraction_of_dense": round(store.measured_bytes_per_frame() / dense, 5),
+              "mean_kept_mass": round(store.mean_kept_mass(), 5)}
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_topk_mass(args: argparse.Namespace) -> int:
+    import torch
+
+    from asr_kd.distillation.accounting import size_table, top_k_mass
+    from asr_kd.models.inference import utterance_log_posteriors
+    from asr_kd.utils.atomic import write_json
+
+    teacher, meta = load_teacher(args.teacher, 1.0, args.combine, args.device)
+    features = teacher_features(args.exp, args.subset, meta)
+    utt_ids = features.utt_ids()[: args.max_utts]
+    masses = {}
+    for temperature in args.temperatures:
+        teacher.temperature = temperature  # the ensemble tempers its members before combining
+        log_probs = torch.cat([lp for _, lp in utterance_log_posteriors(teacher, features, utt_ids, args.device)])
+        masses[temperature] = top_k_mass(log_probs, args.ks)
+    frames = int(log_probs.shape[0])
+    result = {"teacher": [str(p) for p in args.teacher], "combine": teacher.combine, "subset": args.subset,
+              "utterances": len(utt_ids), "frames": frames, "num_senones": int(teacher.num_senones),
+              "mean_top_k_mass": {str(t): {str(k): round(m, 5) for k, m in ks.items()} for t, ks in masses.items()},
+              "sizes": size_table(int(teacher.num_senones), args.ks, frames)}
+    if args.out:
+        write_json(args.out, result)
+    print(json.dumps(result, indent=2))
+    return 0

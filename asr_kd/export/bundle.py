@@ -1,0 +1,277 @@
+"""A self-contained model folder for other pipelines (``asr-kd export``).
+
+Layout of ``DIR``::
+
+    bundle.json             everything needed to reproduce the model's inputs and use its outputs:
+                            fbank config, CMVN mean/std (from training), context window,
+                            senone count, file names, I/O tensor names, export check results
+    model.pt                the asr_kd model file (``asr_kd.models.load``)
+    model.torchscript.pt    TorchScript (``torch.jit.load``), same forward signature
+    model.onnx              ONNX, inputs feats (B, T, D) float32 + lengths (B,) int64,
+                            output logits (B, T, S); batch and time axes dynamic
+    tree.json               senone tree + HMM topology (contract A)            } only with
+    senone_counts.npy       int64 (S,) training frame counts                   } --tree-dir
+    senone_log_priors.npy   float32 (S,) log priors for pseudo log-likelihoods }
+
+Input recipe for another pipeline: 16 kHz mono samples scaled to 16-bit integer range ->
+Kaldi fbank with ``bundle.json["feature"]["fbank"]`` (the equivalent ``compute-fbank-feats``
+command line is in ``["feature"]["kaldi_equivalent"]``) -> ``(x - cmvn.mean) / cmvn.std`` ->
+model -> ``log_softmax`` over senones.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from asr_kd.export.onnx import INPUT_NAMES, OPSET, OUTPUT_NAME, export_onnx, onnx_max_abs_diff, onnx_session
+from asr_kd.export.torchscript import export_torchscript, load_torchscript
+from asr_kd.features.cmvn import Cmvn, CmvnStats
+from asr_kd.features.fbank import FbankConfig
+from asr_kd.utils.atomic import write_json, write_with
+from asr_kd.utils.errors import AsrKdError
+
+BUNDLE_FORMAT = "asr_kd.bundle/1"
+BUNDLE_FILE = "bundle.json"
+MODEL_FILE = "model.pt"
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+ONNX_FILE = "model.onnx"
+TREE_FILE = "tree.json"
+COUNTS_FILE = "senone_counts.npy"
+PRIORS_FILE = "senone_log_priors.npy"
+#: Largest |ONNX - PyTorch| logit difference accepted at export time.
+ONNX_TOLERANCE = 1e-3
+
+
+@dataclass
+class Bundle:
+    """A loaded export folder: the PyTorch model plus what its inputs and outputs need.
+
+    Attributes:
+        dir: the folder.
+        model: the ``nn.Module`` in eval mode (``forward(feats (B, T, D), lengths (B,)) -> (B, T, S)``).
+        metadata: the parsed ``bundle.json``.
+    """
+
+    dir: Path
+    model: nn.Module
+    metadata: dict[str, Any]
+
+    @property
+    def fbank(self) -> FbankConfig:
+        return fbank_config(self.metadata)
+
+    @property
+    def cmvn_mean_std(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(D,)`` float32 global mean and std of the training features, or None (no CMVN)."""
+        cmvn = self.metadata["cmvn"]
+        if cmvn["mode"] == "none":
+            return None
+        return np.asarray(cmvn["mean"], dtype=np.float32), np.asarray(cmvn["std"], dtype=np.float32)
+
+    @property
+    def cmvn(self) -> Cmvn:
+        """The global statistics as a :class:`Cmvn` (one pseudo-speaker ``"global"``), e.g. for
+        :class:`~asr_kd.export.kaldi.KaldiFeatureSet`; empty when the model uses no CMVN."""
+        stats = self.cmvn_mean_std
+        if stats is None:
+            return Cmvn({})
+        mean, std = (s.astype(np.float64) for s in stats)
+        count = int(self.metadata["cmvn"]["frames"])
+        return Cmvn({"global": CmvnStats(count, mean * count, (std**2 + mean**2) * count)})
+
+    def normalize(self, feats: np.ndarray) -> np.ndarray:
+        """``(T, D)`` raw log-mel -> float32 model input (global CMVN of the training data)."""
+        stats = self.cmvn_mean_std
+        feats = np.asarray(feats, dtype=np.float32)
+        return feats if stats is None else (feats - stats[0]) / stats[1]
+
+    def log_priors(self) -> np.ndarray | None:
+        """``(S,)`` float32 log senone priors, or None if the bundle was exported without a tree dir."""
+        name = self.metadata["files"].get("senone_log_priors")
+        return None if name is None else np.load(self.dir / name)
+
+    def torchscript(self) -> torch.jit.ScriptModule:
+        return load_torchscript(self.dir / self.metadata["files"]["torchscript"])
+
+
+def fbank_config(model_metadata: dict[str, Any]) -> FbankConfig:
+    """The :class:`FbankConfig` recorded in a model's (or bundle's) ``feature`` metadata.
+
+    Accepts ``{"fbank": {...}, "cmvn_mode": ...}`` (what the trainer writes) and the flat form
+    ``{num_mel_bins: ..., ..., "cmvn_mode": ...}``.
+    """
+    feature = model_metadata.get("feature")
+    if not isinstance(feature, dict):
+        raise AsrKdError("model metadata has no 'feature' entry: cannot recompute its input features")
+    fbank = feature.get("fbank", feature)
+    names = {f.name for f in fields(FbankConfig)}
+    return FbankConfig(**{k: v for k, v in fbank.items() if k in names})
+
+
+def kaldi_fbank_options(fbank: FbankConfig) -> str:
+    """The ``compute-fbank-feats`` command line computing the same features (other options at Kaldi defaults)."""
+    return (f"compute-fbank-feats --num-mel-bins={fbank.num_mel_bins} --frame-length={fbank.frame_length_ms:g} "
+            f"--frame-shift={fbank.frame_shift_ms:g} --low-freq={fbank.low_freq:g} --high-freq={fbank.high_freq:g} "
+            f"--dither={fbank.dither:g} --energy-floor=0 --sample-frequency={fbank.sample_rate}")
+
+
+def training_cmvn_file(model_path: str | os.PathLike) -> Path:
+    """``<exp>/feats/<train_subset>/cmvn.npz`` named by the ``config.yaml`` next to a trained model."""
+    config_path = Path(model_path).parent / "config.yaml"
+    if not config_path.exists():
+        raise AsrKdError(f"{config_path} does not exist: pass the training CMVN statistics with --cmvn "
+                         "(<exp>/feats/<train subset>/cmvn.npz or that feature directory)")
+    data = (yaml.safe_load(config_path.read_text()) or {}).get("data", {})
+    path = Path(data.get("exp", "exp")) / "feats" / data.get("train_subset", "train-clean-5") / "cmvn.npz"
+    if not path.exists():  # a relative exp path in config.yaml is relative to where training ran
+        raise AsrKdError(f"{path} (the training CMVN statistics named by {config_path}) does not exist here: "
+                         "pass them with --cmvn")
+    return path
+
+
+def global_cmvn(source: str | os.PathLike) -> CmvnStats:
+    """Global statistics of a ``cmvn.npz`` file or of a feature directory holding one."""
+    path = Path(source)
+    return Cmvn.load(path / "cmvn.npz" if path.is_dir() else path).global_stats
+
+
+def write_bundle(model_path: str | os.PathLike, out_dir: str | os.PathLike, tree_dir: str | os.PathLike | None = None,
+                 cmvn_source: str | os.PathLike | None = None, onnx: bool = True,
+                 check_inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 check_source: str = "given features") -> dict[str, Any]:
+    """Export a model file into a bundle folder (see the module docstring); returns ``bundle.json``'s content.
+
+    Args:
+        model_path: an asr_kd model file (contract D).
+        out_dir: the folder to (over)write.
+        tree_dir: ``<exp>/tree`` with ``tree.json`` and ``senone_counts.npy`` (copied; priors derived).
+        cmvn_source: training ``cmvn.npz`` or feature dir; default: found through the
+            ``config.yaml`` the trainer wrote next to the model.
+        onnx: also write and check ``model.onnx``.
+        check_inputs: ``(feats (B, T, D) normalised, lengths (B,))`` to compare TorchScript and
+            ONNX with PyTorch on; default N(0, 1) noise (what normalised features look like).
+        check_source: what ``check_inputs`` are, for ``bundle.json["checks"]``.
+    """
+    from asr_kd.export.onnx import example_inputs
+    from asr_kd.models import load
+
+    model_path, out = Path(model_path), Path(out_dir)
+    model, meta = load(model_path)
+    if meta.get("arch") == "ensemble":
+        raise AsrKdError(f"{model_path}: export the ensemble's member models one by one")
+    bundle = bundle_metadata(model_path, meta, cmvn_source)
+    out.mkdir(parents=True, exist_ok=True)
+    write_with(out / MODEL_FILE, lambda tmp: shutil.copyfile(model_path, tmp), suffix=".pt")
+    if tree_dir is not None:
+        bundle["files"].update(_copy_tree(Path(tree_dir), out, int(meta["num_senones"])))
+
+    feats, lengths = check_inputs if check_inputs is not None else example_inputs(model.input_dim, frames=200)
+    with torch.no_grad():
+        reference = model(feats, lengths)
+        scripted = load_torchscript(export_torchscript(model, out / TORCHSCRIPT_FILE))
+        ts_diff = float((scripted(feats, lengths) - reference).abs().max())
+    checks = {"inputs": check_source if check_inputs is not None else "N(0, 1) noise",
+              "utterances": int(len(lengths)), "frames": int(lengths.sum()), "torchscript_max_abs_diff": ts_diff}
+    if onnx:
+        export_onnx(model, out / ONNX_FILE)
+        checks["onnx_max_abs_diff"] = onnx_max_abs_diff(model, onnx_session(out / ONNX_FILE), feats, lengths)
+        checks["onnx_opset"] = OPSET
+        bundle["files"]["onnx"] = ONNX_FILE
+        if checks["onnx_max_abs_diff"] > ONNX_TOLERANCE:
+            raise AsrKdError(f"{out / ONNX_FILE}: ONNX logits differ from PyTorch by {checks['onnx_max_abs_diff']:.2e} "
+                             f"(> {ONNX_TOLERANCE})")
+    bundle["checks"] = checks
+    write_json(out / BUNDLE_FILE, bundle)
+    return bundle
+
+
+def bundle_metadata(model_path: str | os.PathLike, meta: dict[str, Any],
+                    cmvn_source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``bundle.json`` content (without export checks) for a model file (or ensemble JSON) and its metadata."""
+    fbank = fbank_config(meta)
+    cmvn_mode = meta["feature"].get("cmvn_mode", "none")
+    num_senones = int(meta["num_senones"])
+    return {
+        "format": BUNDLE_FORMAT, "source_model": str(Path(model_path).resolve()), "arch": meta["arch"],
+        "num_senones": num_senones, "context": meta.get("context"),
+        "feature": {"fbank": fbank.to_dict(), "cmvn_mode": cmvn_mode, "frame_shift_s": fbank.frame_shift_ms / 1000,
+                    "kaldi_equivalent": kaldi_fbank_options(fbank)},
+        # an ensemble's members were trained on the same features: the first one's config.yaml names them
+        "cmvn": _cmvn_entry(Path(meta["members"][0]["path"]) if "members" in meta else Path(model_path), cmvn_mode,
+                            cmvn_source),
+        "io": {"inputs": {INPUT_NAMES[0]: ["batch", "time", fbank.num_mel_bins], INPUT_NAMES[1]: ["batch"]},
+               "output": {OUTPUT_NAME: ["batch", "time", num_senones]},
+               "output_is": "unnormalised senone logits; log_softmax over the last axis gives log-posteriors"},
+        "files": {"model": MODEL_FILE, "torchscript": TORCHSCRIPT_FILE},
+        "model_metadata": meta,
+    }
+
+
+def _cmvn_entry(model_path: Path, cmvn_mode: str, source: str | os.PathLike | None) -> dict[str, Any]:
+    """``bundle.json["cmvn"]``: the global training statistics that single-file inference applies.
+
+    A model trained with per-speaker CMVN still gets the global statistics: an unseen speaker
+    has none of its own (normalise a whole speaker's features yourself for an exact match).
+    """
+    if cmvn_mode == "none":
+        return {"mode": "none", "training_mode": "none"}
+    path = Path(source) if source is not None else training_cmvn_file(model_path)
+    stats = global_cmvn(path)
+    mean, std = stats.mean_std()
+    return {"mode": "global", "training_mode": cmvn_mode, "source": str(path), "frames": int(stats.count),
+            "mean": [float(x) for x in mean], "std": [float(x) for x in std]}
+
+
+def _copy_tree(tree_dir: Path, out: Path, num_senones: int) -> dict[str, str]:
+    """Copy the tree and senone counts, write log priors; check they match the model's senones."""
+    from asr_kd.alignment import SenoneTree, load_senone_log_priors
+
+    tree = SenoneTree.load(tree_dir / TREE_FILE)
+    if tree.num_senones != num_senones:
+        raise AsrKdError(f"{tree_dir / TREE_FILE}: {tree.num_senones} senones, but the model has {num_senones}")
+    log_priors = load_senone_log_priors(tree_dir).astype(np.float32)
+    if log_priors.shape != (num_senones,):
+        raise AsrKdError(f"{tree_dir / COUNTS_FILE}: {len(log_priors)} senone counts, the model has {num_senones}")
+    tree.save(out / TREE_FILE)
+    write_with(out / COUNTS_FILE, lambda tmp: shutil.copyfile(tree_dir / COUNTS_FILE, tmp), suffix=".npy")
+    write_with(out / PRIORS_FILE, lambda tmp: np.save(tmp, log_priors), suffix=".npy")
+    return {"tree": TREE_FILE, "senone_counts": COUNTS_FILE, "senone_log_priors": PRIORS_FILE}
+
+
+def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                cmvn_source: str | os.PathLike | None = None) -> Bundle:
+    """Open a folder written by :func:`write_bundle` (``asr-kd export``), or a trained model file.
+
+    For a model file (``*.pt``, or an ensemble ``*.json``, whose output is already combined
+    log-probabilities) the bundle lives in memory only: CMVN statistics come from
+    ``cmvn_source`` or the training ``config.yaml`` next to the (first member) model; there
+    are no priors.
+    """
+    import json
+
+    from asr_kd.models import load
+
+    path = Path(path)
+    if path.is_file():
+        model, meta = load(path, map_location)
+        return Bundle(path.parent, model, bundle_metadata(path, meta, cmvn_source))
+    meta_path = path / BUNDLE_FILE
+    if not meta_path.exists():
+        raise AsrKdError(f"{path}: not an exported model folder (no {BUNDLE_FILE}; run `asr-kd export`)")
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except ValueError as err:
+        raise AsrKdError(f"{meta_path}: invalid JSON ({err})") from None
+    if metadata.get("format") != BUNDLE_FORMAT:
+        raise AsrKdError(f"{meta_path}: format {metadata.get('format')!r}, expected {BUNDLE_FORMAT}")
+    model, _ = load(path / metadata["files"]["model"], map_location)
+    return Bundle(path, model, metadata)

@@ -1,0 +1,110 @@
+"""``asr-kd report table | curves | utterance | entropy``: the files a recipe puts in ``results/``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """``"LABEL=VALUE"`` -> ``(LABEL, VALUE)``; a bare ``VALUE`` gets the label ``""``."""
+    label, sep, value = text.partition("=")
+    return (label, value) if sep else ("", text)
+
+
+def _labelled(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Labels for ``LABEL=PATH`` arguments; unlabelled paths are named after their parent folder."""
+    return {label or Path(value).parent.name or value: value for label, value in pairs}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="results tables (JSON, markdown, bar charts) and PNG figures for results/",
+        description="Write the human-facing results of a recipe run: per-seed tables with mean ± std and bar "
+        "charts, learning curves, one utterance through the models, posterior entropy vs temperature.",
+    )
+    commands = parser.add_subparsers(dest="report_command", metavar="SUBCOMMAND", required=True)
+
+    p = commands.add_parser(
+        "table", help="gather metrics of per-seed JSON files into <name>.json, <name>.md, <name>_<metric>.png",
+        description="Each --row NAME=GLOB adds the JSON files matching GLOB (one per seed) to row NAME (repeat a "
+        "name to combine files, e.g. frame accuracy and WER). Each --metric KEY[:SCALE][=LABEL] is a dotted key "
+        "into those files, e.g. 'frame_acc:100=frame accuracy (%%)' or 'summary.wer:100=WER (%%)'. The markdown "
+        "table's caption is this command line.",
+    )
+    p.add_argument("--row", action="append", required=True, type=_pair, metavar="NAME=GLOB")
+    p.add_argument("--metric", action="append", required=True, metavar="KEY[:SCALE][=LABEL]")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--name", required=True, help="file stem, e.g. e1")
+    p.set_defaults(func=run_table)
+
+    p = commands.add_parser("curves", help="learning curves (loss, frame accuracy) of trainer log.csv files")
+    p.add_argument("--log", action="append", required=True, type=_pair, metavar="[LABEL=]LOG_CSV")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p.add_argument("--title")
+    p.set_defaults(func=run_curves)
+
+    p = commands.add_parser("utterance", help="spectrogram, phone alignment and model posteriors of one utterance")
+    p.add_argument("--exp", required=True, type=Path)
+    p.add_argument("--subset", required=True)
+    p.add_argument("--model", action="append", required=True, type=_pair, metavar="[LABEL=]MODEL",
+                   help="model file or ensemble JSON, e.g. teacher=exp/models/ens/ensemble.json (repeat)")
+    p.add_argument("--utt", help="utterance id (default: the first aligned one)")
+    p.add_argument("--max-seconds", type=float, default=4.0, help="plot only the first seconds (0: all)")
+    p.add_argument("--top-k", type=int, default=6, help="senones shown in the posterior images")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=run_utterance)
+
+    p = commands.add_parser("entropy", help="posterior entropy vs softmax temperature of models on a subset")
+    p.add_argument("--exp", required=True, type=Path)
+    p.add_argument("--subset", required=True)
+    p.add_argument("--model", action="append", required=True, type=_pair, metavar="[LABEL=]MODEL")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[1, 2, 5, 10, 20])
+    p.add_argument("--max-utts", type=int, default=5)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=run_entropy)
+
+
+def run_table(args: argparse.Namespace) -> int:
+    from asr_kd.reports.collect import Metric, collect, expand_rows, write_results
+
+    metrics = [Metric.parse(m) for m in args.metric]
+    files = expand_rows(args.row)
+    table = collect(files, metrics)
+    command = ["asr-kd", "report", "table", *(f"--row={n}={g}" for n, g in args.row),
+               *(f"--metric={m}" for m in args.metric), f"--out-dir={args.out_dir}", f"--name={args.name}"]
+    caption = f"`{shlex.join(command)}`"
+    written = write_results(table, metrics, args.out_dir, args.name, caption, files)
+    cells = sum(len(c) for c in table.values())
+    print(f"report table: {len(table)} rows x {len(metrics)} metrics ({cells} cells, "
+          f"{sum(len(f) for f in files.values())} result files) -> {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from asr_kd.reports.plots import plot_learning_curves
+
+    logs = _labelled(args.log)
+    path = plot_learning_curves(logs if len(logs) > 1 else next(iter(logs.values())), args.out, args.title)
+    print(f"report curves: {len(logs)} runs -> {path}")
+    return 0
+
+
+def run_utterance(args: argparse.Namespace) -> int:
+    from asr_kd.reports.figures import utterance_figure
+
+    models = _labelled(args.model)
+    path = utterance_figure(args.exp, args.subset, models, args.out, args.utt, args.max_seconds or None, args.top_k)
+    print(f"report utterance: {len(models)} models -> {path}")
+    return 0
+
+
+def run_entropy(args: argparse.Namespace) -> int:
+    from asr_kd.reports.figures import entropy_figure
+
+    models = _labelled(args.model)
+    path = entropy_figure(args.exp, args.subset, models, args.out, args.temperatures, args.max_utts)
+    print(f"report entropy: {len(models)} models at T = {' '.join(f'{t:g}' for t in args.temperatures)} -> {path}")
+    return 0

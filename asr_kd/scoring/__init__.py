@@ -1,0 +1,1 @@
+"""Stage 6, scoring: frame accuracy against alignments and word error rate."""

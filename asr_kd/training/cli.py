@@ -1,0 +1,148 @@
+"""``asr-kd train``, ``asr-kd train-ensemble``, ``asr-kd evaluate``, ``asr-kd posteriors``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from asr_kd.training.config import add_train_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train one acoustic model (DNN or conformer) on frame targets",
+        description="Train an acoustic model on <exp>/ali/<subset>/senones with frame cross-entropy; keys and "
+        "defaults in asr_kd/training/config.py. Run under torchrun for multi-process DDP.",
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser(
+        "train-ensemble", help="train N models differing in seed and write <out_dir>/ensemble.json",
+        description="Train members in <out_dir>/member<i> (seed train.seed + i) and list them in "
+        "<out_dir>/ensemble.json.",
+    )
+    add_train_arguments(p)
+    p.add_argument("--members", type=int, required=True, help="number of members (seeds seed .. seed+N-1)")
+    p.add_argument("--archs", nargs="*", default=[], metavar="ARCH/PRESET",
+                   help="member architectures, cycled (default: the config's model for all)")
+    p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
+    p.add_argument("--combine", default="mean_prob", help="mean_prob (paper), geometric or mean_logits")
+    p.set_defaults(func=run_train_ensemble)
+
+    p = subparsers.add_parser(
+        "evaluate", help="frame accuracy (overall, silence, non-silence) of a model or ensemble as JSON",
+        description="Frame accuracy against <exp>/ali/<subset>/senones; silence frames from the phones store.",
+    )
+    _add_model_arguments(p)
+    p.add_argument("--members", action="store_true", help="also score every ensemble member on its own")
+    p.add_argument("--utts", type=Path, help="score only the utterance ids listed in this file")
+    p.add_argument("--out", type=Path, help="write the JSON here (also printed)")
+    p.set_defaults(func=run_evaluate)
+
+    p = subparsers.add_parser(
+        "posteriors", help="write per-utterance (T, num_senones) log-posteriors to an array store",
+        description="Log-posteriors of every utterance of <exp>/feats/<subset> for the decoder (resumable).",
+    )
+    _add_model_arguments(p)
+    p.add_argument("--out", type=Path, required=True, help="output array store directory")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    p.add_argument("--utts-per-shard", type=int, default=100)
+    p.set_defaults(func=run_posteriors)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", nargs="+", required=True, type=Path,
+                   help="model file, ensemble JSON, or several model files (combined as an ensemble)")
+    p.add_argument("--exp", required=True, type=Path)
+    p.add_argument("--subset", required=True)
+    p.add_argument("--combine", default=None, help="ensemble combination (default: the JSON's, else mean_prob)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-frames", type=int, default=8000, help="padded frames per forward batch (memory)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0 = torch's default; 1 is much faster on a busy shared machine)")
+
+
+def _load(args: argparse.Namespace):
+    """(module, metadata, temperature left to apply) for the ``--model`` arguments."""
+    import torch
+
+    from asr_kd.models import ensemble_of, load, load_ensemble
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    paths = args.model
+    if len(paths) > 1:
+        model, meta = ensemble_of(paths, args.device, args.temperature, args.combine or "mean_prob")
+        return model, meta, 1.0
+    if paths[0].suffix == ".json":
+        model, meta = load_ensemble(paths[0], args.device, args.temperature, args.combine)
+        return model, meta, 1.0
+    model, meta = load(paths[0], args.device)
+    return model, meta, args.temperature
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from asr_kd.training.config import load_config
+    from asr_kd.training.trainer import run
+
+    summary = run(load_config(args.config, args.overrides), resume=args.resume)
+    print(f"train: {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} at epoch "
+          f"{summary['best_epoch']} of {summary['epochs_run']} ({summary['parameters']} parameters)")
+    return 0
+
+
+def run_train_ensemble(args: argparse.Namespace) -> int:
+    from asr_kd.training.config import load_config
+    from asr_kd.training.ensemble import train_ensemble
+
+    result = train_ensemble(load_config(args.config, args.overrides), args.members, args.archs, args.jobs,
+                            args.resume, args.combine)
+    accs = [m["dev_frame_acc"] for m in result["members"]]
+    print(f"train-ensemble: {result['ensemble']}: {len(accs)} members, dev frame accuracy "
+          f"{', '.join(f'{a:.4f}' for a in accs)} (mean {sum(accs) / len(accs):.4f})")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from asr_kd.models import Ensemble
+    from asr_kd.scoring.frame_accuracy import score_subset
+    from asr_kd.utils.atomic import write_json
+
+    model, meta, temperature = _load(args)
+    if temperature != 1.0:
+        print("evaluate: note: temperature does not change a single model's argmax (frame accuracy)")
+    utt_ids = args.utts.read_text().split() if args.utts else None
+    cmvn_mode = meta["feature"]["cmvn_mode"]
+
+    def score(m) -> dict:
+        return score_subset(m, args.exp, args.subset, cmvn_mode, utt_ids, args.device, args.max_frames)
+
+    result = {"model": [str(p) for p in args.model], **score(model)}
+    if isinstance(model, Ensemble):
+        result.update(combine=model.combine, temperature=model.temperature)
+        if args.members:
+            result["members"] = [dict(score(m), model=mm.get("path")) for m, mm in zip(model.members, meta["members"])]
+            accs = [r["frame_acc"] for r in result["members"]]
+            result["mean_member_frame_acc"] = sum(accs) / len(accs)
+            result["gain_over_mean_member"] = result["frame_acc"] - result["mean_member_frame_acc"]
+    if args.out:
+        write_json(args.out, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_posteriors(args: argparse.Namespace) -> int:
+    from asr_kd.features.dataset import FeatureSet
+    from asr_kd.training.posteriors import write_log_posteriors
+
+    model, meta, temperature = _load(args)
+    features = FeatureSet(args.exp / "feats" / args.subset, meta["feature"]["cmvn_mode"])
+    written, skipped = write_log_posteriors(model, meta, features, args.out, args.dtype, temperature,
+                                            args.utts_per_shard, args.device, args.max_frames)
+    print(f"posteriors {args.subset}: {len(features.utt_ids())} utterances, {written} shards written, "
+          f"{skipped} already done -> {args.out}")
+    return 0

@@ -1,0 +1,209 @@
+"""Training configuration: dataclasses loaded from YAML plus ``section.key=value`` overrides.
+
+A YAML file has up to four sections mirroring the dataclasses below plus ``out_dir``::
+
+    out_dir: exp/models/dnn_mini_seed0
+    data: {exp: exp, train_subset: train-clean-5, dev_subset: dev-clean-2}
+    model: {arch: dnn, preset: mini}
+    optim: {optimizer: adam, lr: 0.001, schedule: plateau}
+    train: {epochs: 8, batch_size: 256, seed: 0}
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asr_kd.utils.errors import AsrKdError
+
+
+@dataclass
+class DataConfig:
+    """Where features and frame targets come from.
+
+    Attributes:
+        exp: experiment directory with ``feats/<subset>/`` and ``ali/<subset>/<targets>/``.
+        train_subset: subset trained on.
+        dev_subset: held-out subset for frame accuracy, LR schedule and early stopping.
+        targets: which alignment store under ``ali/<subset>/`` gives the targets (``senones``).
+        cmvn_mode: feature normalisation, ``speaker``, ``global`` or ``none``.
+        train_fraction: fraction of the aligned training utterances used (E2: 0.03).
+        subset_seed: seed of the random utterance subset when ``train_fraction < 1``.
+    """
+
+    exp: str = "exp"
+    train_subset: str = "train-clean-5"
+    dev_subset: str = "dev-clean-2"
+    targets: str = "senones"
+    cmvn_mode: str = "speaker"
+    train_fraction: float = 1.0
+    subset_seed: int = 0
+
+    def feats_dir(self, subset: str) -> Path:
+        return Path(self.exp) / "feats" / subset
+
+    def targets_dir(self, subset: str) -> Path:
+        return Path(self.exp) / "ali" / subset / self.targets
+
+
+@dataclass
+class ModelConfig:
+    """Which network to train.
+
+    Attributes:
+        arch: ``dnn`` (frame-shuffled minibatches of context windows) or ``conformer``
+            (batches of whole utterances).
+        preset: size preset of :mod:`asr_kd.models.presets` (``tiny``, ``mini``, ``paper``).
+        overrides: constructor kwargs replacing the preset's (e.g. ``{hidden_dim: 1024}``).
+        num_senones: output size; ``null`` reads it from ``<exp>/tree/tree.json``.
+    """
+
+    arch: str = "dnn"
+    preset: str = "mini"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    num_senones: int | None = None
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule.
+
+    Attributes:
+        optimizer: ``adam`` or ``sgd`` (with Nesterov-free momentum).
+        lr: peak learning rate.
+        momentum: SGD momentum (ignored by Adam).
+        weight_decay: L2 penalty (AdamW-style decoupled for ``adam``).
+        grad_clip: max gradient norm; 0 disables clipping.
+        schedule: ``plateau`` (newbob: multiply the LR by ``plateau_factor`` after an epoch
+            whose dev frame accuracy improved by less than ``plateau_threshold``),
+            ``cosine`` (cosine decay to ``min_lr`` over all steps) or ``constant``.
+        warmup_steps: linear warm-up steps from 0 to ``lr`` (conformers need some).
+        plateau_factor: LR multiplier of the ``plateau`` schedule.
+        plateau_threshold: minimum dev frame-accuracy gain (absolute, e.g. 0.002 = 0.2 points).
+        min_lr: LR floor of every schedule.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    schedule: str = "plateau"
+    warmup_steps: int = 0
+    plateau_factor: float = 0.5
+    plateau_threshold: float = 0.002
+    min_lr: float = 1e-6
+
+
+@dataclass
+class TrainConfig:
+    """The training loop.
+
+    Attributes:
+        epochs: maximum passes over the training frames.
+        batch_size: frames per minibatch per process (frame-level models).
+        max_frames: padded frames per utterance batch per process (conformer, evaluation).
+        seed: seed of initialisation, data order and dropout (ensemble members differ here).
+        patience: stop after this many epochs without a new best dev frame accuracy; 0 = never.
+        checkpoint_every: also checkpoint every N optimiser steps (epoch ends always are); 0 = only epochs.
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: mixed precision on CUDA: ``bf16``, ``fp16`` (with a gradient scaler) or ``none``;
+            ignored on CPU.
+        threads: torch CPU threads per process; 0 keeps torch's default.
+        progress: show tqdm progress bars.
+    """
+
+    epochs: int = 10
+    batch_size: int = 256
+    max_frames: int = 20000
+    seed: int = 0
+    patience: int = 3
+    checkpoint_every: int = 1000
+    device: str = "auto"
+    amp: str = "bf16"
+    threads: int = 0
+    progress: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    """One training run: ``out_dir`` receives checkpoints, logs and the final ``model.pt``."""
+
+    out_dir: str = "exp/models/run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+        raw = dict(raw or {})
+        sections = {f.name: f for f in fields(cls) if f.name != "out_dir"}
+        unknown = set(raw) - set(sections) - {"out_dir"}
+        if unknown:
+            raise AsrKdError(f"{source}: unknown top-level keys {sorted(unknown)}; "
+                             f"expected out_dir, {sorted(sections)}")
+        kwargs: dict[str, Any] = {}
+        if "out_dir" in raw:
+            kwargs["out_dir"] = str(raw["out_dir"])
+        for name, f in sections.items():
+            section_cls = f.default_factory
+            values = raw.get(name) or {}
+            if not isinstance(values, dict):
+                raise AsrKdError(f"{source}: section {name!r} must be a mapping, got {values!r}")
+            allowed = {sf.name for sf in fields(section_cls)}
+            bad = set(values) - allowed
+            if bad:
+                raise AsrKdError(f"{source}: unknown keys {sorted(bad)} in section {name!r}; "
+                                 f"allowed: {sorted(allowed)}")
+            kwargs[name] = section_cls(**values)
+        return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> ``(["train", "epochs"], 3)``; the value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise AsrKdError(f"bad override {text!r}: expected section.key=value, e.g. train.epochs=3")
+    return key.split("."), yaml.safe_load(value)
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``section.key=value`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise AsrKdError(f"{path}: config file does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise AsrKdError(f"{path}: invalid YAML ({err})") from None
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise AsrKdError(f"override {text!r}: {k!r} is not a section")
+        node[keys[-1]] = value
+    return ExperimentConfig.from_dict(raw, str(path) if path is not None else "config")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--resume`` and ``section.key=value`` overrides (shared by the CLI and the trainer)."""
+    parser.add_argument("--config", type=Path, help="YAML config (see asr_kd/training/config.py for every key)")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="config overrides, e.g. train.epochs=3 optim.lr=0.002")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <out_dir>/checkpoint.pt (a finished run just returns its summary)")

@@ -1,0 +1,60 @@
+"""Training data of a run: which utterances, their frames and targets, the senone count."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from asr_kd.features.dataset import FeatureSet, FrameTable
+from asr_kd.training.config import DataConfig, ExperimentConfig
+from asr_kd.utils.array_store import ArrayStore
+from asr_kd.utils.errors import AsrKdError
+
+
+def aligned_utterances(data: DataConfig, subset: str) -> list[str]:
+    """Sorted ids of ``subset`` that have both features and targets (alignment skips some)."""
+    features = ArrayStore(data.feats_dir(subset))
+    targets = ArrayStore(data.targets_dir(subset))
+    ids = sorted(u for u in features if u in targets)
+    if not ids:
+        raise AsrKdError(f"no utterance of {data.feats_dir(subset)} has targets in {data.targets_dir(subset)}")
+    return ids
+
+
+def training_utterances(data: DataConfig) -> list[str]:
+    """The aligned training utterances, or a seeded random ``train_fraction`` of them (sorted)."""
+    ids = aligned_utterances(data, data.train_subset)
+    if not 0 < data.train_fraction <= 1:
+        raise AsrKdError(f"data.train_fraction must be in (0, 1], got {data.train_fraction}")
+    if data.train_fraction < 1:
+        keep = max(1, math.ceil(data.train_fraction * len(ids)))
+        chosen = np.random.default_rng(data.subset_seed).permutation(len(ids))[:keep]
+        ids = sorted(ids[i] for i in chosen)
+    return ids
+
+
+def frame_table(data: DataConfig, subset: str, utt_ids: list[str] | None = None) -> FrameTable:
+    """All frames of ``subset`` (default: every aligned utterance) with normalised features and targets."""
+    ids = utt_ids if utt_ids is not None else aligned_utterances(data, subset)
+    features = FeatureSet(data.feats_dir(subset), cmvn_mode=data.cmvn_mode)
+    return FrameTable(features, ids, ArrayStore(data.targets_dir(subset)))
+
+
+def feature_metadata(data: DataConfig, subset: str) -> dict:
+    """What a model file must record to recompute identical inputs: fbank config + CMVN mode."""
+    meta = ArrayStore(data.feats_dir(subset)).meta
+    return {"fbank": meta.get("fbank", {}), "cmvn_mode": data.cmvn_mode}
+
+
+def resolve_num_senones(config: ExperimentConfig) -> int:
+    """``model.num_senones`` if set, else the senone tree's count (``<exp>/tree/tree.json``)."""
+    if config.model.num_senones:
+        return int(config.model.num_senones)
+    tree_path = Path(config.data.exp) / "tree" / "tree.json"
+    if not tree_path.exists():
+        raise AsrKdError(f"{tree_path} does not exist: set model.num_senones or run `asr-kd align` first")
+    from asr_kd.alignment import SenoneTree
+
+    return SenoneTree.load(tree_path).num_senones

@@ -1,0 +1,1 @@
+"""Benchmarks of every pipeline stage (``python -m benchmarks.run``); see benchmarks/README.md."""

@@ -1,0 +1,94 @@
+"""``asr-kd graph`` / ``decode`` / ``score`` end to end on a toy lexicon, LM and the real SenoneTree class."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from decoding_fixtures import TOY_PRONS, crafted_loglik, utterance_senones
+
+from asr_kd.alignment import SenoneTree
+from asr_kd.cli import main
+from asr_kd.utils.array_store import ArrayStoreWriter
+
+SENTENCES = {"utt-a": "THE CAT SAT ON THE MAT", "utt-b": "TWO DOGS"}
+
+
+@pytest.fixture
+def exp(tmp_path, toy_lexicon_file, toy_arpa):
+    exp = tmp_path / "exp"
+    SenoneTree.monophone().save(exp / "tree" / "tree.json")
+    (exp / "lang").mkdir(parents=True)
+    shutil.copy(toy_lexicon_file, exp / "lang" / "lexicon.txt")
+    shutil.copy(toy_arpa, exp / "toy.arpa")
+    (exp / "ref.txt").write_text("".join(f"{u} {t}\n" for u, t in SENTENCES.items()))
+    return exp
+
+
+def write_scores(root, tree: SenoneTree, extra_columns: int = 0, log_prior: float = 0.0) -> None:
+    """Crafted log-likelihoods of SENTENCES (+ a constant log-prior, to be removed again)."""
+    items = []
+    for k, (utt_id, text) in enumerate(SENTENCES.items()):
+        phones = ["SIL", *(p for w in text.split() for p in TOY_PRONS[w][0]), "SIL"]
+        loglik = crafted_loglik(tree.num_senones + extra_columns, utterance_senones(tree, phones), seed=k)
+        items.append((utt_id, loglik + log_prior))
+    ArrayStoreWriter(root, np.float32, (tree.num_senones + extra_columns,)).write_shard(0, items)
+
+
+def test_graph_decode_score(exp, capsys) -> None:
+    assert main(["graph", "--exp", str(exp), "--arpa", str(exp / "toy.arpa")]) == 0
+    graph_dir = exp / "graph_toy"
+    assert (graph_dir / "HCLG.fst").exists()
+    assert main(["graph", "--exp", str(exp), "--arpa", str(exp / "toy.arpa")]) == 0
+    assert "up to date" in capsys.readouterr().out  # same inputs: the cached graph is reused
+    arpa = exp / "toy.arpa"
+    arpa.write_text(arpa.read_text().replace("-0.6 TWO DOGS", "-0.7 TWO DOGS"))
+    assert main(["graph", "--exp", str(exp), "--arpa", str(arpa)]) == 0
+    assert "built in" in capsys.readouterr().out  # another LM: rebuilt
+
+    tree = SenoneTree.load(exp / "tree" / "tree.json")
+    write_scores(exp / "post", tree, log_prior=-3.0)
+    np.save(exp / "log_priors.npy", np.full(tree.num_senones, -3.0))
+    out = exp / "decode"
+    assert main(["decode", "--graph-dir", str(graph_dir), "--scores", str(exp / "post"),
+                 "--log-priors", str(exp / "log_priors.npy"), "--out", str(out)]) == 0
+    hyps = dict(line.split(" ", 1) for line in (out / "hyp.txt").read_text().splitlines())
+    assert hyps == SENTENCES
+    assert json.loads((out / "decode.json").read_text())["failed"] == 0
+
+    assert main(["score", "--ref", str(exp / "ref.txt"), "--hyp", str(out / "hyp.txt")]) == 0
+    report = json.loads((out / "hyp.wer.json").read_text())
+    assert report["summary"]["wer"] == 0.0 and report["summary"]["ref_words"] == 8
+    assert (out / "hyp.per_utt.txt").read_text().startswith("utt-a ref  THE CAT")
+
+
+def test_lm_weight_sweep_writes_one_hypothesis_file_per_weight(exp) -> None:
+    assert main(["graph", "--exp", str(exp), "--arpa", str(exp / "toy.arpa")]) == 0
+    write_scores(exp / "loglik", SenoneTree.load(exp / "tree" / "tree.json"))
+    out = exp / "sweep"
+    assert main(["decode", "--graph-dir", str(exp / "graph_toy"), "--scores", str(exp / "loglik"),
+                 "--kind", "log-likelihoods", "--lm-weights", "5", "10", "--out", str(out)]) == 0
+    for name in ("hyp_lmwt5.txt", "hyp_lmwt10.txt"):
+        assert (out / name).read_text().splitlines()[0] == "utt-a THE CAT SAT ON THE MAT"
+    assert main(["score", "--ref", str(exp / "ref.txt"), "--hyp", str(out / "hyp_lmwt5.txt"),
+                 str(out / "hyp_lmwt10.txt")]) == 0
+
+
+def test_column_count_mismatch_is_a_clear_error(exp, capsys) -> None:
+    assert main(["graph", "--exp", str(exp), "--arpa", str(exp / "toy.arpa")]) == 0
+    write_scores(exp / "wide", SenoneTree.load(exp / "tree" / "tree.json"), extra_columns=5)
+    code = main(["decode", "--graph-dir", str(exp / "graph_toy"), "--scores", str(exp / "wide"),
+                 "--kind", "log-likelihoods", "--out", str(exp / "bad")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "rows have shape (128,)" in err and "123 senones" in err
+
+
+def test_posteriors_without_priors_are_refused(exp, capsys) -> None:
+    assert main(["graph", "--exp", str(exp), "--arpa", str(exp / "toy.arpa")]) == 0
+    write_scores(exp / "post", SenoneTree.load(exp / "tree" / "tree.json"))
+    code = main(["decode", "--graph-dir", str(exp / "graph_toy"), "--scores", str(exp / "post"),
+                 "--out", str(exp / "bad")])
+    assert code == 2 and "needs senone priors" in capsys.readouterr().err

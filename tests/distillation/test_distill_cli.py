@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from asr_kd.cli import main as _run
+from asr_kd.models import save
+
+NUM_SENONES = 24
+
+
+@pytest.fixture
+def teacher_file(tmp_path, teacher):
+    path = tmp_path / "teacher.pt"
+    save(path, teacher, {"feature": {"cmvn_mode": "speaker"}})
+    return path
+
+
+def _train_overrides(exp, out_dir):
+    return [f"out_dir={out_dir}", f"data.exp={exp}", "data.train_subset=train", "data.dev_subset=dev",
+            "model.arch=dnn", "model.preset=tiny", f"model.num_senones={NUM_SENONES}", "train.epochs=1",
+            "train.batch_size=16", "train.device=cpu", "train.progress=false", "train.threads=1"]
+
+
+def test_dump_inspect_and_topk_mass(tmp_path, tiny_exp_dir, teacher_file, capsys):
+    store = tmp_path / "store"
+    argv = ["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset",
+            "train", "--out", str(store), "--temperature", "2", "--top-k", "4", "--utts-per-shard", "2"]
+    assert _run(argv) == 0
+    assert "5 utterances, 66 frames (3 shards written, 0 already done" in capsys.readouterr().out
+    assert _run(argv) == 0
+    assert "(0 shards written, 3 already done" in capsys.readouterr().out
+    assert _run(["distill", "inspect", "--store", str(store)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["frames"], info["top_k"], info["temperature"], info["num_senones"]) == (66, 4, 2.0, NUM_SENONES)
+    assert 0 < info["mean_kept_mass"] < 1 and info["fraction_of_dense"] < 1  # .npy headers weigh on 66 frames
+    assert _run(["distill", "topk-mass", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset",
+                 "train", "--temperatures", "1", "2", "--ks", "1", "4", "--out", str(tmp_path / "m.json")]) == 0
+    mass = json.loads((tmp_path / "m.json").read_text())["mean_top_k_mass"]
+    assert mass["2.0"]["4"] == pytest.approx(info["mean_kept_mass"], abs=2e-3)  # same teacher, T and k
+    assert mass["1.0"]["1"] > mass["2.0"]["1"]  # softer at higher T
+
+
+def test_train_student_from_store_and_online(tmp_path, tiny_exp_dir, teacher_file, capsys):
+    store = tmp_path / "store"
+    assert _run(["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir),
+                 "--subset", "train", "--out", str(store), "--temperature", "2", "--top-k", "4"]) == 0
+    out = tmp_path / "student"
+    assert _run(["distill", "train", "--store", str(store), "--temperature", "2", "--alpha", "0.5",
+                 *_train_overrides(tiny_exp_dir, out)]) == 0
+    assert "dev frame accuracy" in capsys.readouterr().out
+    assert (out / "model.pt").exists()
+    assert json.loads((out / "distillation.json").read_text())["store"] == str(store)
+    log = (out / "log.csv").read_text()
+    assert "train_soft_ce" in log and "train_hard_ce" in log and "train_teacher_agree" in log
+
+    online = tmp_path / "online"
+    assert _run(["distill", "train", "--temperature", "2", "--online-teacher", str(teacher_file),
+                 "--online-teacher", str(teacher_file), *_train_overrides(tiny_exp_dir, online)]) == 0
+    assert (online / "model.pt").exists()
+    assert json.loads((online / "distillation.json").read_text())["online_teacher"] == [str(teacher_file)] * 2
+
+
+def test_train_refuses_mismatched_temperature_and_settings(tmp_path, tiny_exp_dir, teacher_file, capsys):
+    store = tmp_path / "store"
+    assert _run(["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir),
+                 "--subset", "train", "--out", str(store), "--temperature", "2", "--dense"]) == 0
+    student = _train_overrides(tiny_exp_dir, tmp_path / "student")
+    assert _run(["distill", "train", "--store", str(store), "--temperature", "5", *student]) == 2
+    assert "T=5.0 but the teacher store holds soft targets at T=2.0" in capsys.readouterr().err
+    assert _run(["distill", "train", "--store", str(store), "--temperature", "2", *student]) == 0
+    assert _run(["distill", "train", "--store", str(store), "--temperature", "2", "--alpha", "0.5", "--resume",
+                 *student]) == 2
+    assert "holds a run with other distillation settings" in capsys.readouterr().err

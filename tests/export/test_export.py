@@ -1,0 +1,107 @@
+"""Export round trips on real tiny features: TorchScript, ONNX, bundle folder, one-file inference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr_kd.export import (
+    export_onnx,
+    export_torchscript,
+    load_bundle,
+    load_torchscript,
+    onnx_max_abs_diff,
+    onnx_session,
+    posteriors_for_audio,
+    write_bundle,
+)
+from asr_kd.features.cmvn import Cmvn
+from asr_kd.features.dataset import FeatureSet
+from asr_kd.models import load
+from asr_kd.utils.errors import AsrKdError
+
+TRAIN, DEV = "train-clean-5", "dev-clean-2"
+
+
+def test_torchscript_equals_pytorch(saved_model: Path, dev_batch, tmp_path: Path) -> None:
+    model, _ = load(saved_model)
+    feats, lengths = dev_batch
+    scripted = load_torchscript(export_torchscript(model, tmp_path / "m.torchscript.pt"))
+    with torch.no_grad():
+        assert torch.equal(scripted(feats, lengths), model(feats, lengths))
+        # a length the export never saw
+        assert torch.equal(scripted(feats[:1, :17], lengths[:1].clamp(max=17)), model(feats[:1, :17],
+                                                                                      lengths[:1].clamp(max=17)))
+
+
+def test_onnx_matches_pytorch(saved_model: Path, dev_batch, tmp_path: Path) -> None:
+    model, _ = load(saved_model)
+    feats, lengths = dev_batch
+    session = onnx_session(export_onnx(model, tmp_path / "m.onnx"))
+    assert onnx_max_abs_diff(model, session, feats, lengths) < 1e-4
+    assert onnx_max_abs_diff(model, session, feats[1:2, : lengths[1]], lengths[1:2]) < 1e-4  # batch 1, other T
+
+
+def test_bundle_round_trip(saved_model: Path, tree_dir: Path, tiny_exp: Path, tmp_path: Path) -> None:
+    meta = write_bundle(saved_model, tmp_path / "bundle", tree_dir, onnx=False)
+    files = {p.name for p in (tmp_path / "bundle").iterdir()}
+    assert files == {"bundle.json", "model.pt", "model.torchscript.pt", "tree.json", "senone_counts.npy",
+                     "senone_log_priors.npy"}
+    assert meta["checks"]["torchscript_max_abs_diff"] == 0.0
+    assert json.loads((tmp_path / "bundle" / "bundle.json").read_text())["num_senones"] == meta["num_senones"]
+
+    bundle = load_bundle(tmp_path / "bundle")
+    mean, std = Cmvn.load(tiny_exp / "feats" / TRAIN / "cmvn.npz").global_stats.mean_std()
+    np.testing.assert_allclose(bundle.cmvn_mean_std[0], mean, rtol=1e-6)
+    np.testing.assert_allclose(bundle.cmvn.global_stats.mean_std()[1], std, rtol=1e-5)
+    priors = bundle.log_priors()
+    assert priors.shape == (meta["num_senones"],) and np.isclose(np.exp(priors).sum(), 1.0, atol=1e-5)
+    assert bundle.metadata["context"] == load(saved_model)[1]["context"]
+
+
+def test_posteriors_for_audio_match_stored_features(saved_model: Path, tiny_exp: Path, tmp_path: Path) -> None:
+    from asr_kd.data import manifest_path, read_manifest
+
+    utt = read_manifest(manifest_path(tiny_exp, DEV))[0]
+    log_post = posteriors_for_audio(saved_model, utt.audio_path)  # a model file works like a bundle dir
+    train_cmvn = Cmvn.load(tiny_exp / "feats" / TRAIN / "cmvn.npz")
+    feats = torch.from_numpy(FeatureSet(tiny_exp / "feats" / DEV, "global", cmvn=train_cmvn)[utt.utt_id])
+    model, meta = load(saved_model)
+    with torch.no_grad():
+        expected = torch.log_softmax(model(feats[None], torch.tensor([len(feats)]))[0], -1).numpy()
+    assert log_post.shape == (len(feats), meta["num_senones"])
+    np.testing.assert_allclose(log_post, expected, atol=1e-4)
+    np.testing.assert_allclose(np.exp(log_post).sum(1), 1.0, atol=1e-4)
+
+
+def test_bundle_rejects_bad_inputs(saved_model: Path, tree_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(AsrKdError, match="not an exported model folder"):
+        load_bundle(tmp_path)
+    wrong = tmp_path / "tree"
+    wrong.mkdir()
+    (wrong / "tree.json").write_text((tree_dir / "tree.json").read_text())
+    np.save(wrong / "senone_counts.npy", np.ones(5, dtype=np.int64))
+    with pytest.raises(AsrKdError, match="senone counts"):
+        write_bundle(saved_model, tmp_path / "out", wrong, onnx=False)
+    (saved_model.parent / "other").mkdir(exist_ok=True)
+    alone = saved_model.parent / "other" / "model.pt"
+    alone.write_bytes(saved_model.read_bytes())
+    with pytest.raises(AsrKdError, match="config.yaml does not exist"):
+        load_bundle(alone)
+
+
+def test_ensemble_posteriors_for_audio(saved_model: Path, tiny_exp: Path, tmp_path: Path) -> None:
+    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.models import save_ensemble
+
+    flac = read_manifest(manifest_path(tiny_exp, DEV))[1].audio_path
+    save_ensemble(tmp_path / "ens.json", [saved_model, saved_model])  # identical members: same posteriors
+    for temperature in (1.0, 2.0):
+        np.testing.assert_allclose(posteriors_for_audio(tmp_path / "ens.json", flac, temperature),
+                                   posteriors_for_audio(saved_model, flac, temperature), atol=1e-5)
+    with pytest.raises(AsrKdError, match="one by one"):
+        write_bundle(tmp_path / "ens.json", tmp_path / "out")

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asr_kd.models import build
+from asr_kd.training.config import load_config
+
+CONF = Path(__file__).resolve().parents[2] / "recipes" / "mini_librispeech" / "conf"
+
+
+@pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.name)
+def test_recipe_config_loads_and_builds(path):
+    config = load_config(path, ["model.num_senones=10"])
+    model = build(config.model.arch, config.model.preset, input_dim=40, num_senones=10, **config.model.overrides)
+    assert model.num_senones == 10

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from asr_kd.training.config import OptimConfig
+from asr_kd.training.schedule import LrSchedule
+from asr_kd.utils.errors import AsrKdError
+
+
+def schedule(**kw) -> LrSchedule:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    return LrSchedule(opt, OptimConfig(lr=1.0, min_lr=0.0, **kw), total_steps=100)
+
+
+def test_newbob_halves_after_a_small_gain_and_resumes_exactly():
+    s = schedule(schedule="plateau", plateau_factor=0.5, plateau_threshold=0.01)
+    s.step_epoch(0.50)
+    s.step_epoch(0.60)  # +10 points: keep
+    assert s.step_batch(7) == 1.0
+    s.step_epoch(0.605)  # +0.5 point < 1 point: halve
+    assert s.step_batch(8) == 0.5 and s.optimizer.param_groups[0]["lr"] == 0.5
+    other = schedule(schedule="plateau", plateau_factor=0.5, plateau_threshold=0.01)
+    other.load_state_dict(s.state_dict())
+    assert other.lr_at(9) == s.lr_at(9)
+
+
+def test_warmup_and_cosine():
+    s = schedule(schedule="cosine", warmup_steps=10)
+    assert s.lr_at(0) == pytest.approx(0.1 * 0.5 * (1 + math.cos(0)))
+    assert s.lr_at(50) == pytest.approx(0.5)
+    assert s.lr_at(100) == pytest.approx(0.0)
+    with pytest.raises(AsrKdError, match="unknown LR schedule"):
+        schedule(schedule="step")
