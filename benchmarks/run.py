@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: name -> module; order = pipeline order.
 CPU_BENCHMARKS = {
     "features": "benchmarks.bench_features",
+    "dnn_train": "benchmarks.bench_dnn_train",
 }
 GPU_BENCHMARKS: dict[str, str] = {}
 

@@ -37,13 +37,18 @@ FRAME_SHIFT_S = 0.01
 
 @dataclass(frozen=True)
 class AlignerModel:
-    """Everything alignment needs; ``gmms`` ``None`` means flat start (equal alignment)."""
+    """Everything alignment needs; ``gmms`` ``None`` means flat start (equal alignment).
+
+    ``feature_config`` is the fbank configuration the GMMs were trained on (checked against
+    the features of a subset before aligning it).
+    """
 
     tree: SenoneTree
     gmms: DiagGmms | None
     lexicon: Lexicon
     acoustic_scale: float = ACOUSTIC_SCALE
     interword_silence: bool = True
+    feature_config: dict | None = None
 
 
 @dataclass
@@ -171,8 +176,13 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def make_batches(lengths: dict[str, int], max_frames: int = 60000, max_utts: int = 16) -> list[list[str]]:
-    """Group utterance ids of similar length (sorted, ties by id) into Viterbi batches."""
+def make_batches(lengths: dict[str, int], max_frames: int = 20000, max_utts: int = 16) -> list[list[str]]:
+    """Group utterance ids of similar length (sorted, ties by id) into Viterbi batches.
+
+    ``max_frames`` bounds the padded frames of a batch, which bounds the Viterbi work arrays
+    (``(T_max, states)``: ~50 MB for 20k frames of LibriSpeech speech); 16 utterances already
+    amortise the per-frame Python overhead.
+    """
     order = sorted(lengths, key=lambda u: (lengths[u], u))
     batches: list[list[str]] = []
     current: list[str] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asr_kd.alignment.gmm import LOG_2PI, gaussian_stats
+from asr_kd.alignment.gmm import LOG_2PI, gaussian_stats, matmul
 from asr_kd.alignment.questions import CONTEXTS, EDGE, phonetic_questions
 from asr_kd.alignment.tree import SILENCE_PHONES, Node, SenoneTree, Split
 from asr_kd.data.lexicon import PHONES
@@ -95,7 +95,7 @@ def build_tree(stats: ContextStats, num_senones: int, var_floor: np.ndarray, min
         best = None
         for side, ctx in (("left", stats.left[leaf.rows]), ("right", stats.right[leaf.rows])):
             yes = member[:, ctx].astype(np.float64)  # (Q, k)
-            y_n, y_s, y_q = yes @ count, yes @ total, yes @ sumsq
+            y_n, y_s, y_q = yes @ count, matmul(yes, total), matmul(yes, sumsq)
             n_n, n_s, n_q = count.sum() - y_n, total.sum(0) - y_s, sumsq.sum(0) - y_q
             gain = _loglik(y_n, y_s, y_q, var_floor) + _loglik(n_n, n_s, n_q, var_floor) - parent
             gain[(y_n < min_leaf_frames) | (n_n < min_leaf_frames)] = -np.inf

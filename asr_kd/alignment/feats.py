@@ -10,14 +10,17 @@ Digital silence: the features are computed without dither, so runs of exactly ze
 (some LibriSpeech speakers, e.g. dev-clean speaker 84) give log-mel values at the floor
 ``log(float32 eps)`` ~ -15.9, far below real silence (~+5..10). A few such frames inflate the
 speaker's CMVN variance enough to squash the speech and let the silence model swallow whole
-words, so the aligner replaces floor values with the lowest real value of that channel for the
-speaker before its own per-speaker mean/variance normalisation.
+words, so the aligner computes its own per-speaker mean/variance statistics over the frames without
+floor values and replaces floor values by the lowest real value of that channel for the
+speaker (measured on dev-clean-2: 89.9% -> 91.7% of MFA word boundaries within 50 ms, most
+of it on speaker 84).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from asr_kd.alignment.gmm import matmul, single_threaded
 from asr_kd.features.dataset import FeatureSet
 
 NUM_CEPS = 13
@@ -45,7 +48,7 @@ def deltas(feats: np.ndarray, window: int = DELTA_WINDOW) -> np.ndarray:
 
 def cepstral_features(fbank: np.ndarray, num_ceps: int = NUM_CEPS) -> np.ndarray:
     """``(T, num_filters)`` normalised log-mel -> ``(T, 3 * num_ceps)`` float32 cepstra + deltas."""
-    ceps = np.asarray(fbank, dtype=np.float64) @ dct_matrix(fbank.shape[1], num_ceps)
+    ceps = matmul(np.asarray(fbank, dtype=np.float64), dct_matrix(fbank.shape[1], num_ceps))
     d1 = deltas(ceps)
     return np.concatenate([ceps, d1, deltas(d1)], axis=1).astype(np.float32)
 
@@ -55,13 +58,14 @@ DIGITAL_SILENCE = float(np.log(np.finfo(np.float32).eps)) + 0.5
 
 
 def speaker_normalise(raw: list[np.ndarray]) -> list[np.ndarray]:
-    """Per-speaker CMVN of raw ``(T_i, D)`` log-mel arrays after filling digital silence."""
+    """Per-speaker CMVN of one speaker's raw ``(T_i, D)`` log-mel arrays (see module docstring)."""
     frames = np.concatenate(raw).astype(np.float64)
     real = frames > DIGITAL_SILENCE
     floor = np.where(real, frames, np.inf).min(axis=0)
     floor[~np.isfinite(floor)] = DIGITAL_SILENCE
-    frames = np.maximum(frames, floor)
-    mean, std = frames.mean(axis=0), np.maximum(frames.std(axis=0), 1e-3)
+    clean = real.all(axis=1)
+    stats = frames[clean] if clean.sum() > 1 else np.maximum(frames, floor)
+    mean, std = stats.mean(axis=0), np.maximum(stats.std(axis=0), 1e-3)
     return [(np.maximum(np.asarray(x, dtype=np.float64), floor) - mean) / std for x in raw]
 
 
@@ -74,7 +78,8 @@ def load_alignment_features(features: FeatureSet, utt_ids: list[str]) -> dict[st
     for utt_id in utt_ids:
         by_speaker.setdefault(features.utt2spk.get(utt_id, utt_id), []).append(utt_id)
     out = {}
-    for ids in by_speaker.values():
-        for utt_id, normed in zip(ids, speaker_normalise([features.store[u] for u in ids])):
-            out[utt_id] = cepstral_features(normed)
+    with single_threaded():
+        for ids in by_speaker.values():
+            for utt_id, normed in zip(ids, speaker_normalise([features.store[u] for u in ids])):
+                out[utt_id] = cepstral_features(normed)
     return {u: out[u] for u in utt_ids}

@@ -17,6 +17,8 @@ that the log-likelihoods of all components an utterance needs are one matrix pro
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,27 @@ MIXTURE_POWER = 0.2
 SPLIT_PERTURB = 0.2
 #: A Gaussian needs this many frames (it is dropped, or not created, below that).
 MIN_FRAMES_PER_GAUSSIAN = 20
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` through torch, whose thread count :func:`single_threaded` controls.
+
+    The aligner's products are small (one senone's frames, one utterance); multi-threaded BLAS
+    only adds synchronisation: numpy's OpenBLAS took 30 s of CPU instead of 0.5 s for one EM
+    pass over 1M frames on the loaded 2-core machine, and we cannot limit its threads at run time.
+    """
+    return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one torch thread (parallelism comes from alignment worker processes)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class DiagGmms:
@@ -78,9 +101,7 @@ class DiagGmms:
         """Log-likelihoods ``(T, U)`` float32 of ``(T, D)`` frames under the ``(U,)`` senones' GMMs."""
         comps, counts = self.components(np.asarray(senones))
         x = np.asarray(feats, dtype=np.float32)
-        # torch's matmul honours torch.set_num_threads (1 per alignment worker); numpy's BLAS
-        # would start its own threads in every worker process.
-        ll = (torch.from_numpy(np.concatenate([x, x * x], axis=1)) @ torch.from_numpy(self._w[:, comps])).numpy()
+        ll = matmul(np.concatenate([x, x * x], axis=1), self._w[:, comps])
         ll += self._bias[comps]
         group = np.concatenate([[0], np.cumsum(counts)[:-1]])
         peak = np.maximum.reduceat(ll, group, axis=1)
@@ -133,13 +154,13 @@ class DiagGmms:
         if not keep.any():
             keep = occ == occ.max()
         post, occ = post[:, keep], occ[keep]
-        mu = post.T @ x / occ[:, None]
-        var = post.T @ (x * x) / occ[:, None] - mu**2
+        mu = matmul(post.T, x) / occ[:, None]
+        var = matmul(post.T, x * x) / occ[:, None] - mu**2
         return mu, var, occ / occ.sum()
 
     def _posteriors(self, x: np.ndarray, senone: int) -> np.ndarray:
         lo, hi = self.starts[senone], self.starts[senone] + self.counts[senone]
-        ll = np.concatenate([x, x * x], axis=1) @ self._w[:, lo:hi].astype(np.float64) + self._bias[lo:hi]
+        ll = matmul(np.concatenate([x, x * x], axis=1), self._w[:, lo:hi].astype(np.float64)) + self._bias[lo:hi]
         ll -= ll.max(1, keepdims=True)
         post = np.exp(ll)
         return post / post.sum(1, keepdims=True)

@@ -6,7 +6,8 @@ Stages (Kaldi's ``train_mono.sh``, ``train_deltas.sh`` in one process, outputs u
 1. **mono**: equal alignment of the canonical path of each transcript, single Gaussians per
    (phone, state), then ``mono_iters`` rounds of Viterbi realignment, re-estimation of the
    transition probabilities, one EM step per senone, mixture splitting towards
-   ``mono_gaussians`` and a second EM step. Writes ``work/mono_tree.json`` + ``work/mono_model.npz``.
+   ``mono_gaussians`` and a second EM step. Writes ``work/mono_tree.json`` and the last
+   monophone alignment ``work/mono_ali.npz``.
 2. **tree**: triphone statistics of the last monophone alignment, likelihood-gain clustering
    to ``num_senones`` (:mod:`asr_kd.alignment.cluster`). Writes ``work/tri_tree.json``.
 3. **tri**: single Gaussians per senone from the monophone alignment relabelled with the tree,
@@ -16,6 +17,7 @@ Stages (Kaldi's ``train_mono.sh``, ``train_deltas.sh`` in one process, outputs u
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -26,13 +28,13 @@ import numpy as np
 from asr_kd.alignment.aligner import ACOUSTIC_SCALE, AlignerModel, AlignmentRun, align_corpus
 from asr_kd.alignment.cluster import build_tree, context_stats, estimate_forward_probs, tree_senones
 from asr_kd.alignment.feats import load_alignment_features
-from asr_kd.alignment.gmm import DiagGmms
+from asr_kd.alignment.gmm import DiagGmms, single_threaded
 from asr_kd.alignment.outputs import alignment_dir, write_alignment_dir
 from asr_kd.alignment.priors import save_senone_counts
 from asr_kd.alignment.tree import SenoneTree
 from asr_kd.data import load_lexicon, manifest_path, read_manifest
 from asr_kd.features.dataset import FeatureSet
-from asr_kd.utils.atomic import write_json
+from asr_kd.utils.atomic import write_json, write_with
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
 
@@ -55,8 +57,8 @@ class TrainConfig:
     num_senones: int = 1000
     mono_iters: int = 6
     mono_gaussians: int = 1000
-    tri_iters: int = 4
-    tri_gaussians: int = 8000
+    tri_iters: int = 6
+    tri_gaussians: int = 10000
     min_leaf_frames: int = 100
     num_states: int = 3
     acoustic_scale: float = ACOUSTIC_SCALE
@@ -70,6 +72,7 @@ class CorpusData:
     feats: dict[str, np.ndarray]
     transcripts: dict[str, str]
     audio_seconds: float
+    feature_config: dict
 
 
 def load_corpus(exp_dir: str | os.PathLike, subset: str) -> CorpusData:
@@ -82,13 +85,17 @@ def load_corpus(exp_dir: str | os.PathLike, subset: str) -> CorpusData:
                          f"e.g. {missing[:3]} (rerun `asr-kd features`)")
     ids = [u.utt_id for u in utts]
     return CorpusData(load_alignment_features(features, ids), {u.utt_id: u.transcript for u in utts},
-                      sum(u.duration_s for u in utts))
+                      sum(u.duration_s for u in utts), features.store.meta.get("fbank", {}))
+
+
+_LABEL_FIELDS = ("senones", "phones", "hmm_state", "entered", "left", "right")
 
 
 @dataclass
 class _Labels:
-    """Per-frame labels of a whole alignment run, concatenated in sorted utterance order."""
+    """Per-frame labels of a whole alignment run, concatenated in ``utt_ids`` order."""
 
+    utt_ids: list[str]
     frames: np.ndarray
     senones: np.ndarray
     phones: np.ndarray
@@ -97,6 +104,20 @@ class _Labels:
     left: np.ndarray
     right: np.ndarray
 
+    def save(self, path: Path) -> None:
+        arrays = {k: getattr(self, k) for k in _LABEL_FIELDS}
+        write_with(path, lambda tmp: np.savez(tmp, utt_ids=np.array(self.utt_ids), **arrays), suffix=".npz")
+
+    @classmethod
+    def load(cls, path: Path, feats: dict[str, np.ndarray]) -> _Labels:
+        with np.load(path) as z:
+            utt_ids = [str(u) for u in z["utt_ids"]]
+            missing = [u for u in utt_ids if u not in feats]
+            if missing:
+                raise AsrKdError(f"{path}: alignment of utterances that are no longer in the subset, e.g. "
+                                 f"{missing[:3]}; remove {path.parent} to retrain")
+            return cls(utt_ids, np.concatenate([feats[u] for u in utt_ids]), **{k: z[k] for k in _LABEL_FIELDS})
+
 
 def _labels(run: AlignmentRun, feats: dict[str, np.ndarray]) -> _Labels:
     if not run.alignments:
@@ -104,9 +125,9 @@ def _labels(run: AlignmentRun, feats: dict[str, np.ndarray]) -> _Labels:
                          f"{next(iter(run.skipped.items()), None)})")
     alis = list(run.alignments.values())
     return _Labels(
+        utt_ids=list(run.alignments),
         frames=np.concatenate([feats[a.utt_id] for a in alis]),
-        **{k: np.concatenate([getattr(a, k) for a in alis])
-           for k in ("senones", "phones", "hmm_state", "entered", "left", "right")},
+        **{k: np.concatenate([getattr(a, k) for a in alis]) for k in _LABEL_FIELDS},
     )
 
 
@@ -115,6 +136,9 @@ class Trainer:
 
     def __init__(self, exp_dir: str | os.PathLike, subset: str, config: TrainConfig, jobs: int = 1,
                  progress: bool = True) -> None:
+        if config.mono_iters < 1 or config.tri_iters < 0:
+            raise AsrKdError(f"need at least 1 monophone round and 0 triphone rounds, got {config.mono_iters} "
+                             f"and {config.tri_iters}")
         self.exp_dir = Path(exp_dir)
         self.subset = subset
         self.config = config
@@ -142,13 +166,15 @@ class Trainer:
         return run
 
     def _train_rounds(self, tree: SenoneTree, gmms: DiagGmms, iters: int, target: int,
-                      name: str) -> tuple[SenoneTree, DiagGmms, AlignmentRun]:
-        """``iters`` x (realign, re-estimate transitions, EM step, split towards ``target``, EM step)."""
+                      name: str) -> tuple[SenoneTree, DiagGmms, _Labels]:
+        """``iters`` x (realign, re-estimate transitions, EM step, split towards ``target``, EM step).
+
+        Returns the updated models and the labels of the last alignment.
+        """
         start_gaussians = gmms.num_gaussians
-        run = None
+        labels = None
         for it in range(iters):
-            run = self._align(tree, gmms, f"{name} {it + 1}/{iters}")
-            labels = _labels(run, self.data.feats)
+            labels = _labels(self._align(tree, gmms, f"{name} {it + 1}/{iters}"), self.data.feats)
             tree = tree.with_transitions(estimate_forward_probs(labels.phones, labels.hmm_state, labels.entered,
                                                                 self.config.num_states))
             gmms = gmms.reestimate(labels.frames, labels.senones, self.var_floor)
@@ -156,53 +182,57 @@ class Trainer:
             gmms = gmms.split(goal, np.bincount(labels.senones, minlength=tree.num_senones))
             # Fit the split Gaussians before they are used to align (cheaper than a realignment).
             gmms = gmms.reestimate(labels.frames, labels.senones, self.var_floor)
-        return tree, gmms, run
+        return tree, gmms, labels
 
-    def mono(self) -> tuple[SenoneTree, DiagGmms]:
-        tree_path, model_path = self.work / "mono_tree.json", self.work / "mono_model.npz"
-        if tree_path.exists() and model_path.exists():
-            log.info("mono: reusing %s", model_path)
-            return SenoneTree.load(tree_path), DiagGmms.load(model_path)[0]
+    def mono(self) -> tuple[SenoneTree, _Labels]:
+        """Monophone training; returns the final monophone tree and its last training alignment."""
+        tree_path, labels_path = self.work / "mono_tree.json", self.work / "mono_ali.npz"
+        if tree_path.exists() and labels_path.exists():
+            log.info("mono: reusing %s", labels_path)
+            return SenoneTree.load(tree_path), _Labels.load(labels_path, self.data.feats)
         tree = SenoneTree.monophone(self.config.num_states)
         labels = _labels(self._align(tree, None, "flat start"), self.data.feats)
         gmms = DiagGmms.single_gaussians(labels.frames, labels.senones, tree.num_senones, self.var_floor)
-        tree, gmms, _ = self._train_rounds(tree, gmms, self.config.mono_iters, self.config.mono_gaussians, "mono")
+        tree, gmms, labels = self._train_rounds(tree, gmms, self.config.mono_iters, self.config.mono_gaussians,
+                                                "mono")
+        labels.save(labels_path)
         tree.save(tree_path)
-        gmms.save(model_path)
-        return tree, gmms
+        return tree, labels
 
-    def triphone_tree(self, mono_tree: SenoneTree, mono_gmms: DiagGmms) -> tuple[SenoneTree, AlignmentRun]:
-        """Cluster triphones on a fresh alignment with the final monophone model."""
-        run = self._align(mono_tree, mono_gmms, "mono final")
+    def triphone_tree(self, mono_tree: SenoneTree, labels: _Labels) -> SenoneTree:
+        """Cluster triphone states on the monophone alignment."""
         tree_path = self.work / "tri_tree.json"
         if tree_path.exists():
             log.info("tree: reusing %s", tree_path)
-            return SenoneTree.load(tree_path), run
-        labels = _labels(run, self.data.feats)
+            return SenoneTree.load(tree_path)
         stats = context_stats(labels.frames, labels.phones, labels.hmm_state, labels.left, labels.right)
         tree = build_tree(stats, self.config.num_senones, self.var_floor, self.config.min_leaf_frames,
                           mono_tree.transitions, self.config.num_states)
         log.info("tree: %d senones from %d seen triphone states", tree.num_senones, len(stats.count))
         tree.save(tree_path)
-        return tree, run
+        return tree
 
-    def triphones(self, tree: SenoneTree, mono_run: AlignmentRun) -> tuple[SenoneTree, DiagGmms, AlignmentRun]:
-        labels = _labels(mono_run, self.data.feats)
-        relabel = tree_senones(tree, labels.phones, labels.hmm_state, labels.left, labels.right)
-        gmms = DiagGmms.single_gaussians(labels.frames, relabel, tree.num_senones, self.var_floor)
+    def triphones(self, tree: SenoneTree, mono_labels: _Labels) -> tuple[SenoneTree, DiagGmms, AlignmentRun]:
+        relabel = tree_senones(tree, mono_labels.phones, mono_labels.hmm_state, mono_labels.left, mono_labels.right)
+        gmms = DiagGmms.single_gaussians(mono_labels.frames, relabel, tree.num_senones, self.var_floor)
         tree, gmms, _ = self._train_rounds(tree, gmms, self.config.tri_iters, self.config.tri_gaussians, "tri")
         return tree, gmms, self._align(tree, gmms, "final")
 
     def run(self) -> dict:
         """All stages; returns the summary also written to ``<exp>/tree/summary.json``."""
+        with single_threaded():
+            return self._run()
+
+    def _run(self) -> dict:
         start = time.perf_counter()
-        mono_tree, mono_gmms = self.mono()
-        tree, mono_run = self.triphone_tree(mono_tree, mono_gmms)
-        tree, gmms, final = self.triphones(tree, mono_run)
+        mono_tree, mono_labels = self.mono()
+        tree = self.triphone_tree(mono_tree, mono_labels)
+        tree, gmms, final = self.triphones(tree, mono_labels)
         tree.save(self.tree_dir / TREE_FILE)
         gmms.save(self.tree_dir / MODEL_FILE, var_floor=self.var_floor,
                   acoustic_scale=np.array(self.config.acoustic_scale),
-                  interword_silence=np.array(self.config.interword_silence))
+                  interword_silence=np.array(self.config.interword_silence),
+                  feature_config=np.array(json.dumps(self.data.feature_config, sort_keys=True)))
         counts = np.zeros(tree.num_senones, dtype=np.int64)
         for ali in final.alignments.values():
             counts += np.bincount(ali.senones, minlength=tree.num_senones)
@@ -233,16 +263,21 @@ def load_aligner(exp_dir: str | os.PathLike) -> AlignerModel:
     if gmms.num_senones != tree.num_senones:
         raise AsrKdError(f"{tree_dir / MODEL_FILE} has {gmms.num_senones} senones but {tree_dir / TREE_FILE} "
                          f"has {tree.num_senones} (files from different runs)")
+    feature_config = json.loads(str(extra["feature_config"])) if "feature_config" in extra else None
     return AlignerModel(tree, gmms, load_lexicon(Path(exp_dir) / "lang" / "lexicon.txt"),
                         float(extra.get("acoustic_scale", ACOUSTIC_SCALE)),
-                        bool(extra.get("interword_silence", True)))
+                        bool(extra.get("interword_silence", True)), feature_config)
 
 
 def align_subset(exp_dir: str | os.PathLike, subset: str, jobs: int = 1, progress: bool = True) -> dict:
     """Align ``subset`` with the trained models into ``<exp>/ali/<subset>``; returns a summary."""
     model = load_aligner(exp_dir)
     data = load_corpus(exp_dir, subset)
-    run = align_corpus(model, data.feats, data.transcripts, jobs, f"align {subset}", progress)
+    if model.feature_config is not None and model.feature_config != data.feature_config:
+        raise AsrKdError(f"{Path(exp_dir) / 'feats' / subset}: features computed with {data.feature_config}, but "
+                         f"the aligner was trained on {model.feature_config}; recompute the features")
+    with single_threaded():
+        run = align_corpus(model, data.feats, data.transcripts, jobs, f"align {subset}", progress)
     meta = {"num_senones": model.tree.num_senones, "tree": str(Path(exp_dir) / "tree" / TREE_FILE),
             "subset": subset}
     out = alignment_dir(exp_dir, subset)

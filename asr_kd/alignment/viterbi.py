@@ -46,7 +46,7 @@ def viterbi_batch(graphs: list[AlignGraph], emissions: list[np.ndarray]) -> list
         pred_logp[off : off + g.num_states, :k] = g.pred_logp
     lengths = [len(e) for e in emissions]
     frames = max(lengths)
-    emit = np.zeros((frames, total), dtype=np.float64)
+    emit = np.zeros((frames, total), dtype=np.float32)
     for e, g, off in zip(emissions, graphs, offsets):
         emit[: len(e), off : off + g.num_states] = e
     ending: dict[int, list[int]] = {}
@@ -57,7 +57,7 @@ def viterbi_batch(graphs: list[AlignGraph], emissions: list[np.ndarray]) -> list
     delta = np.full(total + 1, -np.inf)
     initial = np.concatenate([g.initial for g in graphs])
     delta[:total] = np.where(initial, emit[0], -np.inf)
-    backptr = np.zeros((frames, total), dtype=np.uint8)
+    backptr = np.zeros((frames, total), dtype=np.uint8 if width < 256 else np.uint16)
     final_scores: list[np.ndarray | None] = [None] * len(graphs)
     rows = np.arange(total)
     for b in ending.get(0, ()):

@@ -86,6 +86,7 @@ def _stage(name: str, timings: dict[str, float], t0: float) -> float:
 
 
 def _remove_disambig(fst: kaldifst.StdVectorFst, first_disambig: int) -> kaldifst.StdVectorFst:
+    """Kaldi's ``fstrmsymbols``: input labels ``>= first_disambig`` become epsilon (no binding exists)."""
     arrays = fst_to_arrays(fst)
     arrays.ilabel[arrays.ilabel >= first_disambig] = 0
     return arrays_to_fst(arrays)

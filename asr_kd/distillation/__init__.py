@@ -29,11 +29,13 @@ from asr_kd.distillation.teacher_store import (
     TeacherStoreWriter,
     TeacherTargets,
     dump_teacher,
+    dump_teacher_stores,
 )
 
 __all__ = [
     "DEFAULT_TOPK_POLICY", "TOPK_POLICIES", "DistillationObjective", "DistillationTerms", "OnlineObjectiveFactory",
     "OnlineTeacherObjective", "StoreObjectiveFactory", "TeacherStore", "TeacherStoreConfig", "TeacherStoreWriter",
-    "TeacherTargets", "TopKTargets", "bytes_per_frame", "distillation_loss", "dump_teacher", "ensemble_soft_targets",
+    "TeacherTargets", "TopKTargets", "bytes_per_frame", "distillation_loss", "dump_teacher", "dump_teacher_stores",
+    "ensemble_soft_targets",
     "hard_cross_entropy", "size_table", "soft_cross_entropy", "soft_targets", "top_k_mass", "top_k_targets",
 ]

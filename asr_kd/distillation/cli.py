@@ -23,25 +23,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "dump-teacher",
         help="run a teacher once over a feature set and store its soft targets at T (top-k or dense)",
-        description="Writes a teacher store (probs/ and ids/ array stores keyed by utterance id; sharded, "
+        description="Writes teacher stores (probs/ and ids/ array stores keyed by utterance id; sharded, "
         "memory-mapped, resumable: finished shards are skipped on rerun). Top-k stores keep the k largest "
-        "probabilities per frame, not renormalised.",
+        "probabilities per frame, not renormalised. Several --temperature / --top-k values write one store "
+        "each from a single teacher pass; --out then needs the {T} and {k} placeholders.",
     )
     p.add_argument("--teacher", nargs="+", required=True, type=Path,
                    help="model file, ensemble JSON, or several model files (combined as an ensemble)")
     p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--subset", required=True, help="feature subset under <exp>/feats/")
-    p.add_argument("--out", required=True, type=Path, help="store directory")
-    p.add_argument("--temperature", type=float, required=True)
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--top-k", type=int, default=10, help="senones kept per frame (default 10)")
-    size.add_argument("--dense", action="store_true", help="store all senones in fp16 (for comparison)")
+    p.add_argument("--out", required=True, help="store directory; may contain {T} and {k}, e.g. exp/teacher/T{T}_k{k}")
+    p.add_argument("--temperature", type=float, nargs="+", required=True, help="one or more T")
+    p.add_argument("--top-k", type=_top_k, nargs="+", default=[10], metavar="K",
+                   help="senones kept per frame, or 'dense' for all senones in fp16 (default 10)")
     p.add_argument("--combine", default=None, help="mean_prob (paper), mean_logits or geometric "
                    "(default: the ensemble JSON's, else mean_prob)")
     p.add_argument("--utts", type=Path, help="dump only the utterance ids listed in this file")
     p.add_argument("--utts-per-shard", type=int, default=100)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--max-frames", type=int, default=20000, help="padded frames per teacher batch")
+    p.add_argument("--max-frames", type=int, default=10000, help="padded frames per teacher batch")
     p.set_defaults(func=run_dump_teacher)
 
     p = commands.add_parser(
@@ -80,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", nargs="+", required=True, type=Path)
     p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--subset", required=True)
-    p.add_argument("--temperatures", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0])
-    p.add_argument("--ks", nargs="+", type=int, default=list(DEFAULT_KS))
+    p.add_argument("--temperature", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0])
+    p.add_argument("--top-k", nargs="+", type=int, default=list(DEFAULT_KS), metavar="K")
     p.add_argument("--combine", default=None)
     p.add_argument("--max-utts", type=int, default=50, help="first N utterances (sorted ids)")
     p.add_argument("--device", default="cpu")
@@ -89,13 +89,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_topk_mass)
 
 
-def load_teacher(paths: list[Path], temperature: float, combine: str | None, device: str):
-    """``(Ensemble at temperature, metadata)`` for model files or one ensemble JSON (one model = 1 member)."""
+def load_teacher(paths: list[Path], combine: str | None, device: str):
+    """``(Ensemble, metadata)`` for model files or one ensemble JSON (one model = 1 member).
+
+    Only its members and ``combine`` are used: temperatures are applied per store.
+    """
     from asr_kd.models import ensemble_of, load_ensemble
 
     if len(paths) == 1 and paths[0].suffix == ".json":
-        return load_ensemble(paths[0], device, temperature, combine)
-    return ensemble_of(paths, device, temperature, combine or "mean_prob")
+        return load_ensemble(paths[0], device, combine=combine)
+    return ensemble_of(paths, device, combine=combine or "mean_prob")
 
 
 def teacher_features(exp: Path, subset: str, meta: dict):
@@ -112,24 +115,51 @@ def teacher_features(exp: Path, subset: str, meta: dict):
     return features
 
 
+def _top_k(text: str) -> int | None:
+    """``--top-k`` value: a positive int, or ``dense`` (``None``)."""
+    if text == "dense":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of senones or 'dense', got {text!r}") from None
+
+
+def store_dirs(pattern: str, temperatures: list[float],
+               top_ks: list[int | None]) -> dict[Path, tuple[float, int | None]]:
+    """``--out`` pattern -> ``{store dir: (T, k)}`` for every combination; the directories must differ."""
+    from asr_kd.utils.errors import AsrKdError
+
+    try:
+        dirs = {Path(pattern.format(T=f"{t:g}", k=k or "dense")): (t, k) for t in temperatures for k in top_ks}
+    except (KeyError, IndexError, ValueError) as err:
+        raise AsrKdError(f"--out {pattern}: only the {{T}} and {{k}} placeholders are allowed ({err})") from None
+    if len(dirs) != len(temperatures) * len(top_ks):
+        raise AsrKdError(f"--out {pattern}: several temperatures / k would share a directory; "
+                         "add the {T} and {k} placeholders")
+    return dirs
+
+
 def run_dump_teacher(args: argparse.Namespace) -> int:
     from asr_kd.distillation.accounting import bytes_per_frame
-    from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher
+    from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher_stores
 
-    teacher, meta = load_teacher(args.teacher, args.temperature, args.combine, args.device)
+    dirs = store_dirs(args.out, args.temperature, args.top_k)
+    teacher, meta = load_teacher(args.teacher, args.combine, args.device)
     features = teacher_features(args.exp, args.subset, meta)
-    config = TeacherStoreConfig(temperature=args.temperature, num_senones=int(teacher.num_senones),
-                                top_k=None if args.dense else args.top_k, combine=teacher.combine,
-                                teachers=tuple(str(p) for p in args.teacher), features=str(features.dir))
+    provenance = {"teachers": tuple(str(p.resolve()) for p in args.teacher), "features": str(features.dir.resolve())}
+    configs = {d: TeacherStoreConfig(temperature=t, num_senones=int(teacher.num_senones), top_k=k,
+                                     combine=teacher.combine, **provenance) for d, (t, k) in dirs.items()}
     utt_ids = args.utts.read_text().split() if args.utts else None
-    s = dump_teacher(teacher, features, args.out, config, utt_ids, args.utts_per_shard, args.device,
-                     args.max_frames)
-    store = TeacherStore(args.out)
-    dense = bytes_per_frame(config.num_senones, None)
-    print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
-          f"({s.shards_written} shards written, {s.shards_skipped} already done, {s.wall_seconds:.1f} s) -> "
-          f"{args.out}: {s.store_bytes / 1e6:.2f} MB, {store.measured_bytes_per_frame():.1f} bytes/frame "
-          f"= {store.measured_bytes_per_frame() / dense:.2%} of dense fp16 ({dense} bytes/frame)")
+    summaries = dump_teacher_stores(teacher, features, configs, utt_ids, args.utts_per_shard, args.device,
+                                    args.max_frames)
+    for root, s in summaries.items():
+        store = TeacherStore(root)
+        dense = bytes_per_frame(store.config.num_senones, None)
+        print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
+              f"({s.shards_written} shards written, {s.shards_skipped} already done, {s.wall_seconds:.1f} s) -> "
+              f"{root}: {s.store_bytes / 1e6:.2f} MB, {store.measured_bytes_per_frame():.1f} bytes/frame "
+              f"= {store.measured_bytes_per_frame() / dense:.2%} of dense fp16 ({dense} bytes/frame)")
     return 0
 
 
@@ -146,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
         teacher = {"store": str(args.store)}
     else:
         make_objective = OnlineObjectiveFactory(args.online_teacher, args.temperature, args.alpha, args.combine,
-                                                args.topk_policy, args.online_top_k)
+                                                args.topk_policy, args.online_top_k, config.data.cmvn_mode)
         teacher = {"online_teacher": [str(p) for p in args.online_teacher], "combine": args.combine,
                    "online_top_k": args.online_top_k}
     settings = {"temperature": args.temperature, "alpha": args.alpha, "topk_policy": args.topk_policy, **teacher}
@@ -184,22 +214,30 @@ def run_topk_mass(args: argparse.Namespace) -> int:
     import torch
 
     from asr_kd.distillation.accounting import size_table, top_k_mass
-    from asr_kd.models.inference import utterance_log_posteriors
+    from asr_kd.distillation.teacher_store import tempered_batches
     from asr_kd.utils.atomic import write_json
+    from asr_kd.utils.errors import AsrKdError
 
-    teacher, meta = load_teacher(args.teacher, 1.0, args.combine, args.device)
+    teacher, meta = load_teacher(args.teacher, args.combine, args.device)
+    if not 1 <= min(args.top_k) <= max(args.top_k) <= teacher.num_senones:
+        raise AsrKdError(f"--top-k must lie in 1..{teacher.num_senones} (the teacher's senones), got {args.top_k}")
     features = teacher_features(args.exp, args.subset, meta)
     utt_ids = features.utt_ids()[: args.max_utts]
-    masses = {}
-    for temperature in args.temperatures:
-        teacher.temperature = temperature  # the ensemble tempers its members before combining
-        log_probs = torch.cat([lp for _, lp in utterance_log_posteriors(teacher, features, utt_ids, args.device)])
-        masses[temperature] = top_k_mass(log_probs, args.ks)
-    frames = int(log_probs.shape[0])
+    settings = [(t, teacher.combine) for t in args.temperature]
+    sums = {t: dict.fromkeys(args.top_k, 0.0) for t in args.temperature}  # frame-weighted, batch by batch
+    frames = 0
+    for _, lengths, log_probs in tempered_batches(teacher, features, utt_ids, settings, args.device):
+        n = sum(lengths)
+        for t, batch in zip(args.temperature, log_probs):
+            valid = torch.cat([x[:length] for x, length in zip(batch, lengths)])
+            for k, mass in top_k_mass(valid, args.top_k).items():
+                sums[t][k] += mass * n
+        frames += n
+    masses = {t: {k: total / frames for k, total in ks.items()} for t, ks in sums.items()}
     result = {"teacher": [str(p) for p in args.teacher], "combine": teacher.combine, "subset": args.subset,
               "utterances": len(utt_ids), "frames": frames, "num_senones": int(teacher.num_senones),
               "mean_top_k_mass": {str(t): {str(k): round(m, 5) for k, m in ks.items()} for t, ks in masses.items()},
-              "sizes": size_table(int(teacher.num_senones), args.ks, frames)}
+              "sizes": size_table(int(teacher.num_senones), args.top_k, frames)}
     if args.out:
         write_json(args.out, result)
     print(json.dumps(result, indent=2))

@@ -24,7 +24,7 @@ from asr_kd.distillation.loss import DEFAULT_TOPK_POLICY, TOPK_POLICIES, SoftTar
 from asr_kd.distillation.soft_targets import TopKTargets, check_temperature
 from asr_kd.distillation.teacher_store import TeacherTargets
 from asr_kd.features.dataset import FrameTable
-from asr_kd.models.ensemble import Ensemble, combine_logits
+from asr_kd.models.ensemble import COMBINE_MODES, Ensemble, combine_logits
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -104,7 +104,8 @@ class OnlineTeacherObjective:
                  alpha: float, combine: str = "mean_prob", topk_policy: str = DEFAULT_TOPK_POLICY,
                  top_k: int | None = None) -> None:
         check_settings(temperature, alpha, topk_policy)
-        combine_logits([torch.zeros(1)], temperature, combine)  # validates combine early
+        if combine not in COMBINE_MODES:
+            raise AsrKdError(f"unknown combine mode {combine!r}; choose from {COMBINE_MODES}")
         teachers = [teacher] if isinstance(teacher, nn.Module) else list(teacher)
         # an ensemble's members are run one by one: each may need its own input window
         members = [m for t in teachers for m in (t.members if isinstance(t, Ensemble) else [t])]
@@ -157,20 +158,32 @@ class StoreObjectiveFactory:
 class OnlineObjectiveFactory:
     """``make_objective(train_table, device)`` for :class:`OnlineTeacherObjective` from model files.
 
-    ``teacher_paths``: model ``.pt`` files and/or ensemble ``.json`` files (:func:`asr_kd.models.load`);
-    all their members form one ensemble, combined with ``combine``.
+    Args:
+        teacher_paths: model ``.pt`` and/or ensemble ``.json`` files (:func:`asr_kd.models.load`);
+            all their members form one ensemble, combined with ``combine``.
+        cmvn_mode: the student's feature normalisation; if given, every teacher must have been
+            trained with it (the teacher sees the student's frame table).
+        others: as :class:`OnlineTeacherObjective`.
     """
 
     def __init__(self, teacher_paths: Sequence[str | os.PathLike], temperature: float, alpha: float,
-                 combine: str = "mean_prob", topk_policy: str = DEFAULT_TOPK_POLICY, top_k: int | None = None) -> None:
+                 combine: str = "mean_prob", topk_policy: str = DEFAULT_TOPK_POLICY, top_k: int | None = None,
+                 cmvn_mode: str | None = None) -> None:
         check_settings(temperature, alpha, topk_policy)
         self.teacher_paths = [Path(p) for p in teacher_paths]
         self.temperature, self.alpha, self.combine = temperature, alpha, combine
-        self.topk_policy, self.top_k = topk_policy, top_k
+        self.topk_policy, self.top_k, self.cmvn_mode = topk_policy, top_k, cmvn_mode
 
     def __call__(self, table: FrameTable, device: torch.device) -> OnlineTeacherObjective:
         from asr_kd.models import load
 
-        teachers = [load(p, map_location=device)[0] for p in self.teacher_paths]
+        teachers = []
+        for path in self.teacher_paths:
+            teacher, meta = load(path, map_location=device)
+            teacher_cmvn = meta.get("feature", {}).get("cmvn_mode")
+            if self.cmvn_mode is not None and teacher_cmvn not in (None, self.cmvn_mode):
+                raise AsrKdError(f"{path}: teacher trained with CMVN mode {teacher_cmvn!r} but the student uses "
+                                 f"{self.cmvn_mode!r}; the online teacher sees the student's features")
+            teachers.append(teacher)
         return OnlineTeacherObjective(teachers, table, self.temperature, self.alpha, self.combine,
                                       self.topk_policy, self.top_k)

@@ -7,8 +7,9 @@ position, so any sampler or frame order can read them). Layout of a store direct
     probs/   ArrayStore float16 (T, k): the k largest probabilities of each frame, most
              probable first, NOT renormalised (1 - row sum = tail mass; the loss's
              ``topk_policy`` decides how to use it), or (T, S) for a dense store
-    ids/     ArrayStore int16 (T, k) senone ids of those probabilities (int32 when S > 32767);
+    ids/     ArrayStore int16 (T, k) senone ids of those probabilities (int32 when S > 32768);
              top-k stores only
+    utts.txt the shard plan of the dump (shard size, utterance order), checked on rerun
 
 Both ``meta.json`` hold the :class:`TeacherStoreConfig` (teacher files, T, k, combine mode,
 number of senones, feature directory). Shards follow the order of the utterance list; the
@@ -16,8 +17,9 @@ number of senones, feature directory). Shards follow the order of the utterance 
 complete shard and a rerun skips it (resumable, atomic per shard, see
 :mod:`asr_kd.utils.array_store`).
 
-Sizes (:func:`asr_kd.distillation.accounting.bytes_per_frame`): a dense fp16 frame costs ``2 S`` bytes, a top-k frame
-``4 k`` (int16 id + fp16 probability), e.g. 2000 vs 40 bytes for S = 1000, k = 10 (2%).
+Sizes (:func:`asr_kd.distillation.accounting.bytes_per_frame`): a dense fp16 frame costs
+``2 S`` bytes, a top-k frame ``4 k`` (int16 id + fp16 probability), e.g. 2000 vs 40 bytes for
+S = 1000, k = 10 (2%).
 The probabilities are stored at T: distilling at another T needs another dump (top-k
 probabilities cannot be re-tempered without the tail).
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,12 +40,14 @@ from tqdm import tqdm
 
 from asr_kd.distillation.soft_targets import COMBINE_MODES, TopKTargets, check_temperature
 from asr_kd.features.dataset import FeatureSet
-from asr_kd.models.ensemble import Ensemble
-from asr_kd.models.inference import utterance_log_posteriors
+from asr_kd.models.ensemble import Ensemble, combine_logits
+from asr_kd.models.inference import utterance_batches
 from asr_kd.utils.array_store import ArrayStore, ArrayStoreWriter
+from asr_kd.utils.atomic import atomic_open
 from asr_kd.utils.errors import AsrKdError
 
 PROBS_DIR, IDS_DIR = "probs", "ids"
+PLAN_FILE = "utts.txt"  # utts_per_shard, then the utterance order that defines the shards
 STORE_KIND = "teacher_soft_targets"
 PROB_DTYPE = np.dtype("float16")
 
@@ -69,13 +73,17 @@ class TeacherStoreConfig:
     features: str = ""
 
     def __post_init__(self) -> None:
-        check_temperature(self.temperature)
+        # user settings (CLI flags, meta.json): bad values are AsrKdErrors, not bugs
+        try:
+            check_temperature(self.temperature)
+        except ValueError as err:
+            raise AsrKdError(f"teacher store: {err}") from None
         if self.num_senones < 1:
-            raise ValueError(f"num_senones must be positive, got {self.num_senones}")
+            raise AsrKdError(f"teacher store: num_senones must be positive, got {self.num_senones}")
         if self.top_k is not None and not 1 <= self.top_k <= self.num_senones:
-            raise ValueError(f"top_k must be in 1..{self.num_senones} (or None for dense), got {self.top_k}")
+            raise AsrKdError(f"teacher store: top_k must be in 1..{self.num_senones} (or dense), got {self.top_k}")
         if self.combine not in COMBINE_MODES:
-            raise ValueError(f"unknown combine mode {self.combine!r}; choose from {COMBINE_MODES}")
+            raise AsrKdError(f"teacher store: unknown combine mode {self.combine!r}; choose from {COMBINE_MODES}")
 
     @property
     def dense(self) -> bool:
@@ -97,20 +105,24 @@ class TeacherStoreConfig:
 
 
 def encode_frames(log_probs: torch.Tensor, config: TeacherStoreConfig) -> tuple[np.ndarray | None, np.ndarray]:
-    """Soft targets of one utterance in store form.
+    """Soft targets in store form.
 
     Args:
-        log_probs: ``(T, S)`` teacher log-probabilities at ``config.temperature``.
+        log_probs: ``(..., S)`` teacher log-probabilities at ``config.temperature``, e.g. ``(T, S)``
+            for one utterance or ``(B, T, S)`` for a padded batch.
 
     Returns:
-        ``(ids (T, k) int16/int32, probs (T, k) float16)`` for a top-k store, or
-        ``(None, probs (T, S) float16)`` for a dense one.
+        ``(ids (..., k) int16/int32, probs (..., k) float16)`` for a top-k store, or
+        ``(None, probs (..., S) float16)`` for a dense one.
     """
-    probs = log_probs.float().exp()
+    if log_probs.shape[-1] != config.num_senones:
+        raise AsrKdError(f"teacher output of shape {tuple(log_probs.shape)}, expected (..., {config.num_senones})")
+    # computed on the tensor's device (GPU if the teacher ran there); only the compact result moves
     if config.dense:
-        return None, probs.numpy().astype(PROB_DTYPE)
-    top, ids = torch.topk(probs, config.top_k, dim=-1, sorted=True)
-    return ids.numpy().astype(config.ids_dtype), top.numpy().astype(PROB_DTYPE)
+        return None, log_probs.float().exp().half().cpu().numpy()
+    # top-k of the log-probabilities (same order) so that only k values per frame are exponentiated
+    top, ids = torch.topk(log_probs.float(), config.top_k, dim=-1, sorted=True)
+    return ids.cpu().numpy().astype(config.ids_dtype), top.exp().half().cpu().numpy()
 
 
 class TeacherStoreWriter:
@@ -127,22 +139,13 @@ class TeacherStoreWriter:
     def shard_done(self, shard_id: int) -> bool:
         return self._probs.shard_done(shard_id)
 
-    def write_shard(self, shard_id: int, items: Iterable[tuple[str, torch.Tensor]]) -> int:
-        """Encode and write ``(utt_id, (T, S) log-probabilities)`` pairs as one shard; returns frames."""
-        ids, probs = [], []
-        for utt_id, log_probs in items:
-            if log_probs.dim() != 2 or log_probs.shape[1] != self.config.num_senones:
-                raise AsrKdError(
-                    f"{utt_id}: teacher output of shape {tuple(log_probs.shape)}, expected (frames, "
-                    f"{self.config.num_senones}) for store {self.root}"
-                )
-            utt_ids, utt_probs = encode_frames(log_probs, self.config)
-            ids.append((utt_id, utt_ids))
-            probs.append((utt_id, utt_probs))
+    def write_shard(self, shard_id: int, items: Iterable[tuple[str, np.ndarray | None, np.ndarray]]) -> int:
+        """Write ``(utt_id, ids, probs)`` triples (from :func:`encode_frames`) as one shard; returns frames."""
+        items = list(items)
         if self._ids is not None:
-            self._ids.write_shard(shard_id, ids)
-        self._probs.write_shard(shard_id, probs)  # last: its index marks the shard complete
-        return sum(len(p) for _, p in probs)
+            self._ids.write_shard(shard_id, [(u, ids) for u, ids, _ in items])
+        self._probs.write_shard(shard_id, [(u, probs) for u, _, probs in items])  # last: marks the shard complete
+        return sum(len(probs) for _, _, probs in items)
 
 
 @dataclass(frozen=True)
@@ -157,47 +160,122 @@ class DumpSummary:
 
 def dump_teacher(teacher: nn.Module, features: FeatureSet, out_dir: str | os.PathLike, config: TeacherStoreConfig,
                  utt_ids: Sequence[str] | None = None, utts_per_shard: int = 100, device: str | torch.device = "cpu",
-                 max_frames: int = 20000, progress: bool = True) -> DumpSummary:
-    """Run ``teacher`` over ``features`` and store its soft targets at ``config.temperature``.
+                 max_frames: int = 10000, progress: bool = True) -> DumpSummary:
+    """Run ``teacher`` over ``features`` and store its soft targets as ``config`` says (one store).
+
+    See :func:`dump_teacher_stores` for the arguments.
+    """
+    return dump_teacher_stores(teacher, features, {out_dir: config}, utt_ids, utts_per_shard, device, max_frames,
+                               progress)[Path(out_dir)]
+
+
+def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
+                        stores: Mapping[str | os.PathLike, TeacherStoreConfig], utt_ids: Sequence[str] | None = None,
+                        utts_per_shard: int = 100, device: str | torch.device = "cpu", max_frames: int = 10000,
+                        progress: bool = True) -> dict[Path, DumpSummary]:
+    """One pass of ``teacher`` over ``features`` writes several stores (temperatures, k, dense).
+
+    A temperature sweep costs one teacher pass instead of one per T: member logits are computed
+    once per batch and tempered, combined and encoded for every store.
 
     Args:
         teacher: an acoustic model (``forward(feats (B, T, D), lengths (B,)) -> logits (B, T, S)``)
-            or an :class:`~asr_kd.models.ensemble.Ensemble`, whose own ``temperature`` and
-            ``combine`` must equal the config's (it returns combined log-probabilities).
+            or an :class:`~asr_kd.models.ensemble.Ensemble`, whose members are combined as each
+            store's ``config.combine`` says (its own ``temperature``/``combine`` are not used).
         features: normalised features, with the CMVN mode the teacher was trained with.
-        out_dir: store directory (see module docstring); rerunning skips finished shards.
+        stores: store directory -> its :class:`TeacherStoreConfig`; rerunning skips the shards
+            every store already has.
         utt_ids: utterances to dump (default: all of ``features``); keep the order fixed across
             reruns, it defines the shards.
         utts_per_shard: utterances per shard (one resumable unit).
-        max_frames: padded frames per teacher batch.
+        max_frames: padded frames per teacher batch (memory: about ``members x max_frames x S x 8`` bytes).
+
+    Returns:
+        A :class:`DumpSummary` per store directory.
     """
-    if isinstance(teacher, Ensemble):
-        if (teacher.temperature, teacher.combine) != (config.temperature, config.combine):
-            raise AsrKdError(
-                f"ensemble set to T={teacher.temperature}, combine={teacher.combine} but the store asks for "
-                f"T={config.temperature}, combine={config.combine}"
-            )
-        temperature_arg = 1.0  # the ensemble tempers and combines itself
-    else:
-        temperature_arg = config.temperature
     ids = list(utt_ids) if utt_ids is not None else features.utt_ids()
     unknown = [u for u in ids if u not in features.store]
     if unknown or len(set(ids)) != len(ids):
         raise AsrKdError(f"{features.dir}: the utterance list has {len(unknown)} ids without features "
                          f"(e.g. {unknown[:3]}) or duplicates; it must name each utterance once")
-    writer = TeacherStoreWriter(out_dir, config)
+    writers = {Path(d): TeacherStoreWriter(d, c) for d, c in stores.items()}
+    for root in writers:
+        _check_same_plan(root / PLAN_FILE, ids, utts_per_shard)
     shards = [ids[i : i + utts_per_shard] for i in range(0, len(ids), utts_per_shard)]
-    todo = [i for i in range(len(shards)) if not writer.shard_done(i)]
-    start, frames = time.perf_counter(), 0
-    teacher = teacher.to(device)
-    for shard_id in tqdm(todo, desc=f"teacher -> {Path(out_dir).name}", unit="shard", disable=not progress):
-        # The teacher yields length-sorted utterances; the shard keeps the list order.
-        outputs = dict(utterance_log_posteriors(teacher, features, shards[shard_id], device, max_frames,
-                                                temperature_arg))
-        frames += writer.write_shard(shard_id, ((u, outputs[u]) for u in shards[shard_id]))
-    store = TeacherStore(out_dir)
-    return DumpSummary(len(store), frames, len(todo), len(shards) - len(todo), time.perf_counter() - start,
-                       store.nbytes())
+    todo = {root: [i for i in range(len(shards)) if not w.shard_done(i)] for root, w in writers.items()}
+    start = time.perf_counter()
+    frames = dict.fromkeys(writers, 0)
+    pending = sorted({i for shard_ids in todo.values() for i in shard_ids})
+    for shard_id in tqdm(pending, desc=f"teacher -> {len(writers)} store(s)", unit="shard", disable=not progress):
+        missing = {root: writers[root] for root in writers if shard_id in todo[root]}
+        encoded = _encode_shard(teacher, features, shards[shard_id], {r: w.config for r, w in missing.items()},
+                                device, max_frames)
+        for root, writer in missing.items():
+            frames[root] += writer.write_shard(shard_id, [(u, *encoded[root][u]) for u in shards[shard_id]])
+    wall = time.perf_counter() - start
+    summaries = {}
+    for root in writers:
+        store = TeacherStore(root)
+        summaries[root] = DumpSummary(len(store), frames[root], len(todo[root]), len(shards) - len(todo[root]), wall,
+                                      store.nbytes())
+    return summaries
+
+
+@torch.no_grad()
+def tempered_batches(teacher: nn.Module, features: FeatureSet, utt_ids: Sequence[str],
+                     settings: Sequence[tuple[float, str]], device: str | torch.device = "cpu",
+                     max_frames: int = 10000) -> Iterator[tuple[list[str], list[int], list[torch.Tensor]]]:
+    """Run the teacher once per batch and temper/combine its output for several settings.
+
+    Args:
+        teacher: a model or an :class:`~asr_kd.models.ensemble.Ensemble` (members run one by one).
+        settings: ``(temperature, combine)`` pairs.
+        max_frames: padded frames per batch.
+
+    Yields:
+        ``(utt_ids (B), lengths (B) frames, [log soft targets (B, T_max, S) per setting])`` on
+        ``device``; positions past an utterance's length are padding.
+    """
+    members = list(teacher.members) if isinstance(teacher, Ensemble) else [teacher]
+    members = [m.to(device).eval() for m in members]
+    for batch in utterance_batches(features, utt_ids, max_frames=max_frames):
+        feats, lengths = batch["feats"].to(device), batch["lengths"].to(device)
+        member_logits = [m(feats, lengths).float() for m in members]  # M x (B, T, S)
+        log_probs = []
+        for temperature, combine in settings:
+            if len(member_logits) == 1:  # every combine mode reduces to this; skips a costly no-op logsumexp
+                log_probs.append(torch.log_softmax(member_logits[0] / temperature, dim=-1))
+            else:
+                log_probs.append(combine_logits(member_logits, temperature, combine))
+        yield batch["utt_ids"], batch["lengths"].tolist(), log_probs
+
+
+def _encode_shard(teacher: nn.Module, features: FeatureSet, utt_ids: list[str],
+                  configs: Mapping[Path, TeacherStoreConfig], device: str | torch.device,
+                  max_frames: int) -> dict[Path, dict[str, tuple[np.ndarray | None, np.ndarray]]]:
+    """Store-ready soft targets of ``utt_ids`` for every config: ``{store: {utt_id: (ids, probs)}}``."""
+    out: dict[Path, dict] = {root: {} for root in configs}
+    settings = [(c.temperature, c.combine) for c in configs.values()]
+    for batch_ids, lengths, log_probs in tempered_batches(teacher, features, utt_ids, settings, device, max_frames):
+        for (root, config), batch_log_probs in zip(configs.items(), log_probs):
+            try:
+                ids, probs = encode_frames(batch_log_probs, config)
+            except AsrKdError as err:
+                raise AsrKdError(f"{err} (teacher {type(teacher).__name__}, store {root})") from None
+            for b, (utt_id, n) in enumerate(zip(batch_ids, lengths)):
+                out[root][utt_id] = (None if ids is None else ids[b, :n], probs[b, :n])
+    return out
+
+
+def _check_same_plan(path: Path, utt_ids: list[str], utts_per_shard: int) -> None:
+    """Record the shard plan on the first run; a rerun must use the same one (else shards would mix)."""
+    plan = f"utts_per_shard\t{utts_per_shard}\n" + "".join(f"{u}\n" for u in utt_ids)
+    if not path.exists():
+        with atomic_open(path) as f:
+            f.write(plan)
+    elif path.read_text() != plan:
+        raise AsrKdError(f"{path}: this store was started with another utterance list or --utts-per-shard; "
+                         "rerun with the same ones or use another output directory")
 
 
 class TeacherStore:

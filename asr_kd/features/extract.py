@@ -57,7 +57,8 @@ def _extract_shard(
 
     from asr_kd.features.fbank import compute_fbank
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one process per core: intra-op threads would only contend
     start = time.process_time()
     writer = ArrayStoreWriter(out_dir, dtype, (config.num_mel_bins,), meta)
     items = []
@@ -71,6 +72,7 @@ def _extract_shard(
             raise AsrKdError(f"{utt.audio_path}: features contain NaN/Inf")
         items.append((utt.utt_id, feats))
     writer.write_shard(shard_id, items)
+    torch.set_num_threads(threads)  # the serial path runs in the caller's process
     return sum(len(f) for _, f in items), time.process_time() - start
 
 

@@ -26,10 +26,10 @@ def log_posteriors(model: nn.Module, feats: torch.Tensor, lengths: torch.Tensor,
     return torch.log_softmax(out / temperature, dim=-1)
 
 
-def utterance_batches(features: FeatureSet, utt_ids: Sequence[str] | None = None, targets=None,
+def utterance_batches(features: FeatureSet, utt_ids: Sequence[str] | None = None,
                       max_frames: int = 20000) -> Iterator[dict]:
     """Padded batches (see :func:`collate_utterances`) of at most ``max_frames`` padded frames, length-sorted."""
-    dataset = UtteranceDataset(features, utt_ids, targets)
+    dataset = UtteranceDataset(features, utt_ids)
     lengths = [features.store.num_rows(u) for u in dataset.utt_ids]
     for indices in batches_by_frames(lengths, max_frames):
         yield collate_utterances([dataset[i] for i in indices])

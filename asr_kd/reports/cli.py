@@ -1,4 +1,4 @@
-"""``asr-kd report table | curves | utterance | entropy``: the files a recipe puts in ``results/``."""
+"""``asr-kd report table | recovery | curves | utterance | entropy``: the files a recipe puts in ``results/``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, help="file stem, e.g. e1")
     p.set_defaults(func=run_table)
 
+    p = commands.add_parser(
+        "recovery", help="fraction of a gain a system recovers, e.g. student between baseline and ensemble",
+        description="For each --rows ROW of a `report table` JSON: (ROW - LOW) / (HIGH - LOW) of METRIC per seed, "
+        "with LOW/HIGH the means of the --low/--high rows (the paper: the distilled model recovers 86%% of "
+        "the ensemble's frame-accuracy gain).",
+    )
+    p.add_argument("--table", required=True, type=Path, help="<name>.json written by `asr-kd report table`")
+    p.add_argument("--metric", required=True, help="metric label in that table, e.g. 'frame accuracy (%%)'")
+    p.add_argument("--low", required=True, help="row at 0%%, e.g. baseline")
+    p.add_argument("--high", required=True, help="row at 100%%, e.g. ensemble")
+    p.add_argument("--rows", required=True, nargs="+")
+    p.add_argument("--out", required=True, type=Path, help="markdown file to write")
+    p.set_defaults(func=run_recovery)
+
     p = commands.add_parser("curves", help="learning curves (loss, frame accuracy) of trainer log.csv files")
     p.add_argument("--log", action="append", required=True, type=_pair, metavar="[LABEL=]LOG_CSV")
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
@@ -65,6 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-utts", type=int, default=5)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=run_entropy)
+
+
+def run_recovery(args: argparse.Namespace) -> int:
+    from asr_kd.reports.recovery import write_recovery
+
+    result = write_recovery(args.table, args.metric, args.low, args.high, args.rows, args.out)
+    for row, r in result.items():
+        print(f"report recovery: {row} recovers {100 * r['fraction']:.1f}% ± {100 * r['std']:.1f}% of the "
+              f"{args.metric} gain {args.low} -> {args.high} ({r['low']:.2f} -> {r['high']:.2f}) -> {args.out}")
+    return 0
 
 
 def run_table(args: argparse.Namespace) -> int:

@@ -59,7 +59,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--subset", required=True)
     p.add_argument("--combine", default=None, help="ensemble combination (default: the JSON's, else mean_prob)")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature (default: the ensemble JSON's, else 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-frames", type=int, default=8000, help="padded frames per forward batch (memory)")
     p.add_argument("--threads", type=int, default=0,
@@ -76,13 +77,13 @@ def _load(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     paths = args.model
     if len(paths) > 1:
-        model, meta = ensemble_of(paths, args.device, args.temperature, args.combine or "mean_prob")
+        model, meta = ensemble_of(paths, args.device, args.temperature or 1.0, args.combine or "mean_prob")
         return model, meta, 1.0
     if paths[0].suffix == ".json":
         model, meta = load_ensemble(paths[0], args.device, args.temperature, args.combine)
         return model, meta, 1.0
     model, meta = load(paths[0], args.device)
-    return model, meta, args.temperature
+    return model, meta, args.temperature or 1.0
 
 
 def run_train(args: argparse.Namespace) -> int:

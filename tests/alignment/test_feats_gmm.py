@@ -19,7 +19,9 @@ def test_digital_silence_does_not_distort_speaker_normalisation() -> None:
     speech = rng.normal(12.0, 2.0, size=(1000, 4))
     with_zeros = np.concatenate([speech, np.full((40, 4), DIGITAL_SILENCE - 0.4)])
     clean, dirty = speaker_normalise([speech])[0], speaker_normalise([with_zeros])[0]
-    assert dirty[:1000].std(axis=0) == pytest.approx(clean.std(axis=0), rel=0.1)
+    naive = (with_zeros - with_zeros.mean(0)) / with_zeros.std(0)
+    assert (naive[:1000].std(axis=0) < 0.5 * clean.std(axis=0)).all()  # what the floor values would do
+    np.testing.assert_allclose(dirty[:1000], clean)
     assert dirty[1000:].min() >= dirty[:1000].min() - 1e-9  # floor frames become the quietest real value
 
 
@@ -48,7 +50,7 @@ def test_split_and_reestimate_find_two_clusters() -> None:
 
 def test_stats_and_model_file(tmp_path) -> None:
     count, total, sumsq = gaussian_stats(np.ones((4, 2)), np.array([2, 2, 0, 2]), 4)
-    np.testing.assert_array_equal(count, [1, 0, 0, 3])
+    np.testing.assert_array_equal(count, [1, 0, 3, 0])
     np.testing.assert_array_equal(total[2], [3, 3])
     gmms = DiagGmms.single_gaussians(np.eye(3), np.array([0, 1, 1]), 3, var_floor=np.full(3, 0.1))
     gmms.save(tmp_path / "m.npz", var_floor=np.full(3, 0.1))

@@ -80,7 +80,7 @@ def test_tree_rerun_reuses_stages_and_is_deterministic(aligned_exp: Path, tmp_pa
                                                        tiny_tree_args: list[str]) -> None:
     exp = linked_exp(aligned_exp, tmp_path / "exp")
     (exp / "tree" / "work").mkdir(parents=True)
-    for name in ("mono_tree.json", "mono_model.npz"):
+    for name in ("mono_tree.json", "mono_ali.npz"):
         shutil.copy(aligned_exp / "tree" / "work" / name, exp / "tree" / "work" / name)
     assert main(["tree", "--exp", str(exp), "--subset", TRAIN, *tiny_tree_args]) == 0
     assert (exp / "tree" / "tree.json").read_text() == (aligned_exp / "tree" / "tree.json").read_text()
@@ -122,3 +122,15 @@ def test_align_report_cli(aligned_exp: Path, tmp_path: Path, capsys: pytest.Capt
     assert wb["within_50ms"] == 1.0 and wb["within_20ms"] == pytest.approx(0.5)
     assert 0 < report["silence_fraction"]["SIL"] < 1
     assert "within 50 ms 100.0%" in capsys.readouterr().out
+
+
+def test_align_refuses_features_of_another_configuration(aligned_exp: Path, tmp_path: Path, linked_exp,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    exp = linked_exp(aligned_exp, tmp_path / "exp", ("manifests", "lang", "feats"))
+    shutil.copytree(aligned_exp / "tree", exp / "tree")
+    with np.load(exp / "tree" / "final_model.npz") as z:
+        arrays = dict(z)
+    arrays["feature_config"] = np.array(json.dumps({"num_mel_bins": 80}))
+    np.savez(exp / "tree" / "final_model.npz", **arrays)
+    assert main(["align", "--exp", str(exp), "--subset", DEV, "--jobs", "1"]) == 2
+    assert "aligner was trained on" in capsys.readouterr().err

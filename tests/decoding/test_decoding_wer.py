@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from asr_kd.scoring.wer import align_words, read_text, score, write_text
+from asr_kd.data.manifest import Utterance, write_manifest
+from asr_kd.scoring.wer import align_words, read_references, read_text, score, write_text
 from asr_kd.utils.errors import AsrKdError
 
 REFS = {
@@ -51,3 +52,9 @@ def test_duplicate_utterance_in_text_file(tmp_path) -> None:
     (tmp_path / "text").write_text("u1 A B\nu1 C\n")
     with pytest.raises(AsrKdError, match="appears twice"):
         read_text(tmp_path / "text")
+
+
+def test_references_from_a_manifest(tmp_path) -> None:
+    utts = [Utterance(u, f"/a/{u}.flac", 16000, 1.0, "19", "F", "198", t) for u, t in REFS.items()]
+    write_manifest(tmp_path / "dev.tsv", utts)
+    assert read_references(tmp_path / "dev.tsv") == REFS

@@ -34,10 +34,25 @@ def test_dump_inspect_and_topk_mass(tmp_path, tiny_exp_dir, teacher_file, capsys
     assert (info["frames"], info["top_k"], info["temperature"], info["num_senones"]) == (66, 4, 2.0, NUM_SENONES)
     assert 0 < info["mean_kept_mass"] < 1 and info["fraction_of_dense"] < 1  # .npy headers weigh on 66 frames
     assert _run(["distill", "topk-mass", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset",
-                 "train", "--temperatures", "1", "2", "--ks", "1", "4", "--out", str(tmp_path / "m.json")]) == 0
+                 "train", "--temperature", "1", "2", "--top-k", "1", "4", "--out", str(tmp_path / "m.json")]) == 0
     mass = json.loads((tmp_path / "m.json").read_text())["mean_top_k_mass"]
     assert mass["2.0"]["4"] == pytest.approx(info["mean_kept_mass"], abs=2e-3)  # same teacher, T and k
     assert mass["1.0"]["1"] > mass["2.0"]["1"]  # softer at higher T
+    assert _run(["distill", "topk-mass", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset",
+                 "train", "--top-k", "25"]) == 2
+    assert "--top-k must lie in 1..24" in capsys.readouterr().err
+
+
+def test_one_dump_writes_a_store_per_temperature_and_k(tmp_path, tiny_exp_dir, teacher_file, capsys):
+    base = ["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset", "train"]
+    out = str(tmp_path / "T{T}_k{k}")
+    assert _run([*base, "--out", out, "--temperature", "1", "2.5", "--top-k", "3", "dense"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("T*")) == ["T1_k3", "T1_kdense", "T2.5_k3", "T2.5_kdense"]
+    assert capsys.readouterr().out.count("dump-teacher train: 5 utterances, 66 frames (1 shards written") == 4
+    assert _run([*base, "--out", str(tmp_path / "same"), "--temperature", "1", "2"]) == 2
+    assert "add the {T} and {k} placeholders" in capsys.readouterr().err
+    assert _run([*base, "--out", str(tmp_path / "{t}"), "--temperature", "1"]) == 2
+    assert "only the {T} and {k} placeholders" in capsys.readouterr().err
 
 
 def test_train_student_from_store_and_online(tmp_path, tiny_exp_dir, teacher_file, capsys):
@@ -63,7 +78,7 @@ def test_train_student_from_store_and_online(tmp_path, tiny_exp_dir, teacher_fil
 def test_train_refuses_mismatched_temperature_and_settings(tmp_path, tiny_exp_dir, teacher_file, capsys):
     store = tmp_path / "store"
     assert _run(["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir),
-                 "--subset", "train", "--out", str(store), "--temperature", "2", "--dense"]) == 0
+                 "--subset", "train", "--out", str(store), "--temperature", "2", "--top-k", "dense"]) == 0
     student = _train_overrides(tiny_exp_dir, tmp_path / "student")
     assert _run(["distill", "train", "--store", str(store), "--temperature", "5", *student]) == 2
     assert "T=5.0 but the teacher store holds soft targets at T=2.0" in capsys.readouterr().err

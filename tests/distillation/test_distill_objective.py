@@ -98,6 +98,9 @@ def test_online_factory_loads_model_file(tmp_path, features, teacher, targets):
     batch = _frame_batch(table)
     direct = OnlineTeacherObjective(teacher, table, 2.0, 1.0).teacher_targets(batch, torch.device("cpu"))
     assert torch.allclose(objective.teacher_targets(batch, torch.device("cpu")), direct)
+    save(tmp_path / "global.pt", teacher, {"feature": {"cmvn_mode": "global"}})
+    with pytest.raises(AsrKdError, match="CMVN mode 'global' but the student uses 'speaker'"):
+        OnlineObjectiveFactory([tmp_path / "global.pt"], 2.0, 1.0, cmvn_mode="speaker")(table, torch.device("cpu"))
 
 
 def test_factories_pickle_for_multiprocess_training(tmp_path):
@@ -113,3 +116,5 @@ def test_bad_settings_are_user_errors(features, teacher, targets, temperature, a
     table = FrameTable(features, targets=targets)
     with pytest.raises(AsrKdError, match=message):
         OnlineTeacherObjective(teacher, table, temperature, alpha, topk_policy=policy)
+    with pytest.raises(AsrKdError, match="combine mode"):
+        OnlineTeacherObjective(teacher, table, 2.0, 1.0, combine="max")

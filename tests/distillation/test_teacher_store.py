@@ -3,15 +3,16 @@ import pytest
 import torch
 
 from asr_kd.distillation.accounting import bytes_per_frame
-from asr_kd.distillation.soft_targets import TopKTargets
+from asr_kd.distillation.soft_targets import TopKTargets, ensemble_soft_targets
 from asr_kd.distillation.teacher_store import (
     TeacherStore,
     TeacherStoreConfig,
     TeacherTargets,
     dump_teacher,
+    dump_teacher_stores,
 )
 from asr_kd.features.dataset import FeatureSet, FrameTable
-from asr_kd.models import Ensemble, utterance_log_posteriors
+from asr_kd.models import Ensemble, build, utterance_log_posteriors
 from asr_kd.utils.errors import AsrKdError
 
 NUM_SENONES = 24  # the conftest teacher's output size
@@ -48,15 +49,31 @@ def test_dense_store_matches_teacher(tmp_path, features, teacher, utt_lengths):
         assert torch.allclose(store.utterance(utt_id), reference[utt_id].exp(), rtol=2e-3, atol=1e-4)
 
 
-def test_ensemble_teacher_must_match_config(tmp_path, features, teacher):
-    ensemble = Ensemble([teacher, teacher], temperature=3.0, combine="mean_prob")
-    config = TeacherStoreConfig(temperature=3.0, num_senones=NUM_SENONES, top_k=4)
-    dump_teacher(ensemble, features, tmp_path / "ens", config, progress=False)
-    single = _reference(teacher, features, 3.0)  # two equal members: same targets as one
+def test_ensemble_members_are_combined_as_the_store_says(tmp_path, features, teacher):
+    torch.manual_seed(1)
+    other = build("dnn", "tiny", input_dim=8, num_senones=NUM_SENONES).eval()
+    ensemble = Ensemble([teacher, other], temperature=7.0, combine="geometric")  # its own settings are not used
+    dump_teacher(ensemble, features, tmp_path / "ens", TeacherStoreConfig(3.0, NUM_SENONES, top_k=4), progress=False)
+    members = [_reference(m, features, 1.0)["s2-b-0001"] for m in (teacher, other)]  # log_softmax(z) = z + const
+    expected = ensemble_soft_targets(torch.stack(members), 3.0, "mean_prob")
     got = TeacherStore(tmp_path / "ens").utterance("s2-b-0001")
-    assert torch.allclose(got.probs, single["s2-b-0001"].exp().topk(4).values, rtol=2e-3, atol=1e-4)
-    with pytest.raises(AsrKdError, match="T=2.0"):
-        dump_teacher(ensemble, features, tmp_path / "ens2", TeacherStoreConfig(2.0, NUM_SENONES), progress=False)
+    assert torch.allclose(got.probs, expected.topk(4).values, rtol=2e-3, atol=1e-4)
+
+
+def test_one_pass_writes_several_stores(tmp_path, features, teacher):
+    configs = {tmp_path / "T1_k5": TeacherStoreConfig(1.0, NUM_SENONES, top_k=5),
+               tmp_path / "T2_dense": TeacherStoreConfig(2.0, NUM_SENONES, top_k=None),
+               tmp_path / "T5_k3": TeacherStoreConfig(5.0, NUM_SENONES, top_k=3)}
+    summaries = dump_teacher_stores(teacher, features, configs, utts_per_shard=2, progress=False)
+    assert {s.shards_written for s in summaries.values()} == {3}
+    for root, config in configs.items():
+        reference = _reference(teacher, features, config.temperature)["s1-a-0001"].exp()
+        got = TeacherStore(root).utterance("s1-a-0001")
+        expected = reference if config.dense else reference.topk(config.top_k).values
+        assert torch.allclose(got if config.dense else got.probs, expected, rtol=2e-3, atol=1e-4)
+    (tmp_path / "T5_k3" / "probs" / "shard-00002.index.tsv").unlink()
+    again = dump_teacher_stores(teacher, features, configs, utts_per_shard=2, progress=False)
+    assert [again[root].shards_written for root in configs] == [0, 0, 1]
 
 
 def test_rerun_skips_finished_shards_and_refuses_other_settings(tmp_path, features, teacher):
@@ -69,6 +86,8 @@ def test_rerun_skips_finished_shards_and_refuses_other_settings(tmp_path, featur
     assert (again.shards_written, again.shards_skipped, again.utterances) == (1, 2, 5)
     with pytest.raises(AsrKdError, match="different configuration"):
         dump_teacher(teacher, features, out, TeacherStoreConfig(5.0, NUM_SENONES, top_k=3), progress=False)
+    with pytest.raises(AsrKdError, match="another utterance list or --utts-per-shard"):
+        dump_teacher(teacher, features, out, config, utts_per_shard=3, progress=False)
 
 
 def test_teacher_targets_follow_frame_table_order(tmp_path, features, teacher):
@@ -124,5 +143,7 @@ def test_bytes_per_frame_top_k_vs_dense():
     assert bytes_per_frame(2000, None) == 4000
     assert [bytes_per_frame(2000, k) for k in (1, 10, 50)] == [4, 40, 200]
     assert bytes_per_frame(70000, 10) == 60  # int32 ids past 32768 senones
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(AsrKdError, match="top_k must be in 1..10"):
         bytes_per_frame(10, 11)
+    with pytest.raises(AsrKdError, match="temperature"):
+        TeacherStoreConfig(0.0, 10)

@@ -1,0 +1,120 @@
+"""DNN training throughput (forward + backward + Adam step) against the machine's matmul ceiling.
+
+Figures:
+* ``frames_per_s``: training frames per second at the trainer's batch size.
+* ``achieved_gflops`` = 6 x weight parameters x frames/s (2 FLOPs per multiply-add forward,
+  twice that backward), and ``flop_efficiency`` = that / the square-matmul rate measured in the
+  same process (goal >= 0.7 for the DNN on CPU).
+* ``loader_overhead``: time of a step that gathers its context windows from a
+  :class:`FrameTable` (the real training path) / a step on a preloaded batch (goal <= 1.10).
+
+CPU: the ``mini`` preset on the tiny data's features. GPU (``--device cuda``): the paper's
+8 x 2560 DNN with 26 frames x 40 log-mel in and 14,000 senones out, bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import emit, matmul_flops
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def frame_table(num_senones: int):
+    """FrameTable of the tiny data's features with random targets (throughput only)."""
+    import numpy as np
+
+    from asr_kd.cli import main as asr_kd
+    from asr_kd.features.dataset import FeatureSet, FrameTable
+    from asr_kd.utils.array_store import ArrayStore, ArrayStoreWriter
+
+    exp = Path(tempfile.mkdtemp())
+    root = REPO / "data" / "LibriSpeech"
+    asr_kd(["prepare", "--root", str(root), "--subsets", "train-clean-5", "--exp", str(exp)])
+    asr_kd(["features", "--exp", str(exp), "--subsets", "train-clean-5", "--jobs", "1"])
+    features = FeatureSet(exp / "feats" / "train-clean-5")
+    rng = np.random.default_rng(0)
+    writer = ArrayStoreWriter(exp / "targets", "int32", ())
+    writer.write_shard(0, [(u, rng.integers(0, num_senones, len(features.store[u]))) for u in features.utt_ids()])
+    return FrameTable(features, targets=ArrayStore(exp / "targets"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--preset", default=None, help="default: mini on CPU, paper on CUDA")
+    parser.add_argument("--num-senones", type=int, default=None, help="default: 1000 on CPU, 14000 on CUDA")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 256 on CPU, 4096 on CUDA")
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+    import torch.nn.functional as F
+
+    from asr_kd.models import build
+
+    cuda = args.device.startswith("cuda")
+    preset = args.preset or ("paper" if cuda else "mini")
+    num_senones = args.num_senones or (14000 if cuda else 1000)
+    batch_size = args.batch_size or (4096 if cuda else 256)
+    steps = args.steps or (50 if cuda else 30)
+    device = torch.device(args.device)
+    model = build("dnn", preset, input_dim=40, num_senones=num_senones).to(device)
+    left, right = model.context
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, **({"fused": True} if cuda else {}))
+    weights = sum(p.numel() for name, p in model.named_parameters() if name.endswith("weight"))
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+
+    def step(windows: torch.Tensor, targets: torch.Tensor) -> None:
+        with amp:
+            loss = F.cross_entropy(model(windows), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    table = None if cuda else frame_table(num_senones)
+    if cuda:
+        windows = torch.randn(batch_size, left + 1 + right, 40, device=device)
+        targets = torch.randint(0, num_senones, (batch_size,), device=device)
+    else:
+        index = next(table.minibatches(batch_size, seed=0))
+        windows, targets = table.context_windows(index, left, right), table.targets[index]
+    for _ in range(5):
+        step(windows, targets)
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(windows, targets)
+    sync()
+    preloaded = (time.perf_counter() - start) / steps
+    result = {"stage": f"dnn_train[{preset}]", "device": str(device), "parameters": sum(p.numel() for p in model.parameters()),
+              "batch_size": batch_size, "frames_per_s": round(batch_size / preloaded)}
+    achieved = 6 * weights * batch_size / preloaded
+    if cuda:
+        peak = matmul_flops("cuda", size=8192, dtype="bfloat16")
+        result.update(achieved_tflops=round(achieved / 1e12, 1), bf16_matmul_tflops=round(peak / 1e12, 1),
+                      flop_efficiency=round(achieved / peak, 3), gpu=torch.cuda.get_device_name())
+    else:
+        peak = matmul_flops("cpu")
+        batches = table.minibatches(batch_size, seed=1)
+        start = time.perf_counter()
+        for _ in range(steps):
+            index = next(batches)
+            step(table.context_windows(index, left, right), table.targets[index])
+        with_loader = (time.perf_counter() - start) / steps
+        result.update(achieved_gflops=round(achieved / 1e9, 1), matmul_gflops=round(peak / 1e9, 1),
+                      flop_efficiency=round(achieved / peak, 3), loader_overhead=round(with_loader / preloaded, 3),
+                      threads=torch.get_num_threads())
+    return result
+
+
+if __name__ == "__main__":
+    emit(main())

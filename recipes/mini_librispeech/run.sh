@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Mini LibriSpeech recipe: the paper's two experiments on CPU (Hinton, Vinyals & Dean 2015).
+#   E1: baseline DNNs, an ensemble of N, students distilled from the ensemble at temperature T.
+#   E2: 3% of the training utterances, hard targets (with / without early stopping) vs soft
+#       targets from a model trained on 100% of the data.
+# The data is a speaker subset of Mini LibriSpeech (../shared/data: 2.7 h train-clean-5,
+# 55 min dev-clean-2): results are not comparable with published Mini LibriSpeech numbers.
+#
+# Usage: bash recipes/mini_librispeech/run.sh [--stage N] [--stop-stage M] [--root DIR] [--exp DIR]
+#            [--jobs J] [--members N] [--seeds "0 1 2"] [--temperatures "2"] [--model-conf YAML]
+#            [--num-senones N] [--tree-args "..."] [--results DIR]
+# Stages: 0 prepare, 1 features, 2 tree + alignment, 3 LM + HCLG, 4 E1 ensemble, 5 E1 teacher
+# store + students, 6 E1 frame accuracy + WER, 7 E1 results, 8 E2 training + evaluation, 9 E2 results.
+# Every stage is idempotent: finished models/stores are reused, so a killed run continues
+# where it stopped (training resumes from its last checkpoint).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0
+stop_stage=100
+root=../shared/data/LibriSpeech
+exp=exp/mini_librispeech
+jobs=2                      # parallel training processes (1 torch thread each)
+members=4                   # E1 ensemble size
+seeds="0 1 2"               # student / E2 seeds
+temperatures="2"            # E1 distillation temperatures (run_t_sweep.sh: 1 2 5 10)
+teacher_top_k=20            # senones kept per frame in the teacher store
+num_senones=1000
+tree_args=""                # extra `asr-kd tree` options
+fraction=0.03               # E2 training fraction
+conf=recipes/mini_librispeech/conf
+model_conf=$conf/dnn_mini.yaml
+e2_conf=$conf/dnn_mini_3pct.yaml
+results=recipes/mini_librispeech/results
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --root) root=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --members) members=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --temperatures) temperatures=$2; shift 2 ;;
+    --model-conf) model_conf=$2; shift 2 ;;
+    --num-senones) num_senones=$2; shift 2 ;;
+    --tree-args) tree_args=$2; shift 2 ;;
+    --results) results=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 1 ;;
+  esac
+done
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+train=train-clean-5
+dev=dev-clean-2
+e1=$exp/e1
+e2=$exp/e2
+mkdir -p "$exp"
+start_time=$(date +%s)
+stamp() { echo "== [$(( $(date +%s) - start_time )) s] $*"; }
+
+# Train one model unless its model.pt exists (then reuse it); --resume continues a killed run.
+train_model() {  # out_dir, then asr-kd train/distill arguments
+  local out=$1; shift
+  [ -f "$out/model.pt" ] && { echo "reusing $out/model.pt"; return 0; }
+  local resume=(); [ -f "$out/checkpoint.pt" ] && resume=(--resume)
+  "$@" "${resume[@]}" out_dir="$out" train.progress=false
+}
+
+# Evaluate (frame accuracy JSON), compute dev log-posteriors, decode, score: one model or ensemble.
+eval_and_decode() {  # name, model files...
+  local name=$1; shift
+  local dir=$e1/eval/$name
+  mkdir -p "$dir"
+  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" --exp "$exp" --subset $dev --threads 1 --out "$dir/frame_acc.json"
+  asr-kd posteriors --model "$@" --exp "$exp" --subset $dev --threads 1 --out "$dir/logpost"
+  [ -f "$dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" --kind log-posteriors \
+    --tree-dir "$exp/tree" --beam 10 --out "$dir/decode"
+  asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
+}
+
+if run_stage 0; then
+  stamp "stage 0: manifests + lexicon"
+  asr-kd prepare --root "$root" --subsets $train $dev --exp "$exp"
+fi
+if run_stage 1; then
+  stamp "stage 1: log-mel features + CMVN"
+  asr-kd features --exp "$exp" --subsets $train $dev
+fi
+if run_stage 2; then
+  stamp "stage 2: senone tree + forced alignment (train), alignment of dev with a quality report"
+  # shellcheck disable=SC2086  # tree_args is a list of options
+  asr-kd tree --exp "$exp" --subset $train --num-senones $num_senones $tree_args
+  reference=$(dirname "$root")/alignments/mfa_word_segments.tsv
+  ref_args=(); [ -f "$reference" ] && ref_args=(--reference "$reference")
+  asr-kd align --exp "$exp" --subset $dev --report "${ref_args[@]}"
+fi
+if run_stage 3; then
+  stamp "stage 3: 3-gram LM from the training transcripts (KenLM) + HCLG"
+  lmplz=$(bash tools/install_kenlm.sh | tail -n 1)
+  ASR_KD_LMPLZ=$lmplz asr-kd lm --exp "$exp" --subset $train --order 3 --out "$exp/lm/train.3gram.arpa"
+  asr-kd graph --exp "$exp" --arpa "$exp/lm/train.3gram.arpa" --graph-dir "$exp/graph"
+fi
+if run_stage 4; then
+  stamp "stage 4: E1 ensemble of $members DNNs (members double as the baseline seeds)"
+  [ -f "$e1/ensemble/ensemble.json" ] || asr-kd train-ensemble --config $model_conf --members "$members" \
+    --jobs "$jobs" data.exp="$exp" out_dir="$e1/ensemble" train.progress=false
+fi
+if run_stage 5; then
+  for T in $temperatures; do
+    stamp "stage 5: E1 teacher store at T=$T (top-$teacher_top_k) + students, seeds $seeds"
+    store=$e1/teacher_T$T
+    asr-kd distill dump-teacher --teacher "$e1/ensemble/ensemble.json" --exp "$exp" --subset $train \
+      --temperature "$T" --top-k $teacher_top_k --out "$store"
+    pids=()
+    for seed in $seeds; do
+      train_model "$e1/student_T${T}/seed$seed" asr-kd distill train --config $model_conf \
+        --store "$store" --temperature "$T" --alpha 1.0 data.exp="$exp" train.seed="$seed" &
+      pids+=($!)
+      if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+  done
+fi
+if run_stage 6; then
+  stamp "stage 6: E1 frame accuracy + WER of each member, the ensemble and the students"
+  for m in "$e1"/ensemble/member*/; do eval_and_decode "baseline_$(basename "$m")" "$m/model.pt"; done
+  eval_and_decode ensemble "$e1/ensemble/ensemble.json"
+  for T in $temperatures; do
+    for seed in $seeds; do eval_and_decode "student_T${T}_seed$seed" "$e1/student_T${T}/seed$seed/model.pt"; done
+  done
+fi
+if run_stage 7; then
+  stamp "stage 7: E1 results tables and figures -> $results"
+  bash recipes/mini_librispeech/local/e1_results.sh --exp "$exp" --out "$results" --temperatures "$temperatures"
+fi
+if run_stage 8; then
+  stamp "stage 8: E2 on $fraction of the training utterances, seeds $seeds"
+  teacher=$e1/ensemble/member0/model.pt   # a single model trained on 100% of the data, as in the paper
+  for seed in $seeds; do
+    common=(--config $e2_conf data.exp="$exp" data.train_fraction=$fraction data.subset_seed="$seed"
+            train.seed="$seed")
+    train_model "$e2/hard/seed$seed" asr-kd train "${common[@]}" &
+    train_model "$e2/hard_no_es/seed$seed" asr-kd train "${common[@]}" train.patience=0 train.keep=last
+    wait
+    store=$e2/teacher_seed$seed
+    asr-kd distill dump-teacher --teacher "$teacher" --exp "$exp" --subset $train --utts "$e2/hard/seed$seed/train_utts.txt" \
+      --temperature 2 --top-k $teacher_top_k --out "$store"
+    train_model "$e2/soft/seed$seed" asr-kd distill train "${common[@]}" --store "$store" --temperature 2 --alpha 1.0
+  done
+  for run in "$e2"/*/seed*/; do
+    [ -f "$run/dev_acc.json" ] || asr-kd evaluate --model "$run/model.pt" --exp "$exp" --subset $dev --threads 1 --out "$run/dev_acc.json"
+    [ -f "$run/train_acc.json" ] || asr-kd evaluate --model "$run/model.pt" --exp "$exp" --subset $train \
+      --utts "$run/train_utts.txt" --threads 1 --out "$run/train_acc.json"
+  done
+  asr-kd evaluate --model "$teacher" --exp "$exp" --subset $train --threads 1 --out "$e2/full_train_acc.json"
+fi
+if run_stage 9; then
+  stamp "stage 9: E2 results tables and figures -> $results"
+  bash recipes/mini_librispeech/local/e2_results.sh --exp "$exp" --out "$results"
+fi
+stamp "done"
