@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
         step(windows, targets)
     sync()
     preloaded = (time.perf_counter() - start) / steps
-    result = {"stage": f"dnn_train[{preset}]", "device": str(device), "parameters": sum(p.numel() for p in model.parameters()),
-              "batch_size": batch_size, "frames_per_s": round(batch_size / preloaded)}
+    result = {"stage": f"dnn_train[{preset}]", "device": str(device),
+              "parameters": sum(p.numel() for p in model.parameters()), "batch_size": batch_size,
+              "frames_per_s": round(batch_size / preloaded)}
     achieved = 6 * weights * batch_size / preloaded
     if cuda:
         peak = matmul_flops("cuda", size=8192, dtype="bfloat16")
