@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+#: The tiny LibriSpeech-layout data shipped in the repository (20 train + 10 dev utterances).
+TINY_ROOT = Path(__file__).resolve().parents[1] / "data" / "LibriSpeech"
+TRAIN, DEV = "train-clean-5", "dev-clean-2"
+#: An aligner that trains in seconds on the 20 tiny utterances (the settings of tests/alignment).
+TINY_TREE_ARGS = ["--num-senones", "150", "--mono-iters", "2", "--mono-gaussians", "150", "--tri-iters", "2",
+                  "--tri-gaussians", "250", "--min-leaf-frames", "50", "--jobs", "1"]
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
@@ -43,6 +52,36 @@ def matmul_flops(device: str = "cpu", size: int = 2048, dtype: str = "float32") 
 
     seconds = best_time(product, repeats=5, warmup=2)
     return 2 * size**3 / seconds
+
+
+def tiny_exp(subsets: Sequence[str] = (TRAIN,), tree: bool = False) -> Path:
+    """A new temporary experiment dir with the tiny data's manifests, lexicon and features.
+
+    With ``tree``, also ``asr-kd tree`` on :data:`TRAIN` (``TINY_TREE_ARGS``: seconds), so the
+    dir has ``tree/`` and ``ali/train-clean-5``.
+    """
+    from asr_kd.cli import main as asr_kd
+
+    exp = Path(tempfile.mkdtemp(prefix="asr_kd_bench_"))
+    asr_kd(["prepare", "--root", str(TINY_ROOT), "--subsets", *subsets, "--exp", str(exp)])
+    asr_kd(["features", "--exp", str(exp), "--subsets", *subsets, "--jobs", "1"])
+    if tree:
+        asr_kd(["tree", "--exp", str(exp), "--subset", TRAIN, *TINY_TREE_ARGS])
+    return exp
+
+
+def random_target_table(exp: Path, num_senones: int, subset: str = TRAIN):
+    """:class:`FrameTable` of ``<exp>/feats/<subset>`` with uniform random targets (for throughput only)."""
+    import numpy as np
+
+    from asr_kd.features.dataset import FeatureSet, FrameTable
+    from asr_kd.utils.array_store import ArrayStore, ArrayStoreWriter
+
+    features = FeatureSet(exp / "feats" / subset)
+    rng = np.random.default_rng(0)
+    writer = ArrayStoreWriter(exp / "random_targets" / subset, "int32", ())
+    writer.write_shard(0, [(u, rng.integers(0, num_senones, len(features.store[u]))) for u in features.utt_ids()])
+    return FrameTable(features, targets=ArrayStore(exp / "random_targets" / subset))
 
 
 def emit(result: dict) -> None:

@@ -5,6 +5,7 @@ Usage::
     python -m benchmarks.run                 # all CPU benchmarks on the tiny data
     python -m benchmarks.run --only features dnn_train
     python -m benchmarks.run --gpu           # add the GPU benchmarks (needs CUDA)
+    python -m benchmarks.run --only align --args "align=--from-exp /tmp/exp --subset dev-clean-2"
 
 Each row also gets the benchmark process's peak RSS (``ru_maxrss`` of that child alone).
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -24,15 +26,22 @@ REPO = Path(__file__).resolve().parents[1]
 #: name -> module; order = pipeline order.
 CPU_BENCHMARKS = {
     "features": "benchmarks.bench_features",
+    "align": "benchmarks.bench_align",
     "dnn_train": "benchmarks.bench_dnn_train",
+    "conformer_train": "benchmarks.bench_conformer_train",
+    "distill": "benchmarks.bench_distill",
+    "decode": "benchmarks.bench_decode",
 }
-GPU_BENCHMARKS: dict[str, str] = {}
+GPU_BENCHMARKS = {"dnn_train_gpu": "benchmarks.bench_dnn_train"}
+#: name -> arguments always given to that benchmark (``--args`` adds to them).
+DEFAULT_ARGS = {"dnn_train_gpu": ["--device", "cuda"]}
 
 
-def run_one(module: str) -> dict:
-    """Run ``python -m module`` and return its BENCH_RESULT dict plus its peak RSS in MB."""
+def run_one(module: str, args: list[str] | None = None) -> dict:
+    """Run ``python -m module *args`` and return its BENCH_RESULT dict plus its peak RSS in MB."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", module, *(args or [])], cwd=REPO, stdout=subprocess.PIPE,
+                            text=True)
     stdout = proc.stdout.read()
     # wait4 (not Popen.wait) so that the child's own resource usage comes back with its status.
     _, status, usage = os.wait4(proc.pid, 0)
@@ -58,8 +67,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", help="benchmark names to run")
     parser.add_argument("--gpu", action="store_true", help="also run the GPU benchmarks")
+    parser.add_argument("--args", nargs="+", default=[], metavar="NAME=ARGS",
+                        help="extra command-line arguments of one benchmark, e.g. 'distill=--steps 10'")
     parser.add_argument("--out", type=Path, default=REPO / "exp" / "benchmarks.json")
     args = parser.parse_args()
+    bench_args = {}
+    for item in args.args:
+        name, sep, rest = item.partition("=")
+        if not sep:
+            parser.error(f"--args takes NAME=ARGS, got {item!r}")
+        bench_args[name] = shlex.split(rest)
+    unknown = set(args.only or []) | set(bench_args)
+    unknown -= set(CPU_BENCHMARKS) | set(GPU_BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {[*CPU_BENCHMARKS, *GPU_BENCHMARKS]}")
     selected = dict(CPU_BENCHMARKS)
     if args.gpu:
         selected.update(GPU_BENCHMARKS)
@@ -68,7 +89,7 @@ def main() -> int:
     results = []
     for name, module in selected.items():
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.append(run_one(module))
+        results.append(run_one(module, [*DEFAULT_ARGS.get(name, []), *bench_args.get(name, [])]))
     table = format_table(results)
     print(table)
     from asr_kd.utils.atomic import write_json

@@ -71,7 +71,6 @@ class CorpusData:
 
     feats: dict[str, np.ndarray]
     transcripts: dict[str, str]
-    audio_seconds: float
     feature_config: dict
 
 
@@ -85,7 +84,7 @@ def load_corpus(exp_dir: str | os.PathLike, subset: str) -> CorpusData:
                          f"e.g. {missing[:3]} (rerun `asr-kd features`)")
     ids = [u.utt_id for u in utts]
     return CorpusData(load_alignment_features(features, ids), {u.utt_id: u.transcript for u in utts},
-                      sum(u.duration_s for u in utts), features.store.meta.get("fbank", {}))
+                      features.store.meta.get("fbank", {}))
 
 
 _LABEL_FIELDS = ("senones", "phones", "hmm_state", "entered", "left", "right")
@@ -250,6 +249,8 @@ class Trainer:
             "wall_seconds": round(time.perf_counter() - start, 1),
             "final_pass_x_realtime_per_core": round(final.realtime_factor_per_core, 1),
             "alignment_passes": self.passes,
+            "alignment_cpu_seconds": round(self.align_cpu, 1),
+            "all_passes_x_realtime_per_core": round(self.align_audio / max(self.align_cpu, 1e-9), 1),
         }
         write_json(self.tree_dir / "summary.json", summary)
         return summary

@@ -33,15 +33,22 @@ def summarize(utterances: list[Utterance]) -> SubsetSummary:
     )
 
 
-def select_fraction(utterances: list[Utterance], fraction: float, seed: int = 0) -> list[Utterance]:
-    """Pick ``ceil(fraction * N)`` utterances uniformly at random, reproducibly.
+def fraction_of_ids(ids: list[str], fraction: float, seed: int = 0) -> list[str]:
+    """``ceil(fraction * N)`` of ``ids`` chosen uniformly at random with ``seed``, sorted.
 
-    The result depends only on the set of utterance ids, ``fraction`` and ``seed`` (not on the
-    input order) and is returned sorted by id. Different seeds give different subsets.
+    Depends only on the set of ids (not their order), ``fraction`` and ``seed``.
     """
     if not 0.0 < fraction <= 1.0:
         raise AsrKdError(f"fraction must be in (0, 1], got {fraction}")
-    ordered = sorted(utterances, key=lambda u: u.utt_id)
+    ordered = sorted(ids)
+    if fraction == 1.0:
+        return ordered
     count = max(1, math.ceil(fraction * len(ordered)))
-    order = np.random.default_rng(seed).permutation(len(ordered))[:count]
-    return sorted((ordered[i] for i in order), key=lambda u: u.utt_id)
+    chosen = np.random.default_rng(seed).permutation(len(ordered))[:count]
+    return sorted(ordered[i] for i in chosen)
+
+
+def select_fraction(utterances: list[Utterance], fraction: float, seed: int = 0) -> list[Utterance]:
+    """The utterances of :func:`fraction_of_ids` (the paper's 3% subset), sorted by id."""
+    by_id = {u.utt_id: u for u in utterances}
+    return [by_id[i] for i in fraction_of_ids(list(by_id), fraction, seed)]

@@ -36,6 +36,10 @@ class DataConfig:
         cmvn_mode: feature normalisation, ``speaker``, ``global`` or ``none``.
         train_fraction: fraction of the aligned training utterances used (E2: 0.03).
         subset_seed: seed of the random utterance subset when ``train_fraction < 1``.
+        valid_fraction: fraction of the dev utterances validated on after every epoch (LR
+            schedule, early stopping, best model); a fixed seeded subset. Validation of a small
+            model costs more than its epoch on 3% of the data; final results come from
+            ``asr-kd evaluate`` on the whole dev subset.
     """
 
     exp: str = "exp"
@@ -45,6 +49,7 @@ class DataConfig:
     cmvn_mode: str = "speaker"
     train_fraction: float = 1.0
     subset_seed: int = 0
+    valid_fraction: float = 1.0
 
     def feats_dir(self, subset: str) -> Path:
         return Path(self.exp) / "feats" / subset
@@ -118,6 +123,8 @@ class TrainConfig:
             ignored on CPU.
         threads: torch CPU threads per process; 0 keeps torch's default.
         progress: show tqdm progress bars.
+        keep: which model becomes ``model.pt``: ``best`` (best validation frame accuracy, i.e.
+            early stopping's model selection) or ``last`` (the final epoch's, "no early stopping").
     """
 
     epochs: int = 10
@@ -130,6 +137,7 @@ class TrainConfig:
     amp: str = "bf16"
     threads: int = 0
     progress: bool = True
+    keep: str = "best"
 
 
 @dataclass

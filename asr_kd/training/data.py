@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
-
+from asr_kd.data.subset import fraction_of_ids
 from asr_kd.features.dataset import FeatureSet, FrameTable
 from asr_kd.training.config import DataConfig, ExperimentConfig
 from asr_kd.utils.array_store import ArrayStore
@@ -25,14 +23,20 @@ def aligned_utterances(data: DataConfig, subset: str) -> list[str]:
 
 def training_utterances(data: DataConfig) -> list[str]:
     """The aligned training utterances, or a seeded random ``train_fraction`` of them (sorted)."""
-    ids = aligned_utterances(data, data.train_subset)
-    if not 0 < data.train_fraction <= 1:
-        raise AsrKdError(f"data.train_fraction must be in (0, 1], got {data.train_fraction}")
-    if data.train_fraction < 1:
-        keep = max(1, math.ceil(data.train_fraction * len(ids)))
-        chosen = np.random.default_rng(data.subset_seed).permutation(len(ids))[:keep]
-        ids = sorted(ids[i] for i in chosen)
-    return ids
+    return _fraction(aligned_utterances(data, data.train_subset), data.train_fraction, data.subset_seed,
+                     "data.train_fraction")
+
+
+def validation_utterances(data: DataConfig) -> list[str]:
+    """The dev utterances validated on after every epoch: all, or a fixed ``valid_fraction`` of them."""
+    return _fraction(aligned_utterances(data, data.dev_subset), data.valid_fraction, 0, "data.valid_fraction")
+
+
+def _fraction(ids: list[str], fraction: float, seed: int, key: str) -> list[str]:
+    try:
+        return fraction_of_ids(ids, fraction, seed)
+    except AsrKdError:
+        raise AsrKdError(f"{key} must be in (0, 1], got {fraction}") from None
 
 
 def frame_table(data: DataConfig, subset: str, utt_ids: list[str] | None = None) -> FrameTable:

@@ -45,7 +45,13 @@ from asr_kd.features.dataset import IGNORE_INDEX, FrameTable
 from asr_kd.models import build, save
 from asr_kd.training.batches import batcher_for
 from asr_kd.training.config import ExperimentConfig, add_train_arguments, load_config
-from asr_kd.training.data import feature_metadata, frame_table, resolve_num_senones, training_utterances
+from asr_kd.training.data import (
+    feature_metadata,
+    frame_table,
+    resolve_num_senones,
+    training_utterances,
+    validation_utterances,
+)
 from asr_kd.training.objectives import CrossEntropyObjective, Objective
 from asr_kd.training.schedule import LrSchedule
 from asr_kd.utils.atomic import atomic_open, write_json, write_with
@@ -273,7 +279,9 @@ def load_training_checkpoint(path: Path, net: nn.Module, optimizer, schedule: Lr
         raise AsrKdError(f"{path}: unreadable checkpoint ({err})") from None
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise AsrKdError(f"{path}: not an asr_kd training checkpoint")
-    if _resume_relevant(payload["config"]) != _resume_relevant(config.to_dict()):
+    # Re-parsed so that keys added to the config classes since the checkpoint take their defaults.
+    saved = ExperimentConfig.from_dict(payload["config"], str(path)).to_dict()
+    if _resume_relevant(saved) != _resume_relevant(config.to_dict()):
         raise AsrKdError(f"{path}: was written with a different configuration; resume with the same config "
                          f"or use a new out_dir (checkpoint config: {payload['config']})")
     net.load_state_dict(payload["model"])
@@ -321,12 +329,14 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         raise AsrKdError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another out_dir")
     if tc.amp not in AMP_MODES:
         raise AsrKdError(f"unknown train.amp {tc.amp!r}; choose from {AMP_MODES}")
+    if tc.keep not in ("best", "last"):
+        raise AsrKdError(f"train.keep must be 'best' or 'last', got {tc.keep!r}")
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
 
     train_utts = training_utterances(config.data)
     train_table = frame_table(config.data, config.data.train_subset, train_utts)
-    dev_table = frame_table(config.data, config.data.dev_subset)
+    dev_table = frame_table(config.data, config.data.dev_subset, validation_utterances(config.data))
     num_senones = resolve_num_senones(config)
     for name, table in (("train", train_table), ("dev", dev_table)):
         top = int(table.targets.max())
@@ -408,12 +418,19 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
             write_log_csv(out / "log.csv", state.history)
         checkpoint()
     state.finished = True
-    summary = {"out_dir": str(out), "model": str(out / "model.pt"), "best_epoch": state.best_epoch + 1,
-               "dev_frame_acc": state.best_acc, "epochs_run": len(state.history), "steps": state.step,
-               "parameters": params, "history": state.history}
+    kept_acc = state.best_acc if tc.keep == "best" else state.history[-1]["dev_frame_acc"]
+    kept_epoch = state.best_epoch + 1 if tc.keep == "best" else len(state.history)
+    summary = {"out_dir": str(out), "model": str(out / "model.pt"), "keep": tc.keep, "kept_epoch": kept_epoch,
+               "best_epoch": state.best_epoch + 1,
+               "dev_frame_acc": kept_acc, "best_dev_frame_acc": state.best_acc, "epochs_run": len(state.history),
+               "steps": state.step, "parameters": params, "history": state.history}
     if ddp.is_main:
         checkpoint()
-        write_with(out / "model.pt", lambda tmp: shutil.copyfile(out / "best.pt", tmp), suffix=".pt")
+        if tc.keep == "best":
+            write_with(out / "model.pt", lambda tmp: shutil.copyfile(out / "best.pt", tmp), suffix=".pt")
+        else:
+            save(out / "model.pt", net, dict(metadata, training=dict(
+                metadata["training"], epoch=len(state.history), dev_frame_acc=kept_acc)))
         write_json(out / "summary.json", summary)
     ddp.barrier()
     return summary

@@ -145,7 +145,9 @@ if run_stage 8; then
     store=$e2/teacher_seed$seed
     asr-kd distill dump-teacher --teacher "$teacher" --exp "$exp" --subset $train --utts "$e2/hard/seed$seed/train_utts.txt" \
       --temperature 2 --top-k $teacher_top_k --out "$store"
-    train_model "$e2/soft/seed$seed" asr-kd distill train "${common[@]}" --store "$store" --temperature 2 --alpha 1.0
+    # options before the section.key=value overrides: argparse takes one run of positionals only
+    train_model "$e2/soft/seed$seed" asr-kd distill train --store "$store" --temperature 2 --alpha 1.0 "${common[@]}" \
+      train.patience=0 train.keep=last
   done
   for run in "$e2"/*/seed*/; do
     [ -f "$run/dev_acc.json" ] || asr-kd evaluate --model "$run/model.pt" --exp "$exp" --subset $dev --threads 1 --out "$run/dev_acc.json"

@@ -1,4 +1,4 @@
-"""The Python API example of docs/python_api_example.md runs as written."""
+"""The Python example of README.md ("Using a trained model from Python") runs as written."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from asr_kd.export import write_bundle
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "docs" / "python_api_example.md"
+EXAMPLE = REPO / "README.md"
 
 
 def example_code() -> str:
     blocks = re.findall(r"```python\n(.*?)```", EXAMPLE.read_text(), flags=re.S)
-    assert len(blocks) == 1, "the example page must hold exactly one python block"
+    assert len(blocks) == 1, "README.md must hold exactly one python block: the model-use example"
     return blocks[0]
 
 

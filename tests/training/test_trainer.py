@@ -171,3 +171,41 @@ def test_diverging_training_stops_with_a_clear_error(tmp_path, make_config):
     config.optim.lr = float("inf")
     with pytest.raises(AsrKdError, match="non-finite training loss"):
         run(config)
+
+
+def test_keep_last_writes_the_final_epoch_model(tmp_path, make_config):
+    config = make_config(tmp_path / "last", epochs=3)
+    config.train.keep, config.train.patience = "last", 0
+    summary = run(config)
+    final_acc = summary["history"][-1]["dev_frame_acc"]
+    assert summary["keep"] == "last" and summary["dev_frame_acc"] == final_acc
+    _, meta = load(tmp_path / "last" / "model.pt")
+    assert meta["training"]["epoch"] == 3 and meta["training"]["dev_frame_acc"] == final_acc
+    bad = make_config(tmp_path / "bad", epochs=1)
+    bad.train.keep = "sometimes"
+    with pytest.raises(AsrKdError, match="train.keep must be 'best' or 'last'"):
+        run(bad)
+
+
+def test_valid_fraction_validates_on_a_fixed_dev_subset(tmp_path, make_config):
+    from asr_kd.training.data import validation_utterances
+
+    config = make_config(tmp_path / "v", epochs=1)
+    everything = validation_utterances(config.data)
+    config.data.valid_fraction = 0.5
+    chosen = validation_utterances(config.data)
+    assert chosen == validation_utterances(config.data)
+    assert set(chosen) < set(everything) and len(chosen) == -(-len(everything) // 2)
+    config.data.valid_fraction = 0.0
+    with pytest.raises(AsrKdError, match="data.valid_fraction must be in"):
+        validation_utterances(config.data)
+
+
+def test_resume_accepts_checkpoints_from_before_a_new_config_key(tmp_path, make_config):
+    """A key added to the config classes later (with its default) must not block resuming."""
+    run(make_config(tmp_path / "old", epochs=1))
+    ckpt = tmp_path / "old" / "checkpoint.pt"
+    payload = torch.load(ckpt, weights_only=True)
+    del payload["config"]["data"]["subset_seed"]  # an "older" checkpoint without this (default-valued) key
+    torch.save(payload, ckpt)
+    assert run(make_config(tmp_path / "old", epochs=1), resume=True)["epochs_run"] == 1

@@ -1,0 +1,43 @@
+"""Smoke test: every benchmark module's ``main()`` runs on the tiny data with tiny settings.
+
+Figures are not checked (no timing assertions): only that each benchmark returns its keys.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import CPU_BENCHMARKS
+
+#: name -> (tiny settings, keys the result must have)
+CASES = {
+    "features": ([], {"x_realtime_per_core", "audio_s"}),
+    "align": ([], {"x_realtime_per_core", "x_realtime_wall", "tree_train_s"}),
+    "dnn_train": (["--preset", "tiny", "--batch-size", "64", "--steps", "2"],
+                  {"frames_per_s", "flop_efficiency", "loader_overhead"}),
+    "conformer_train": (["--preset", "tiny", "--max-frames", "1000", "--steps", "1", "--repeats", "1"],
+                        {"frames_per_s", "flop_efficiency", "loader_overhead"}),
+    "distill": (["--student", "tiny", "--teacher", "tiny", "--num-senones", "50", "--steps", "2", "--repeats", "1"],
+                {"topk_over_hard", "online_over_hard", "bytes_per_frame_topk", "bytes_per_frame_dense"}),
+    "decode": (["--train-steps", "2", "--no-lattice"], {"graph_build_s", "rtf", "cpu_rtf", "lm"}),
+}
+
+def test_every_cpu_benchmark_has_a_case() -> None:
+    assert set(CASES) == set(CPU_BENCHMARKS)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_benchmark_main_returns_its_figures(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the benchmarks' experiment dirs go here
+    # no lmplz, as on a fresh clone: the decode benchmark falls back to its own unigram LM
+    monkeypatch.setenv("ASR_KD_LMPLZ", "/nonexistent/lmplz")
+    argv, keys = CASES[name]
+    result = importlib.import_module(CPU_BENCHMARKS[name]).main(argv)
+    assert "error" not in result
+    assert keys <= set(result)
+    if name == "decode":
+        assert result["lm"] == "unigram (no lmplz)"
