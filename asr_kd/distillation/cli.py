@@ -190,7 +190,8 @@ def run_train(args: argparse.Namespace) -> int:
     write_json(settings_path, settings)
     summary = run(config, make_objective, resume=args.resume)
     print(f"distill train: {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} at epoch "
-          f"{summary.get('kept_epoch', summary['best_epoch'])} of {summary['epochs_run']} (T={args.temperature}, alpha={args.alpha})")
+          f"{summary.get('kept_epoch', summary['best_epoch'])} of"
+          f" {summary['epochs_run']} (T={args.temperature}, alpha={args.alpha})")
     return 0
 
 

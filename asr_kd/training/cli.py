@@ -92,7 +92,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     summary = run(load_config(args.config, args.overrides), resume=args.resume)
     print(f"train: {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} at epoch "
-          f"{summary.get('kept_epoch', summary['best_epoch'])} of {summary['epochs_run']} ({summary['parameters']} parameters)")
+          f"{summary.get('kept_epoch', summary['best_epoch'])} of"
+          f" {summary['epochs_run']} ({summary['parameters']} parameters)")
     return 0
 
 
