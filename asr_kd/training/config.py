@@ -36,6 +36,8 @@ class DataConfig:
         cmvn_mode: feature normalisation, ``speaker``, ``global`` or ``none``.
         train_fraction: fraction of the aligned training utterances used (E2: 0.03).
         subset_seed: seed of the random utterance subset when ``train_fraction < 1``.
+        train_utts: file of training utterance ids (one per line) to train on instead of a
+            ``train_fraction`` of the subset, e.g. a list from another run's ``train_utts.txt``.
         valid_fraction: fraction of the dev utterances validated on after every epoch (LR
             schedule, early stopping, best model); a fixed seeded subset. Validation of a small
             model costs more than its epoch on 3% of the data; final results come from
@@ -49,6 +51,7 @@ class DataConfig:
     cmvn_mode: str = "speaker"
     train_fraction: float = 1.0
     subset_seed: int = 0
+    train_utts: str | None = None
     valid_fraction: float = 1.0
 
     def feats_dir(self, subset: str) -> Path:

@@ -22,9 +22,24 @@ def aligned_utterances(data: DataConfig, subset: str) -> list[str]:
 
 
 def training_utterances(data: DataConfig) -> list[str]:
-    """The aligned training utterances, or a seeded random ``train_fraction`` of them (sorted)."""
+    """The aligned training utterances: all, the ``train_utts`` list, or a seeded ``train_fraction`` (sorted)."""
+    if data.train_utts:
+        return listed_utterances(data, Path(data.train_utts))
     return _fraction(aligned_utterances(data, data.train_subset), data.train_fraction, data.subset_seed,
                      "data.train_fraction")
+
+
+def listed_utterances(data: DataConfig, path: Path) -> list[str]:
+    """The ids listed in ``path``, each checked to have features and targets."""
+    if not path.exists():
+        raise AsrKdError(f"{path}: utterance list (data.train_utts) does not exist")
+    listed = sorted({line.strip() for line in path.read_text().splitlines() if line.strip()})
+    available = set(aligned_utterances(data, data.train_subset))
+    missing = [u for u in listed if u not in available]
+    if missing or not listed:
+        raise AsrKdError(f"{path}: {len(missing)} of {len(listed)} listed utterances have no features+targets "
+                         f"in {data.train_subset}, e.g. {missing[:3]}")
+    return listed
 
 
 def validation_utterances(data: DataConfig) -> list[str]:

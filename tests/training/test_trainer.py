@@ -209,3 +209,17 @@ def test_resume_accepts_checkpoints_from_before_a_new_config_key(tmp_path, make_
     del payload["config"]["data"]["subset_seed"]  # an "older" checkpoint without this (default-valued) key
     torch.save(payload, ckpt)
     assert run(make_config(tmp_path / "old", epochs=1), resume=True)["epochs_run"] == 1
+
+
+def test_train_utts_list_selects_exactly_those_utterances(tmp_path, make_config):
+    from asr_kd.training.data import training_utterances
+
+    config = make_config(tmp_path / "l", epochs=1)
+    every = training_utterances(config.data)
+    listed = tmp_path / "utts.txt"
+    listed.write_text("\n".join(every[:3][::-1]) + "\n")
+    config.data.train_utts = str(listed)
+    assert training_utterances(config.data) == sorted(every[:3])
+    listed.write_text("no-such-utterance\n")
+    with pytest.raises(AsrKdError, match="1 of 1 listed utterances have no features"):
+        training_utterances(config.data)
