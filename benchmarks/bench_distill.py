@@ -12,7 +12,10 @@ The soft objectives use ``alpha=0.5`` (soft and hard term, the most work). The t
 untrained (random weights): speed does not depend on what they learnt. Each epoch is run
 ``--repeats`` times, objectives in turn, and an epoch's time is the sum over its batches of
 each batch's fastest step, so a burst of load on a shared machine hits one repeat, not one
-objective. ``*_over_hard`` are epoch-time ratios.
+objective. ``*_over_hard`` are epoch-time ratios. ``*_objective_ms``: the objective alone
+(loss forward + backward for one batch of fixed student logits; ``online`` includes the
+teacher forward passes), fastest of 30, next to ``step_ms``, a whole hard-label step: the
+load-proof view of the same overhead.
 
 Store sizes: ``bytes_per_frame_{topk,dense}`` measured on disk (shard arrays incl. ``.npy``
 headers, from :meth:`TeacherStore.measured_bytes_per_frame`) and their ratio.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.common import TRAIN, emit, random_target_table, tiny_exp
+from benchmarks.common import TRAIN, best_time, emit, random_target_table, tiny_exp
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -99,6 +102,17 @@ def main(argv: list[str] | None = None) -> dict:
         for name, objective in objectives.items():
             fastest[name] = [min(a, b) for a, b in zip(fastest[name], step_times(objective, specs))]
     best = {name: sum(times) for name, times in fastest.items()}
+
+    # the objective alone (loss forward + backward on fixed logits, no student step): short
+    # enough to repeat until one run is free of other processes' load
+    batch = batcher.build(specs[0], device)
+    logits = batcher.logits(student, batch).detach()
+
+    def objective_step(objective) -> None:
+        loss, _ = objective(logits.clone().requires_grad_(), batch)
+        loss.backward()
+
+    objective_ms = {name: 1e3 * best_time(lambda o=o: objective_step(o), repeats=30) for name, o in objectives.items()}
     frames = sum(len(spec) for spec in specs)
     bytes_topk = stores["topk"].measured_bytes_per_frame()
     bytes_dense = stores["dense"].measured_bytes_per_frame()
@@ -111,6 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
         **{f"{name}_over_hard": round(best[name] / best["hard"], 3) for name in ("topk", "dense", "online")},
         "goal_topk_over_hard": "<= 1.2",
         "online_over_topk": round(best["online"] / best["topk"], 3),
+        **{f"{name}_objective_ms": round(ms, 2) for name, ms in objective_ms.items()},
+        "step_ms": round(1e3 * best["hard"] / len(specs), 1),
         "teacher_dump_s_topk": round(dump_s["topk"], 2),
         "bytes_per_frame_topk": round(bytes_topk, 1),
         "bytes_per_frame_dense": round(bytes_dense, 1),

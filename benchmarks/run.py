@@ -19,6 +19,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,11 +41,13 @@ DEFAULT_ARGS = {"dnn_train_gpu": ["--device", "cuda"]}
 def run_one(module: str, args: list[str] | None = None) -> dict:
     """Run ``python -m module *args`` and return its BENCH_RESULT dict plus its peak RSS in MB."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", module, *(args or [])], cwd=REPO, stdout=subprocess.PIPE,
-                            text=True)
-    stdout = proc.stdout.read()
-    # wait4 (not Popen.wait) so that the child's own resource usage comes back with its status.
-    _, status, usage = os.wait4(proc.pid, 0)
+    # the benchmarks' temporary experiment dirs (tempfile honours TMPDIR) go away with the child
+    with tempfile.TemporaryDirectory(prefix="asr_kd_bench_") as tmp:
+        proc = subprocess.Popen([sys.executable, "-m", module, *(args or [])], cwd=REPO, stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, "TMPDIR": tmp})
+        stdout = proc.stdout.read()
+        # wait4 (not Popen.wait) so that the child's own resource usage comes back with its status.
+        _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     result_lines = [line for line in stdout.splitlines() if line.startswith("BENCH_RESULT ")]
     if proc.returncode != 0 or not result_lines:
