@@ -135,6 +135,10 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AsrKdError(f"train.device={name} but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise AsrKdError(f"process with local rank {local_rank} wants {name} but only {torch.cuda.device_count()} "
+                         "CUDA device(s) exist: start torchrun with --nproc_per_node <= the GPU count, "
+                         "or set train.device=cpu")
     return device
 
 

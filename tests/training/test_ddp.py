@@ -13,7 +13,7 @@ from asr_kd.models import load
 
 
 def test_torchrun_two_process_gloo(tmp_path, make_config):
-    config = make_config(tmp_path / "ddp", epochs=2, threads=1, batch_size=32)
+    config = make_config(tmp_path / "ddp", epochs=2, threads=1, batch_size=32, device="cpu")  # gloo, also on GPU hosts
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
     env = dict(os.environ, OMP_NUM_THREADS="1")
