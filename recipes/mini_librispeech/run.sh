@@ -8,7 +8,8 @@
 #
 # Usage: bash recipes/mini_librispeech/run.sh [--stage N] [--stop-stage M] [--root DIR] [--exp DIR]
 #            [--jobs J] [--members N] [--seeds "0 1 2"] [--temperatures "2"] [--model-conf YAML]
-#            [--num-senones N] [--tree-args "..."] [--results DIR]
+#            [--num-senones N] [--tree-args "..."] [--results DIR] [--train SUBSET] [--dev SUBSET]
+#            [--teacher-top-k K] [--beam B]
 # Stages: 0 prepare, 1 features, 2 tree + alignment, 3 LM + HCLG, 4 E1 ensemble, 5 E1 teacher
 # store + students, 6 E1 frame accuracy + WER, 7 E1 results, 8 E2 training + evaluation, 9 E2 results.
 # Every stage is idempotent: finished models/stores are reused, so a killed run continues
@@ -23,8 +24,11 @@ exp=exp/mini_librispeech
 jobs=2                      # parallel training processes (1 torch thread each)
 members=4                   # E1 ensemble size
 seeds="0 1 2"               # student / E2 seeds
-temperatures="2"            # E1 distillation temperatures (run_t_sweep.sh: 1 2 5 10)
+temperatures="2"            # E1 distillation temperatures (the paper's sweep: --temperatures "1 2 5 10")
 teacher_top_k=20            # senones kept per frame in the teacher store
+beam=13                     # decoding beam: WER within 0.1 of beam 16 at a third of its CPU time
+train=train-clean-5
+dev=dev-clean-2
 num_senones=1000
 tree_args=""                # extra `asr-kd tree` options
 fraction=0.03               # E2 training fraction
@@ -46,17 +50,27 @@ while [ $# -gt 0 ]; do
     --num-senones) num_senones=$2; shift 2 ;;
     --tree-args) tree_args=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
+    --train) train=$2; shift 2 ;;
+    --dev) dev=$2; shift 2 ;;
+    --teacher-top-k) teacher_top_k=$2; shift 2 ;;
+    --beam) beam=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 1 ;;
   esac
 done
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-train=train-clean-5
-dev=dev-clean-2
 e1=$exp/e1
 e2=$exp/e2
 mkdir -p "$exp"
 start_time=$(date +%s)
 stamp() { echo "== [$(( $(date +%s) - start_time )) s] $*"; }
+
+# A pool of at most $jobs background commands; `set -e` stops the recipe when one fails.
+pids=()
+spawn() {
+  "$@" & pids+=($!)
+  if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+}
+wait_all() { for pid in "${pids[@]}"; do wait "$pid"; done; pids=(); }
 
 # Train one model unless its model.pt exists (then reuse it); --resume continues a killed run.
 train_model() {  # out_dir, then asr-kd train/distill arguments
@@ -67,14 +81,20 @@ train_model() {  # out_dir, then asr-kd train/distill arguments
 }
 
 # Evaluate (frame accuracy JSON), compute dev log-posteriors, decode, score: one model or ensemble.
+# Output goes to <eval dir>/eval.log, since several run side by side.
 eval_and_decode() {  # name, model files...
   local name=$1; shift
   local dir=$e1/eval/$name
   mkdir -p "$dir"
+  eval_and_decode_steps "$dir" "$@" > "$dir/eval.log" 2>&1 || { cat "$dir/eval.log" >&2; return 1; }
+  echo "$name: $(tail -n 1 "$dir/eval.log")"
+}
+eval_and_decode_steps() {  # eval dir, model files...
+  local dir=$1; shift
   [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" --exp "$exp" --subset $dev --threads 1 --out "$dir/frame_acc.json"
   asr-kd posteriors --model "$@" --exp "$exp" --subset $dev --threads 1 --out "$dir/logpost"
   [ -f "$dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" --kind log-posteriors \
-    --tree-dir "$exp/tree" --beam 10 --out "$dir/decode"
+    --tree-dir "$exp/tree" --beam "$beam" --out "$dir/decode"
   asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
 }
 
@@ -103,31 +123,31 @@ fi
 if run_stage 4; then
   stamp "stage 4: E1 ensemble of $members DNNs (members double as the baseline seeds)"
   [ -f "$e1/ensemble/ensemble.json" ] || asr-kd train-ensemble --config $model_conf --members "$members" \
-    --jobs "$jobs" data.exp="$exp" out_dir="$e1/ensemble" train.progress=false
+    --jobs "$jobs" data.exp="$exp" data.train_subset=$train data.dev_subset=$dev out_dir="$e1/ensemble" \
+    train.progress=false
 fi
 if run_stage 5; then
+  stamp "stage 5: E1 teacher stores at T in {$temperatures} (top-$teacher_top_k, one teacher pass) + students, seeds $seeds"
+  # shellcheck disable=SC2086  # temperatures is a list
+  asr-kd distill dump-teacher --teacher "$e1/ensemble/ensemble.json" --exp "$exp" --subset $train \
+    --temperature $temperatures --top-k $teacher_top_k --out "$e1/teacher_T{T}"
   for T in $temperatures; do
-    stamp "stage 5: E1 teacher store at T=$T (top-$teacher_top_k) + students, seeds $seeds"
-    store=$e1/teacher_T$T
-    asr-kd distill dump-teacher --teacher "$e1/ensemble/ensemble.json" --exp "$exp" --subset $train \
-      --temperature "$T" --top-k $teacher_top_k --out "$store"
-    pids=()
     for seed in $seeds; do
-      train_model "$e1/student_T${T}/seed$seed" asr-kd distill train --config $model_conf \
-        --store "$store" --temperature "$T" --alpha 1.0 data.exp="$exp" train.seed="$seed" &
-      pids+=($!)
-      if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+      spawn train_model "$e1/student_T${T}/seed$seed" asr-kd distill train --config $model_conf \
+        --store "$e1/teacher_T$T" --temperature "$T" --alpha 1.0 data.exp="$exp" data.train_subset=$train \
+        data.dev_subset=$dev train.seed="$seed"
     done
-    for pid in "${pids[@]}"; do wait "$pid"; done
   done
+  wait_all
 fi
 if run_stage 6; then
-  stamp "stage 6: E1 frame accuracy + WER of each member, the ensemble and the students"
-  for m in "$e1"/ensemble/member*/; do eval_and_decode "baseline_$(basename "$m")" "$m/model.pt"; done
-  eval_and_decode ensemble "$e1/ensemble/ensemble.json"
+  stamp "stage 6: E1 frame accuracy + WER (beam $beam) of each member, the ensemble and the students"
+  for m in "$e1"/ensemble/member*/; do spawn eval_and_decode "baseline_$(basename "$m")" "$m/model.pt"; done
+  spawn eval_and_decode ensemble "$e1/ensemble/ensemble.json"
   for T in $temperatures; do
-    for seed in $seeds; do eval_and_decode "student_T${T}_seed$seed" "$e1/student_T${T}/seed$seed/model.pt"; done
+    for seed in $seeds; do spawn eval_and_decode "student_T${T}_seed$seed" "$e1/student_T${T}/seed$seed/model.pt"; done
   done
+  wait_all
 fi
 if run_stage 7; then
   stamp "stage 7: E1 results tables and figures -> $results"
@@ -137,8 +157,8 @@ if run_stage 8; then
   stamp "stage 8: E2 on $fraction of the training utterances, seeds $seeds"
   teacher=$e1/ensemble/member0/model.pt   # a single model trained on 100% of the data, as in the paper
   for seed in $seeds; do
-    common=(--config $e2_conf data.exp="$exp" data.train_fraction=$fraction data.subset_seed="$seed"
-            train.seed="$seed")
+    common=(--config $e2_conf data.exp="$exp" data.train_subset=$train data.dev_subset=$dev
+            data.train_fraction=$fraction data.subset_seed="$seed" train.seed="$seed")
     train_model "$e2/hard/seed$seed" asr-kd train "${common[@]}" &
     train_model "$e2/hard_no_es/seed$seed" asr-kd train "${common[@]}" train.patience=0 train.keep=last
     wait
