@@ -9,7 +9,7 @@
 # Usage: bash recipes/mini_librispeech/run.sh [--stage N] [--stop-stage M] [--root DIR] [--exp DIR]
 #            [--jobs J] [--members N] [--seeds "0 1 2"] [--temperatures "2"] [--model-conf YAML]
 #            [--num-senones N] [--tree-args "..."] [--results DIR] [--train SUBSET] [--dev SUBSET]
-#            [--teacher-top-k K] [--beam B]
+#            [--teacher-top-k K] [--beam B] [--device cpu|cuda]
 # Stages: 0 prepare, 1 features, 2 tree + alignment, 3 LM + HCLG, 4 E1 ensemble, 5 E1 teacher
 # store + students, 6 E1 frame accuracy + WER, 7 E1 results, 8 E2 training + evaluation, 9 E2 results.
 # Every stage is idempotent: finished models/stores are reused, so a killed run continues
@@ -29,6 +29,7 @@ teacher_top_k=20            # senones kept per frame in the teacher store
 beam=13                     # decoding beam: WER within 0.1 of beam 16 at a third of its CPU time
 train=train-clean-5
 dev=dev-clean-2
+device=cpu                  # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
 num_senones=1000
 tree_args=""                # extra `asr-kd tree` options
 fraction=0.03               # E2 training fraction
@@ -54,6 +55,7 @@ while [ $# -gt 0 ]; do
     --dev) dev=$2; shift 2 ;;
     --teacher-top-k) teacher_top_k=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -91,8 +93,9 @@ eval_and_decode() {  # name, model files...
 }
 eval_and_decode_steps() {  # eval dir, model files...
   local dir=$1; shift
-  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" --exp "$exp" --subset $dev --threads 1 --out "$dir/frame_acc.json"
-  asr-kd posteriors --model "$@" --exp "$exp" --subset $dev --threads 1 --out "$dir/logpost"
+  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" \
+    --out "$dir/frame_acc.json"
+  asr-kd posteriors --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" --out "$dir/logpost"
   [ -f "$dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" --kind log-posteriors \
     --tree-dir "$exp/tree" --beam "$beam" --out "$dir/decode"
   asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
@@ -130,7 +133,7 @@ if run_stage 5; then
   stamp "stage 5: E1 teacher stores at T in {$temperatures} (top-$teacher_top_k, one teacher pass) + students, seeds $seeds"
   # shellcheck disable=SC2086  # temperatures is a list
   asr-kd distill dump-teacher --teacher "$e1/ensemble/ensemble.json" --exp "$exp" --subset $train \
-    --temperature $temperatures --top-k $teacher_top_k --out "$e1/teacher_T{T}"
+    --temperature $temperatures --top-k $teacher_top_k --device "$device" --out "$e1/teacher_T{T}"
   for T in $temperatures; do
     for seed in $seeds; do
       spawn train_model "$e1/student_T${T}/seed$seed" asr-kd distill train --config $model_conf \
