@@ -91,13 +91,17 @@ eval_and_decode() {  # name, model files...
   eval_and_decode_steps "$dir" "$@" > "$dir/eval.log" 2>&1 || { cat "$dir/eval.log" >&2; return 1; }
   echo "$name: $(tail -n 1 "$dir/eval.log")"
 }
-eval_and_decode_steps() {  # eval dir, model files...
+eval_and_decode_steps() {  # eval dir, model files...  (`set -e` is off here: each step checks)
   local dir=$1; shift
-  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" \
-    --out "$dir/frame_acc.json"
-  asr-kd posteriors --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" --out "$dir/logpost"
-  [ -f "$dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" --kind log-posteriors \
-    --tree-dir "$exp/tree" --beam "$beam" --out "$dir/decode"
+  if [ ! -f "$dir/frame_acc.json" ]; then
+    asr-kd evaluate --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" \
+      --out "$dir/frame_acc.json" || return 1
+  fi
+  asr-kd posteriors --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" --out "$dir/logpost" || return 1
+  if [ ! -f "$dir/decode/hyp.txt" ]; then
+    asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" --kind log-posteriors --tree-dir "$exp/tree" \
+      --beam "$beam" --out "$dir/decode" || return 1
+  fi
   asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
 }
 
