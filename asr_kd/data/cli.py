@@ -14,10 +14,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="scan a LibriSpeech root, write manifests and the lexicon",
         description="Scan <root>/<subset> folders in the official LibriSpeech layout, validate every "
         "audio/transcript file, write <exp>/manifests/<subset>.tsv and <exp>/lang/lexicon.txt, "
-        "and report hours, utterances, frames and OOV rates.",
+        "and report hours, utterances, frames and OOV rates. NAME=PART+PART+... scans several folders "
+        "into one manifest <exp>/manifests/NAME.tsv (utterance ids must be unique across the parts), "
+        "e.g. LibriSpeech 960 h: --subsets train-960=train-clean-100+train-clean-360+train-other-500 "
+        "dev-clean; later stages then use the subset name train-960.",
     )
     p.add_argument("--root", required=True, type=Path, help="LibriSpeech root (holds SPEAKERS.TXT)")
-    p.add_argument("--subsets", required=True, nargs="+", help="subset folder names, e.g. train-clean-5 dev-clean-2")
+    p.add_argument("--subsets", required=True, nargs="+", metavar="SUBSET|NAME=PART+PART",
+                   help="subset folder names, e.g. train-clean-5 dev-clean-2, or a named union of folders, "
+                   "e.g. train-960=train-clean-100+train-clean-360+train-other-500")
     p.add_argument("--exp", required=True, type=Path, help="experiment directory to write into")
     p.add_argument("--lexicon", type=Path, help="LibriSpeech-format lexicon (default: CMUdict)")
     p.add_argument("--skip-bad", action="store_true", help="skip and count bad utterances instead of failing")
@@ -36,12 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from asr_kd.data import load_lexicon, manifest_path, oov_report, scan_subset, summarize, write_manifest
+    from asr_kd.data import load_lexicon, manifest_path, oov_report, scan_union, summarize, write_manifest
+    from asr_kd.data.librispeech import parse_subset_specs
 
+    specs = parse_subset_specs(args.subsets)  # every entry checked before any scan
     all_utts = {}
     reports = {}
-    for subset in args.subsets:
-        utts, scan = scan_subset(args.root, subset, skip_bad=args.skip_bad)
+    for subset, parts in specs.items():
+        utts, scan = scan_union(args.root, subset, parts, skip_bad=args.skip_bad)
         write_manifest(manifest_path(args.exp, subset), utts)
         all_utts[subset] = utts
         reports[subset] = scan
@@ -57,6 +64,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             "oov_token_rate": round(oov.token_rate, 5), "oov_type_rate": round(oov.type_rate, 5),
             "oov_tokens": oov.oov_tokens, "spoken_noise_tokens": oov.spn_tokens,
             "skipped": {k: len(v) for k, v in reports[subset].skipped.items()},
+            "parts": specs[subset],
         }
         num_skipped = reports[subset].num_skipped
         skipped = f", skipped {num_skipped} ({summary[subset]['skipped']})" if num_skipped else ""

@@ -161,3 +161,62 @@ def scan_subset(
 def speaker_gender_counts(utterances: list[Utterance]) -> Counter:
     """Number of distinct speakers per gender."""
     return Counter(g for _, g in {(u.speaker, u.gender) for u in utterances})
+
+
+def parse_subset_spec(spec: str) -> tuple[str, list[str]]:
+    """Split a ``prepare --subsets`` entry into the manifest name and the folders it unites.
+
+    ``"dev-clean"`` -> ``("dev-clean", ["dev-clean"])``;
+    ``"train-960=train-clean-100+train-clean-360+train-other-500"`` ->
+    ``("train-960", ["train-clean-100", "train-clean-360", "train-other-500"])``.
+    """
+    name, sep, rest = spec.partition("=")
+    parts = rest.split("+") if sep else [name]
+    if not name or "/" in name or any(not p or "/" in p or "=" in p for p in parts):
+        raise AsrKdError(f"subset {spec!r}: expected SUBSET or NAME=PART+PART+... (folder names, no '/')")
+    repeated = sorted({p for p in parts if parts.count(p) > 1})
+    if repeated:
+        raise AsrKdError(f"subset {spec!r}: part(s) listed more than once: {', '.join(repeated)}")
+    return name, parts
+
+
+def parse_subset_specs(specs: list[str]) -> dict[str, list[str]]:
+    """Parse every ``prepare --subsets`` entry: manifest name -> its parts (names must be unique)."""
+    parsed = [parse_subset_spec(spec) for spec in specs]
+    names = [name for name, _ in parsed]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise AsrKdError(f"--subsets: manifest name(s) given more than once: {', '.join(repeated)}")
+    return dict(parsed)
+
+
+def scan_union(
+    root: str | os.PathLike, name: str, parts: list[str], skip_bad: bool = False, progress: bool = True
+) -> tuple[list[Utterance], ScanReport]:
+    """Scan several subset folders as one subset called ``name`` (e.g. LibriSpeech's 960 h).
+
+    Each part is read by :func:`scan_subset`; the result is sorted by utterance id. An
+    utterance id found in two parts is an error naming the ids and parts, even with
+    ``skip_bad`` (the union would be ambiguous).
+    """
+    report = ScanReport(name)
+    owner: dict[str, str] = {}
+    duplicates: list[str] = []
+    utterances: list[Utterance] = []
+    for part in parts:
+        utts, scan = scan_subset(root, part, skip_bad=skip_bad, progress=progress)
+        for u in utts:
+            if u.utt_id in owner:
+                duplicates.append(f"{u.utt_id} ({owner[u.utt_id]}, {part})")
+            owner.setdefault(u.utt_id, part)
+        utterances.extend(utts)
+        for reason, items in scan.skipped.items():
+            report.skipped.setdefault(reason, []).extend(items)
+    if duplicates:
+        shown = ", ".join(duplicates[:5]) + (f" and {len(duplicates) - 5} more" if len(duplicates) > 5 else "")
+        raise AsrKdError(f"subset {name} = {'+'.join(parts)}: {len(duplicates)} utterance id(s) in more "
+                         f"than one part: {shown}")
+    utterances.sort(key=lambda u: u.utt_id)
+    report.num_utterances = len(utterances)
+    report.hours = sum(u.duration_s for u in utterances) / 3600
+    return utterances, report
