@@ -24,11 +24,15 @@ rows=(--row "baseline=$e1/eval/baseline_member*/frame_acc.json" --row "baseline=
       --row "ensemble=$e1/eval/ensemble/frame_acc.json" --row "ensemble=$e1/eval/ensemble/decode/hyp.wer.json")
 students=()
 for T in $temperatures; do
+  # the share of the teacher's probability mass its top-k store keeps, next to each student row
+  asr-kd distill inspect --store "$e1/teacher_T$T" > "$e1/teacher_T$T/inspect.json"
   rows+=(--row "student T$T=$e1/eval/student_T${T}_seed*/frame_acc.json"
-         --row "student T$T=$e1/eval/student_T${T}_seed*/decode/hyp.wer.json")
+         --row "student T$T=$e1/eval/student_T${T}_seed*/decode/hyp.wer.json"
+         --row "student T$T=$e1/teacher_T$T/inspect.json")
   students+=("student T$T")
 done
-asr-kd report table "${rows[@]}" --metric "$acc" --metric "$nonsil" --metric "$wer" --out-dir "$out" --name e1
+asr-kd report table "${rows[@]}" --metric "$acc" --metric "$nonsil" --metric "$wer" \
+  --metric "mean_kept_mass:100=teacher mass in the store (%)" --out-dir "$out" --name e1
 asr-kd report recovery --table "$out/e1.json" --metric "dev frame accuracy (%)" --low baseline --high ensemble \
   --rows "${students[@]}" --out "$out/e1_recovery.md"
 
