@@ -5,12 +5,19 @@ One store holds one kind of array (log-mel features ``(T, D)`` float32, senone a
 
     meta.json                 dtype, trailing shape, free-form metadata of the producer
     shard-00000.npy           all arrays of shard 0 concatenated along axis 0
+    shard-00000.source        optional: a digest of what the shard was made from
     shard-00000.index.tsv     utt_id <TAB> offset <TAB> num_rows, one line per utterance
 
-A shard is complete when its index file exists: the ``.npy`` is written first, both through
-a temporary file and :func:`os.replace`, so a killed writer never leaves a corrupt shard and
-rerunning skips complete shards (resumable). Reading one utterance touches only its rows of
-one memory-mapped shard (the pattern of lhotse's ``TemporalArray`` / Kaldi's ark+scp).
+A shard is complete when its index file exists: the ``.npy`` (and ``.source``) are written
+first, all through a temporary file and :func:`os.replace`, so a killed writer never leaves a
+corrupt shard and rerunning skips complete shards (resumable). A producer that passes a
+``source`` digest (e.g. feature extraction: audio files, their sizes and mtimes, the fbank
+settings) gets a shard redone when its inputs changed. Reading one utterance touches only its
+rows of one memory-mapped shard (the pattern of lhotse's ``TemporalArray`` / Kaldi's ark+scp).
+
+Floating-point stores never hold NaN or Inf: :meth:`ArrayStoreWriter.write_shard` refuses
+them and :class:`ArrayStore` checks each shard once, when it first reads from it (one pass
+over the shard, in blocks of :data:`FINITE_CHECK_ROWS` rows), naming the utterance and file.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from asr_kd.utils.atomic import atomic_open, write_json, write_with
 from asr_kd.utils.errors import AsrKdError
 
 META_FILE = "meta.json"
+#: Rows per block of the finiteness check of a shard (bounds its temporary memory).
+FINITE_CHECK_ROWS = 16384
 
 
 def shard_name(shard_id: int) -> str:
@@ -78,11 +87,34 @@ class ArrayStoreWriter:
             self.root.mkdir(parents=True, exist_ok=True)
             write_json(meta_path, header)
 
-    def shard_done(self, shard_id: int) -> bool:
-        return (self.root / f"{shard_name(shard_id)}.index.tsv").exists()
+    def shard_done(self, shard_id: int, source: str | None = None) -> bool:
+        """Whether shard ``shard_id`` is complete and, given ``source``, was made from it.
 
-    def write_shard(self, shard_id: int, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        """Write ``(utt_id, array)`` pairs as shard ``shard_id`` (replaces an incomplete one)."""
+        A complete shard without a recorded source (written without one, or by an asr_kd
+        version that did not record sources) counts as done: see :meth:`unrecorded_source`.
+        """
+        if not (self.root / f"{shard_name(shard_id)}.index.tsv").exists():
+            return False
+        recorded = self.recorded_source(shard_id)
+        return source is None or recorded is None or recorded == source
+
+    def recorded_source(self, shard_id: int) -> str | None:
+        """The ``source`` digest shard ``shard_id`` was written with, or None."""
+        path = self.root / f"{shard_name(shard_id)}.source"
+        return path.read_text().strip() if path.exists() else None
+
+    def unrecorded_source(self, shard_id: int) -> bool:
+        """A complete shard that records no source (cannot be checked against its inputs)."""
+        return (self.root / f"{shard_name(shard_id)}.index.tsv").exists() and self.recorded_source(shard_id) is None
+
+    def write_shard(self, shard_id: int, items: Iterable[tuple[str, np.ndarray]], source: str | None = None) -> None:
+        """Write ``(utt_id, array)`` pairs as shard ``shard_id`` (replaces an existing one).
+
+        ``source``: a digest of the shard's inputs, recorded for :meth:`shard_done`.
+
+        Raises:
+            AsrKdError: an array of the wrong row shape, or NaN/Inf in a floating-point array.
+        """
         ids: list[str] = []
         arrays: list[np.ndarray] = []
         for utt_id, array in items:
@@ -92,15 +124,27 @@ class ArrayStoreWriter:
                     f"{utt_id}: array of shape {array.shape} does not fit store {self.root} "
                     f"(rows of shape {self.trailing_shape})"
                 )
+            array = array.astype(self.dtype, copy=False)
+            if not all_finite(array):
+                raise AsrKdError(f"{self.root}: utterance {utt_id}: NaN/Inf in the values to store; not written")
             ids.append(utt_id)
-            arrays.append(array.astype(self.dtype, copy=False))
+            arrays.append(array)
         data = (
             np.concatenate(arrays, axis=0)
             if arrays
             else np.zeros((0, *self.trailing_shape), dtype=self.dtype)
         )
         name = shard_name(shard_id)
+        # the index marks a complete shard: remove it first, so that a writer killed while
+        # replacing a shard leaves it incomplete (redone), never old index + new data
+        (self.root / f"{name}.index.tsv").unlink(missing_ok=True)
         write_with(self.root / f"{name}.npy", lambda tmp: np.save(tmp, data), suffix=".npy")
+        source_path = self.root / f"{name}.source"
+        if source is None:
+            source_path.unlink(missing_ok=True)
+        else:
+            with atomic_open(source_path) as f:
+                f.write(source + "\n")
         with atomic_open(self.root / f"{name}.index.tsv") as f:
             offset = 0
             for utt_id, array in zip(ids, arrays):
@@ -139,7 +183,18 @@ class ArrayStore:
 
     def _shard(self, shard_id: int) -> np.ndarray:
         if shard_id not in self._shards:
-            self._shards[shard_id] = np.load(self.root / f"{shard_name(shard_id)}.npy", mmap_mode="r")
+            path = self.root / f"{shard_name(shard_id)}.npy"
+            try:
+                shard = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as err:
+                raise AsrKdError(f"{path}: unreadable shard of store {self.root} ({err})") from None
+            if not all_finite(shard):
+                bad = [u for u, loc in self._index.items() if loc.shard == shard_id
+                       and not all_finite(shard[loc.offset : loc.offset + loc.num_rows])]
+                raise AsrKdError(f"{path}: NaN/Inf in the stored values of utterance {bad[0] if bad else '?'}"
+                                 f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''} (damaged file: "
+                                 "recompute this store)")
+            self._shards[shard_id] = shard
         return self._shards[shard_id]
 
     def __getitem__(self, utt_id: str) -> np.ndarray:
@@ -170,3 +225,10 @@ class ArrayStore:
     def nbytes(self) -> int:
         """Bytes on disk of the shard arrays (not counting index and metadata)."""
         return sum(p.stat().st_size for p in self.root.glob("shard-*.npy"))
+
+
+def all_finite(array: np.ndarray, block_rows: int = FINITE_CHECK_ROWS) -> bool:
+    """No NaN/Inf in ``array`` (always true for integer dtypes); checked in blocks of rows."""
+    if array.dtype.kind not in "fc":
+        return True
+    return all(np.isfinite(array[i : i + block_rows]).all() for i in range(0, len(array), block_rows))
