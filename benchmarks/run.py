@@ -32,6 +32,7 @@ CPU_BENCHMARKS = {
     "conformer_train": "benchmarks.bench_conformer_train",
     "distill": "benchmarks.bench_distill",
     "decode": "benchmarks.bench_decode",
+    "integrity": "benchmarks.bench_integrity",
 }
 GPU_BENCHMARKS = {"dnn_train_gpu": "benchmarks.bench_dnn_train"}
 #: name -> arguments always given to that benchmark (``--args`` adds to them).

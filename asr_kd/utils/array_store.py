@@ -56,7 +56,8 @@ class ArrayStoreWriter:
     """Writes shards of a store; each :meth:`write_shard` call is atomic and idempotent.
 
     Args:
-        root: store directory (created).
+        root: store directory (created with the first shard, so that a run failing before it
+            leaves nothing behind).
         dtype: numpy dtype of every array.
         trailing_shape: shape of one row, e.g. ``(40,)`` for 40-dim features, ``()`` for ids.
         meta: producer metadata saved in ``meta.json`` (feature config, senone count, ...).
@@ -74,18 +75,15 @@ class ArrayStoreWriter:
         self.root = Path(root)
         self.dtype = np.dtype(dtype)
         self.trailing_shape = tuple(int(d) for d in trailing_shape)
-        header = {"dtype": self.dtype.str, "trailing_shape": list(self.trailing_shape), "meta": meta or {}}
+        self._header = {"dtype": self.dtype.str, "trailing_shape": list(self.trailing_shape), "meta": meta or {}}
         meta_path = self.root / META_FILE
         if meta_path.exists():
             existing = json.loads(meta_path.read_text())
-            if json.loads(json.dumps(header)) != existing:
+            if json.loads(json.dumps(self._header)) != existing:
                 raise AsrKdError(
                     f"{self.root}: store exists with a different configuration "
-                    f"(existing {existing}, requested {header}); remove it or use another directory"
+                    f"(existing {existing}, requested {self._header}); remove it or use another directory"
                 )
-        else:
-            self.root.mkdir(parents=True, exist_ok=True)
-            write_json(meta_path, header)
 
     def shard_done(self, shard_id: int, source: str | None = None) -> bool:
         """Whether shard ``shard_id`` is complete and, given ``source``, was made from it.
@@ -134,6 +132,8 @@ class ArrayStoreWriter:
             if arrays
             else np.zeros((0, *self.trailing_shape), dtype=self.dtype)
         )
+        if not (self.root / META_FILE).exists():
+            write_json(self.root / META_FILE, self._header)
         name = shard_name(shard_id)
         # the index marks a complete shard: remove it first, so that a writer killed while
         # replacing a shard leaves it incomplete (redone), never old index + new data

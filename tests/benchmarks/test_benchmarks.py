@@ -24,6 +24,8 @@ CASES = {
     "distill": (["--student", "tiny", "--teacher", "tiny", "--num-senones", "50", "--steps", "2", "--repeats", "1"],
                 {"topk_over_hard", "online_over_hard", "bytes_per_frame_topk", "bytes_per_frame_dense"}),
     "decode": (["--train-steps", "2", "--no-lattice"], {"graph_build_s", "rtf", "cpu_rtf", "lm"}),
+    "integrity": (["--presets", "tiny", "--utts", "4", "--frames", "50", "--repeats", "1"],
+                  {"checksum_ms_tiny", "checksum_fraction_tiny", "finite_check_ms", "shard_first_read_ms"}),
 }
 
 def test_every_cpu_benchmark_has_a_case() -> None:
