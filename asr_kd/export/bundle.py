@@ -30,7 +30,6 @@ only, never its TorchScript file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from asr_kd.export.torchscript import export_torchscript, load_torchscript
 from asr_kd.features.cmvn import Cmvn, CmvnStats
 from asr_kd.features.fbank import FbankConfig
 from asr_kd.utils.atomic import replace_dir, write_json
+from asr_kd.utils.checksum import file_sha256
 from asr_kd.utils.errors import AsrKdError
 
 BUNDLE_FORMAT = "asr_kd.bundle/1"
@@ -242,15 +242,6 @@ def _check_close(path: Path, what: str, diff: float, tolerance: float) -> None:
     """Raise unless ``diff`` (max |export - PyTorch|) is within ``tolerance``; NaN never is."""
     if not diff <= tolerance:
         raise AsrKdError(f"{path}: {what} logits differ from PyTorch by {diff:.2e} (> {tolerance}); nothing exported")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundle_metadata(model_path: str | os.PathLike, meta: dict[str, Any],
