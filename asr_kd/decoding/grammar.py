@@ -111,10 +111,11 @@ def read_arpa_summary(path: str | os.PathLike) -> ArpaSummary:
         fields = line.split()
         if section == "ngrams":
             # arpa2fst silently drops an n-gram whose word has no unigram (a damaged or edited LM)
-            missing = next((w for w in fields[1 : 1 + order] if w not in known), None)
-            if missing is not None:
-                raise AsrKdError(f"{path}:{line_no}: {order}-gram {' '.join(fields[1 : 1 + order])!r} has the word "
-                                 f"{missing!r}, which is not in the \\1-grams: section")
+            words = fields[1 : 1 + order]
+            if not known.issuperset(words):
+                missing = next(w for w in words if w not in known)
+                raise AsrKdError(f"{path}:{line_no}: {order}-gram {' '.join(words)!r} has the word {missing!r}, "
+                                 "which is not in the \\1-grams: section")
             continue
         try:
             float(fields[0])
