@@ -41,6 +41,8 @@ def _read_unknown_length(f: sf.SoundFile) -> np.ndarray:
     while True:
         block = np.empty((_BLOCK_FRAMES, f.channels), dtype=np.float32)
         n = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", block.ctypes.data), _BLOCK_FRAMES)
+        if sf._snd.sf_error(f._file):  # a decoding error also cuts a read short: not the end of the audio
+            raise RuntimeError(sf._ffi.string(sf._snd.sf_strerror(f._file)).decode(errors="replace"))
         if n <= 0:
             break
         blocks.append(block[:n])

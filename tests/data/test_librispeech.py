@@ -172,7 +172,7 @@ def test_missing_subset(tiny_root: Path) -> None:
 
 def test_flac_of_unknown_length_gets_its_decoded_length(corpus: Path) -> None:
     """A FLAC header with total samples 0 ("unknown") must not become 2**63 - 1 samples (issue 14.5)."""
-    from tests.test_bad_input import unknown_length
+    from tests.test_bad_input import corrupt_middle, unknown_length
 
     _, flac = first_chapter(corpus)
     true_length = sf.info(flac).frames
@@ -180,6 +180,9 @@ def test_flac_of_unknown_length_gets_its_decoded_length(corpus: Path) -> None:
     utts, report = scan_subset(corpus, TRAIN, progress=False)
     utt = next(u for u in utts if u.utt_id == flac.stem)
     assert utt.num_samples == true_length and report.hours < 1
+    corrupt_middle(flac)  # decoding errors still count when the length is unknown
+    with pytest.raises(AsrKdError, match=f"{flac.name}: unreadable or corrupt audio"):
+        scan_subset(corpus, TRAIN, progress=False)
 
 
 def test_corrupt_audio_data_is_found_by_decoding_and_skipped(corpus: Path) -> None:
