@@ -68,7 +68,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    """The ``--model`` arguments as a :class:`~asr_kd.models.LoadedModel`, checked against the subset's features."""
+    """The ``--model`` arguments as a :class:`~asr_kd.models.LoadedModel` (the callers check it against the subset)."""
     import torch
 
     from asr_kd.models import load_model
