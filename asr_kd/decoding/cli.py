@@ -105,6 +105,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--word-ins-penalties", type=float, nargs="+", default=None, help="WIP grid (default 0 0.5 1)")
     p.add_argument("--prior-scales", type=float, nargs="+", default=None,
                    help="prior-scale grid (default: the decode's own prior scale only)")
+    p.add_argument("--utts", type=Path, default=None,
+                   help="score only the utterance ids listed in this file (with --nbest; the tuning set of "
+                   "--tune is the utterances of its REF)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output prefix with --nbest (default <nbest stem>.<untuned|tuned|best_on_dev>)")
     p.set_defaults(func=run_score)
 
 
@@ -208,8 +213,8 @@ def run_score(args: argparse.Namespace) -> int:
     refs = read_references(args.ref)
     if args.nbest is not None:
         return _score_nbest(args, refs)
-    if args.tune or args.best_on_dev:
-        raise AsrKdError("--tune and --best-on-dev choose among N-best settings: give --nbest, not --hyp")
+    if args.tune or args.best_on_dev or args.utts or args.out:
+        raise AsrKdError("--tune, --best-on-dev, --utts and --out go with --nbest, not --hyp")
     results = []
     for hyp_path in args.hyp:
         stem = hyp_path.with_suffix("")
@@ -225,11 +230,15 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def _score_nbest(args: argparse.Namespace, refs: dict[str, str]) -> int:
-    from asr_kd.decoding.nbest import read_nbest
+    from asr_kd.decoding.nbest import NBestLists, read_nbest
     from asr_kd.scoring import tuning
     from asr_kd.scoring.wer import read_references, score, write_text
 
     lists = read_nbest(args.nbest)
+    if args.utts is not None:
+        keep = set(args.utts.read_text().split())
+        refs = {u: t for u, t in refs.items() if u in keep}
+        lists = NBestLists(lists.header, {u: h for u, h in lists.utterances.items() if u in keep})
     tuning.check_coverage(refs, lists, str(args.nbest))
     settings = tuning.grid(args.lm_weights or tuning.DEFAULT_LM_WEIGHTS,
                            args.word_ins_penalties or tuning.DEFAULT_WORD_INS_PENALTIES,
@@ -237,8 +246,9 @@ def _score_nbest(args: argparse.Namespace, refs: dict[str, str]) -> int:
     if args.tune:
         mode, label, chosen_on = tuning.TUNED, "tuned", str(args.tune[1])
         tune_refs, tune_lists = read_references(args.tune[0]), read_nbest(args.tune[1])
-        tuning.check_coverage(tune_refs, tune_lists, str(args.tune[1]))
-        overlap = set(tune_lists.utterances) & set(lists.utterances)
+        # the tuning set is the utterances of its references (an N-best file may hold more)
+        tune_lists = NBestLists(tune_lists.header, {u: h for u, h in tune_lists.utterances.items() if u in tune_refs})
+        overlap = set(tune_refs) & set(refs)
         if overlap:
             raise AsrKdError(f"tuning set and scored set share {len(overlap)} utterances, e.g. {sorted(overlap)[:3]}: "
                              "tune on other utterances, or say --best-on-dev")
@@ -250,14 +260,14 @@ def _score_nbest(args: argparse.Namespace, refs: dict[str, str]) -> int:
         mode, label, chosen_on = tuning.UNTUNED, "untuned", None
         results = tuning.sweep(refs, lists, [lists.search_setting()])
     chosen = tuning.choose(results)
-    stem = str(args.nbest).removesuffix(".gz").removesuffix(".jsonl")
+    prefix = str(args.out) if args.out else f"{str(args.nbest).removesuffix('.gz').removesuffix('.jsonl')}.{label}"
     hyps = lists.best(chosen.setting)
-    write_text(f"{stem}.{label}.txt", hyps)
+    write_text(f"{prefix}.txt", hyps)
     block = tuning.describe(mode, chosen, chosen_on, results)
-    s = score(refs, hyps, f"{stem}.{label}.wer.json", f"{stem}.{label}.per_utt.txt", extra={"scoring": block})
+    s = score(refs, hyps, f"{prefix}.wer.json", f"{prefix}.per_utt.txt", extra={"scoring": block})
     setting = ", ".join(f"{k} {v:g}" for k, v in chosen.setting.as_dict().items())
     where = f" (chosen on {chosen_on}: %WER {100 * chosen.summary.wer:.2f})" if chosen_on else ""
     print(f"score: {args.nbest} [{mode}] {setting}{where}: %WER {100 * s.wer:.2f} "
           f"[ {s.substitutions + s.deletions + s.insertions} / {s.ref_words}, {s.insertions} ins, {s.deletions} del, "
-          f"{s.substitutions} sub ] {s.utterances} utterances -> {stem}.{label}.wer.json")
+          f"{s.substitutions} sub ] {s.utterances} utterances -> {prefix}.wer.json")
     return 0

@@ -159,7 +159,8 @@ class Decoder:
                 each hypothesis carries its prior sum (for prior-scale sweeps); ``None``: zeros.
         """
         try:
-            graph = word_graph(lattice_to_arrays(lattice.lattice), lattice.num_frames, log_priors)
+            graph = word_graph(lattice_to_arrays(lattice.lattice), lattice.num_frames, log_priors,
+                               self.config.nbest_beam)
         except AsrKdError as err:
             raise NoPathError(f"{utt_id}: {err}") from None
         scale = lattice.acoustic_scale

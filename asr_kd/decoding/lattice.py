@@ -162,44 +162,69 @@ _PAIR_FIELDS = ("anchor", "state", "graph", "acoustic", "prior")
 
 
 class _WordGraphBuilder:
-    """Runs the frame-synchronous segment search of :func:`word_graph` over one raw lattice."""
+    """Runs the frame-synchronous segment search of :func:`word_graph` over one raw lattice.
 
-    def __init__(self, lat: LatticeArrays, arc_prior: np.ndarray) -> None:
+    With ``anchor_words=False`` word arcs are ordinary arcs (a plain Viterbi pass, used to get
+    forward costs and the states of each frame). With :meth:`set_pruning`, pairs and word-graph
+    arcs whose best complete path costs more than ``limit`` are dropped as they appear.
+    """
+
+    def __init__(self, lat: LatticeArrays, arc_prior: np.ndarray, anchor_words: bool = True) -> None:
         self.lat = lat
         self.arc_prior = arc_prior
+        self.anchor_words = anchor_words
         emitting = lat.ilabel != 0
         # per-kind CSR: arcs of state s of that kind are index[first[s]:first[s+1]]
         self.csr = {kind: self._csr(emitting == kind) for kind in (True, False)}
         self.arcs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.alpha: np.ndarray | None = None
+        self.beta: np.ndarray | None = None
+        self.limit = np.inf
 
     def _csr(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         index = np.flatnonzero(mask)
         counts = np.bincount(self.lat.src[index], minlength=self.lat.num_states)
         return index, np.concatenate([[0], np.cumsum(counts)])
 
+    def arcs_of(self, states: np.ndarray, emitting: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(rep, arc)``: the arcs of one kind out of ``states``; ``rep`` indexes ``states``."""
+        index, first = self.csr[emitting]
+        counts = first[states + 1] - first[states]
+        rep = np.repeat(np.arange(len(states)), counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return rep, index[first[states][rep] + within]
+
+    def set_pruning(self, alpha: np.ndarray, beta: np.ndarray, beam: float) -> None:
+        self.alpha, self.beta = alpha, beta
+        self.limit = float(beta[self.lat.start]) + beam + 1e-6
+
+    def prune(self, pairs: _Pairs) -> _Pairs:
+        if self.alpha is None:
+            return pairs
+        total = self.alpha[pairs.anchor] + pairs.graph + pairs.acoustic + self.beta[pairs.state]
+        return pairs.take(np.flatnonzero(total <= self.limit))
+
     def expand(self, pairs: _Pairs, emitting: bool) -> _Pairs:
         """Follow the arcs of one kind out of every pair; word arcs are recorded and start anchors."""
-        index, first = self.csr[emitting]
-        counts = first[pairs.state + 1] - first[pairs.state]
-        if counts.sum() == 0:
-            return _Pairs(*(np.empty(0, dtype=getattr(pairs, f).dtype) for f in _PAIR_FIELDS))
-        rep = np.repeat(np.arange(len(pairs)), counts)
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        arc = index[first[pairs.state][rep] + within]
+        rep, arc = self.arcs_of(pairs.state, emitting)
         lat = self.lat
         graph = pairs.graph[rep] + lat.graph[arc]
         acoustic = pairs.acoustic[rep] + lat.acoustic[arc]
         prior = pairs.prior[rep] + self.arc_prior[arc]
-        word = lat.olabel[arc] != 0
-        if word.any():
-            self.arcs.append((pairs.anchor[rep][word], arc[word], graph[word], acoustic[word], prior[word]))
         dst = lat.dst[arc]
+        word = lat.olabel[arc] != 0 if self.anchor_words else np.zeros(len(arc), dtype=bool)
+        if word.any():
+            record = word.copy()
+            if self.alpha is not None:
+                total = self.alpha[pairs.anchor[rep]] + graph + acoustic + self.beta[dst]
+                record &= total <= self.limit
+            self.arcs.append((pairs.anchor[rep][record], arc[record], graph[record], acoustic[record], prior[record]))
         # after a word arc a new segment starts at its destination (the arc's costs went into the record)
-        return _Pairs(
+        return self.prune(_Pairs(
             anchor=np.where(word, dst, pairs.anchor[rep]), state=dst,
             graph=np.where(word, 0.0, graph), acoustic=np.where(word, 0.0, acoustic),
             prior=np.where(word, 0.0, prior),
-        )
+        ))
 
     def best(self, pairs: _Pairs, prefer: np.ndarray | None = None) -> tuple[_Pairs, np.ndarray]:
         """Cheapest pair per (anchor, state); ties keep the lower ``prefer`` (e.g. existing pairs)."""
@@ -226,8 +251,45 @@ class _WordGraphBuilder:
                 return current
         raise AsrKdError("lattice has a cycle of arcs that consume no frame (internal error)")
 
+    def run(self, num_frames: int) -> list[_Pairs]:
+        """All frames; returns the pairs alive at each frame (the last entry: after the last frame)."""
+        zero = np.zeros(1)
+        start = np.array([self.lat.start])
+        frames = [self.closure(_Pairs(start, start, zero, zero, zero))]
+        for _ in range(num_frames):
+            pairs, _ = self.best(self.expand(frames[-1], emitting=True))
+            frames.append(self.closure(pairs))
+        return frames
 
-def word_graph(lat: LatticeArrays, num_frames: int, log_priors: np.ndarray | None = None) -> WordGraph:
+
+def _forward_backward(lat: LatticeArrays, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best cost from the start (``alpha``) and to the end (``beta``) of every raw state ``(num_states,)``."""
+    viterbi = _WordGraphBuilder(lat, np.zeros(len(lat.src)), anchor_words=False)
+    frames = viterbi.run(num_frames)
+    alpha = np.full(lat.num_states, np.inf)
+    for pairs in frames:  # a token belongs to one frame; one pair per state there (a single anchor)
+        alpha[pairs.state] = pairs.graph + pairs.acoustic
+    cost = lat.graph + lat.acoustic
+    beta = np.full(lat.num_states, np.inf)
+    last = frames[-1].state
+    beta[last] = (lat.final_graph + lat.final_acoustic)[last]
+    for t in range(len(frames) - 1, -1, -1):
+        states = frames[t].state
+        if t + 1 < len(frames):
+            _, arc = viterbi.arcs_of(states, emitting=True)
+            np.minimum.at(beta, lat.src[arc], cost[arc] + beta[lat.dst[arc]])
+        _, arc = viterbi.arcs_of(states, emitting=False)
+        for _ in range(len(states) + 1):  # arcs within a frame: relax until nothing improves
+            before = beta[states].copy()
+            np.minimum.at(beta, lat.src[arc], cost[arc] + beta[lat.dst[arc]])
+            if np.array_equal(before, beta[states]):
+                break
+    return alpha, beta
+
+
+def word_graph(
+    lat: LatticeArrays, num_frames: int, log_priors: np.ndarray | None = None, beam: float | None = None
+) -> WordGraph:
     """The word graph of a raw lattice of ``num_frames`` frames (see the module docstring).
 
     Args:
@@ -235,17 +297,17 @@ def word_graph(lat: LatticeArrays, num_frames: int, log_priors: np.ndarray | Non
         num_frames: frames the search consumed (the lattice's number of emitting steps).
         log_priors: ``(num_senones,)`` log senone priors; each emitting arc adds the log prior of
             its senone to the ``prior`` sums (so that the prior scale can be changed afterwards).
+        beam: keep only segments and arcs on complete paths within ``beam`` of the best path
+            (forward-backward costs of a Viterbi pass first); ``None`` keeps everything.
     """
     arc_prior = np.zeros(len(lat.src))
     if log_priors is not None:
         emitting = lat.ilabel != 0
         arc_prior[emitting] = np.asarray(log_priors, dtype=np.float64)[lat.ilabel[emitting] - 1]
     builder = _WordGraphBuilder(lat, arc_prior)
-    zero = np.zeros(1)
-    pairs = builder.closure(_Pairs(np.array([lat.start]), np.array([lat.start]), zero, zero, zero))
-    for _ in range(num_frames):
-        pairs, _ = builder.best(builder.expand(pairs, emitting=True))
-        pairs = builder.closure(pairs)
+    if beam is not None:
+        builder.set_pruning(*_forward_backward(lat, num_frames), beam)
+    pairs = builder.run(num_frames)[-1]
     final = np.isfinite(lat.final_graph[pairs.state])
     ends = pairs.take(np.flatnonzero(final))
     ends = _Pairs(ends.anchor, ends.state, ends.graph + lat.final_graph[ends.state],

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Decoding study (issue 13): search speed, N-best weight tuning and LM rescoring with the
+# pocketsphinx en-us LM on the mini data. Run it under the CPU lock; it uses both cores.
+#
+# Usage: bash recipes/mini_librispeech/local/decode_study.sh --exp EXP --lm-dir LMDIR --out OUT
+#            [--stage N] [--stop-stage M] [--systems "member0 member1 ... ensemble"]
+#   EXP    a recipe experiment with tree/, manifests/, feats/ and e1/ensemble/ (read only)
+#   LMDIR  en-us.2gram.arpa, en-us.3gram.arpa and en-us.2gram.lexicon.txt (asr-kd lm)
+#   OUT    where graphs, posteriors, N-best lists and scores go
+# Stages: 1 first-pass HCLG (bigram), 2 dev log-posteriors of each system, 3 search comparison on
+# 50 utterances (benchmarks.bench_decode), 4 N-best decoding of dev, 5 trigram rescoring,
+# 6 scoring: untuned, tuned on the other half of the dev speakers (2-fold), best on dev.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+stage=1
+stop_stage=100
+exp=
+lm_dir=
+out=
+dev=dev-clean-2
+systems="member0 member1 member2 member3 ensemble"
+beam=13
+lattice_beam=6
+nbest=100
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --lm-dir) lm_dir=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --systems) systems=$2; shift 2 ;;
+    --lattice-beam) lattice_beam=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 1 ;;
+  esac
+done
+[ -n "$exp" ] && [ -n "$lm_dir" ] && [ -n "$out" ] || { echo "need --exp, --lm-dir and --out" >&2; exit 1; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+start_time=$(date +%s)
+stamp() { echo "== [$(( $(date +%s) - start_time )) s] $*"; }
+mkdir -p "$out"
+graph=$out/graph_2gram
+model_of() {  # system name -> model file
+  if [ "$1" = ensemble ]; then echo "$exp/e1/ensemble/ensemble.json"; else echo "$exp/e1/ensemble/$1/model.pt"; fi
+}
+
+if run_stage 1; then
+  stamp "stage 1: HCLG of the bigram (72k words), build time and peak memory"
+  /usr/bin/time -v asr-kd graph --exp "$exp" --arpa "$lm_dir/en-us.2gram.arpa" \
+    --lexicon "$lm_dir/en-us.2gram.lexicon.txt" --graph-dir "$graph" 2> "$out/graph_2gram.time.log"
+  grep -E "Maximum resident|Elapsed" "$out/graph_2gram.time.log"
+fi
+if run_stage 2; then
+  stamp "stage 2: $dev log-posteriors of $systems"
+  for s in $systems; do
+    asr-kd posteriors --model "$(model_of "$s")" --exp "$exp" --subset $dev --threads 2 --out "$out/$s/logpost"
+  done
+fi
+if run_stage 3; then
+  stamp "stage 3: best path vs lattice + $nbest-best at lattice beams 4 6 8 (first 50 utterances, member0)"
+  python -m benchmarks.bench_decode --graph-dir "$graph" --scores "$out/member0/logpost" --tree-dir "$exp/tree" \
+    --ref "$exp/manifests/$dev.tsv" --max-utts 50 --beam $beam --lattice-beams 4 6 8 --nbest $nbest \
+    | tee "$out/search_comparison.txt"
+fi
+# the 2-fold tuning split: dev speakers alternately in half A and half B
+split_dev() {
+  tail -n +2 "$exp/manifests/$dev.tsv" | cut -f1,5,8 | sort -k2,2 -k1,1 > "$out/dev_utts.tsv"
+  cut -f2 "$out/dev_utts.tsv" | uniq | awk 'NR % 2 == 1' > "$out/speakers_a.txt"
+  awk -F'\t' 'NR == FNR { a[$1] = 1; next } { print $1 " " $3 > (($2 in a) ? OUT "/half_a.txt" : OUT "/half_b.txt") }' \
+    OUT="$out" "$out/speakers_a.txt" "$out/dev_utts.tsv"
+  cut -d' ' -f1 "$out/half_a.txt" > "$out/half_a.utts"; cut -d' ' -f1 "$out/half_b.txt" > "$out/half_b.utts"
+}
+if run_stage 4; then
+  stamp "stage 4: lattice search + $nbest-best of $dev (beam $beam, lattice beam $lattice_beam), two at a time"
+  pids=()
+  for s in $systems; do
+    asr-kd decode --graph-dir "$graph" --scores "$out/$s/logpost" --tree-dir "$exp/tree" --beam $beam \
+      --lattice-beam $lattice_beam --nbest $nbest --out "$out/$s/decode_2gram" > "$out/$s/decode_2gram.log" 2>&1 &
+    pids+=($!)
+    if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  for s in $systems; do tail -n 1 "$out/$s/decode_2gram.log"; done
+fi
+if run_stage 5; then
+  stamp "stage 5: rescoring the N-best lists with the full trigram"
+  for s in $systems; do
+    asr-kd rescore --nbest "$out/$s/decode_2gram/nbest.jsonl.gz" --graph-dir "$graph" \
+      --old-arpa "$lm_dir/en-us.2gram.arpa" --new-arpa "$lm_dir/en-us.3gram.arpa" --cache-dir "$out/rescore_cache" \
+      --out "$out/$s/decode_2gram/nbest_3gram.jsonl.gz"
+  done
+fi
+if run_stage 6; then
+  stamp "stage 6: WER untuned / tuned on the other half of the speakers / best on dev"
+  split_dev
+  ref=$exp/manifests/$dev.tsv
+  for s in $systems; do
+    for lists in nbest nbest_3gram; do
+      nb=$out/$s/decode_2gram/$lists.jsonl.gz
+      asr-kd score --ref "$ref" --nbest "$nb" --out "$out/$s/$lists.untuned"
+      asr-kd score --ref "$ref" --nbest "$nb" --prior-scales 0.7 0.85 1.0 --best-on-dev --out "$out/$s/$lists.best_on_dev"
+      for half in a b; do
+        other=$([ $half = a ] && echo b || echo a)
+        asr-kd score --ref "$ref" --nbest "$nb" --utts "$out/half_$half.utts" --prior-scales 0.7 0.85 1.0 \
+          --tune "$out/half_$other.txt" "$nb" --out "$out/$s/$lists.tuned_$half"
+      done
+    done
+  done
+  python - "$out" $systems <<'EOF'
+import json, sys
+from pathlib import Path
+out, systems = Path(sys.argv[1]), sys.argv[2:]
+print("| system | LM | untuned %WER | tuned (2-fold over speaker halves) %WER [LMWT, WIP, prior scale per half] "
+      "| best on dev %WER [LMWT, WIP, prior scale] |")
+print("|---|---|---|---|---|")
+for s in systems:
+    for lists, lm in (("nbest", "2-gram"), ("nbest_3gram", "2-gram + 3-gram rescoring")):
+        load = lambda tag: json.loads((out / s / f"{lists}.{tag}.wer.json").read_text())
+        untuned, best = load("untuned"), load("best_on_dev")
+        halves = [load(f"tuned_{h}") for h in "ab"]
+        errors = sum(h["summary"]["substitutions"] + h["summary"]["deletions"] + h["summary"]["insertions"] for h in halves)
+        words = sum(h["summary"]["ref_words"] for h in halves)
+        fmt = lambda r: "{lm_weight:g}, {word_ins_penalty:g}, {prior_scale:g}".format(**r["scoring"]["setting"])
+        print(f"| {s} | {lm} | {100 * untuned['summary']['wer']:.2f} | {100 * errors / words:.2f} "
+              f"[{fmt(halves[0])}; {fmt(halves[1])}] | {100 * best['summary']['wer']:.2f} [{fmt(best)}] |")
+EOF
+fi
+stamp "done"
