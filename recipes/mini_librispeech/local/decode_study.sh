@@ -23,6 +23,7 @@ systems="member0 member1 member2 member3 ensemble"
 beam=13
 lattice_beam=6
 nbest=100
+reuse_graph=                # an existing graph dir; used when its inputs hash to the same key
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --systems) systems=$2; shift 2 ;;
     --lattice-beam) lattice_beam=$2; shift 2 ;;
+    --reuse-graph) reuse_graph=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -47,9 +49,20 @@ model_of() {  # system name -> model file
 
 if run_stage 1; then
   stamp "stage 1: HCLG of the bigram (72k words), build time and peak memory"
-  /usr/bin/time -v asr-kd graph --exp "$exp" --arpa "$lm_dir/en-us.2gram.arpa" \
-    --lexicon "$lm_dir/en-us.2gram.lexicon.txt" --graph-dir "$graph" 2> "$out/graph_2gram.time.log"
-  grep -E "Maximum resident|Elapsed" "$out/graph_2gram.time.log"
+  if [ -n "$reuse_graph" ] && [ -f "$reuse_graph/graph.json" ] && python -c '
+import json, sys
+from pathlib import Path
+from asr_kd.decoding.graph import GraphOptions, graph_key
+graph, tree, lexicon, arpa = map(Path, sys.argv[1:])
+sys.exit(json.loads((graph / "graph.json").read_text())["key"] != graph_key(tree, lexicon, arpa, GraphOptions()))
+' "$reuse_graph" "$exp/tree/tree.json" "$lm_dir/en-us.2gram.lexicon.txt" "$lm_dir/en-us.2gram.arpa"; then
+    echo "reusing $reuse_graph (same tree, lexicon, LM and options)"
+    ln -sfn "$(realpath "$reuse_graph")" "$graph"
+  else
+    /usr/bin/time -v asr-kd graph --exp "$exp" --arpa "$lm_dir/en-us.2gram.arpa" \
+      --lexicon "$lm_dir/en-us.2gram.lexicon.txt" --graph-dir "$graph" 2> "$out/graph_2gram.time.log"
+    grep -E "Maximum resident|Elapsed" "$out/graph_2gram.time.log"
+  fi
 fi
 if run_stage 2; then
   stamp "stage 2: $dev log-posteriors of $systems"
