@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prior-scale", type=float, default=1.0)
     parser.add_argument("--beam", type=float, default=13.0)
     parser.add_argument("--ps-lw", type=float, default=None, help="pocketsphinx language weight (default its own)")
+    parser.add_argument("--ps-own-lm", action="store_true",
+                        help="also a pocketsphinx row with its packaged en-us.lm.bin (the trigram the ARPA came from)")
     args = parser.parse_args(argv)
 
     import torch
@@ -120,8 +122,15 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="asr_kd_peer_") as tmp:
         hyps, seconds, load_s = run_pocketsphinx(utts, lower_case_arpa(args.arpa, Path(tmp) / "lm.arpa"), args.ps_lw)
-    rows.append({"system": "pocketsphinx en-us (its own AM)", "wer": wer_of(refs, hyps), "rtf": seconds / audio_s,
-                 "load_s": round(load_s, 1)})
+    rows.append({"system": f"pocketsphinx en-us AM + {args.arpa.name}", "wer": wer_of(refs, hyps),
+                 "rtf": seconds / audio_s, "load_s": round(load_s, 1)})
+    if args.ps_own_lm:
+        from pocketsphinx import get_model_path
+
+        own = Path(get_model_path()) / "en-us" / "en-us.lm.bin"
+        hyps, seconds, load_s = run_pocketsphinx(utts, own, args.ps_lw)
+        rows.append({"system": "pocketsphinx en-us AM + its en-us.lm.bin", "wer": wer_of(refs, hyps),
+                     "rtf": seconds / audio_s, "load_s": round(load_s, 1)})
     start = time.perf_counter()
     decoder = Decoder(load_graph(args.graph_dir), DecoderConfig(acoustic_scale=args.acoustic_scale, beam=args.beam))
     graph_load_s = time.perf_counter() - start

@@ -230,7 +230,10 @@ class _WordGraphBuilder:
         """Cheapest pair per (anchor, state); ties keep the lower ``prefer`` (e.g. existing pairs)."""
         key = pairs.anchor * self.lat.num_states + pairs.state
         cost = pairs.graph + pairs.acoustic
-        order = np.lexsort((prefer if prefer is not None else np.zeros(len(key)), cost, key))
+        # stable sorts from the last key to the first (twice as fast as np.lexsort here)
+        order = np.argsort(prefer, kind="stable") if prefer is not None else np.arange(len(key))
+        order = order[np.argsort(cost[order], kind="stable")]
+        order = order[np.argsort(key[order], kind="stable")]
         keep = np.ones(len(order), dtype=bool)
         keep[1:] = key[order][1:] != key[order][:-1]
         chosen = order[keep]

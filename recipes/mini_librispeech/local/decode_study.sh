@@ -8,8 +8,9 @@
 #   LMDIR  en-us.2gram.arpa, en-us.3gram.arpa and en-us.2gram.lexicon.txt (asr-kd lm)
 #   OUT    where graphs, posteriors, N-best lists and scores go
 # Stages: 1 first-pass HCLG (bigram), 2 dev log-posteriors of each system, 3 search comparison on
-# 50 utterances (benchmarks.bench_decode), 4 N-best decoding of dev, 5 trigram rescoring,
-# 6 scoring: untuned, tuned on the other half of the dev speakers (2-fold), best on dev.
+# 30 utterances (benchmarks.bench_decode), 4 N-best decoding of dev, 5 trigram rescoring,
+# 6 scoring: untuned, tuned on the other half of the dev speakers (2-fold), best on dev,
+# 7 the pocketsphinx peer benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -71,9 +72,9 @@ if run_stage 2; then
   done
 fi
 if run_stage 3; then
-  stamp "stage 3: best path vs lattice + $nbest-best at lattice beams 4 6 8 (first 50 utterances, member0)"
+  stamp "stage 3: best path vs lattice + $nbest-best at lattice beams 4 6 (first 30 utterances, member0)"
   python -m benchmarks.bench_decode --graph-dir "$graph" --scores "$out/member0/logpost" --tree-dir "$exp/tree" \
-    --ref "$exp/manifests/$dev.tsv" --max-utts 50 --beam $beam --lattice-beams 4 6 8 --nbest $nbest \
+    --ref "$exp/manifests/$dev.tsv" --max-utts 30 --beam $beam --lattice-beams 4 6 --nbest $nbest \
     | tee "$out/search_comparison.txt"
 fi
 # the 2-fold tuning split: dev speakers alternately in half A and half B
@@ -138,5 +139,12 @@ for s in systems:
         print(f"| {s} | {lm} | {100 * untuned['summary']['wer']:.2f} | {100 * errors / words:.2f} "
               f"[{fmt(halves[0])}; {fmt(halves[1])}] | {100 * best['summary']['wer']:.2f} [{fmt(best)}] |")
 EOF
+fi
+if run_stage 7; then
+  stamp "stage 7: peer benchmark: pocketsphinx vs asr_kd, same bigram LM, 120 random $dev utterances"
+  models=(); for s in $systems; do models+=("$(model_of "$s")"); done
+  python -m benchmarks.bench_pocketsphinx_peer --exp "$exp" --subset $dev --num-utts 120 --seed 0 \
+    --arpa "$lm_dir/en-us.2gram.arpa" --graph-dir "$graph" --tree-dir "$exp/tree" --ps-own-lm --model "${models[@]}" \
+    | tee "$out/peer_benchmark.txt"
 fi
 stamp "done"
