@@ -59,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=float, default=13.0)
     p.add_argument("--max-active", type=int, default=7000)
     p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam (with --nbest)")
+    p.add_argument("--utts", type=Path, default=None, help="decode only the utterance ids listed in this file")
     p.add_argument("--nbest", type=int, default=0, metavar="N",
                    help="lattice search; write the N best word sequences per utterance (e.g. 100)")
     p.add_argument("--nbest-beam", type=float, default=None,
@@ -98,7 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--nbest", type=Path, help="nbest.jsonl.gz of the reported set (`asr-kd decode --nbest`)")
     choice = p.add_mutually_exclusive_group()
     choice.add_argument("--tune", nargs=2, type=Path, metavar=("REF", "NBEST"),
-                        help="choose the setting on this tuning set (references, N-best file)")
+                        help="choose the setting on this tuning set: the utterances with both a reference in REF "
+                        "and an N-best list in NBEST")
     choice.add_argument("--best-on-dev", action="store_true",
                         help="choose on the scored set itself (Kaldi RESULTS style; labelled 'best on dev')")
     p.add_argument("--lm-weights", type=float, nargs="+", default=None, help="LMWT grid (default 7 .. 17)")
@@ -106,8 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prior-scales", type=float, nargs="+", default=None,
                    help="prior-scale grid (default: the decode's own prior scale only)")
     p.add_argument("--utts", type=Path, default=None,
-                   help="score only the utterance ids listed in this file (with --nbest; the tuning set of "
-                   "--tune is the utterances of its REF)")
+                   help="score only the utterance ids listed in this file (with --nbest)")
     p.add_argument("--out", type=Path, default=None,
                    help="output prefix with --nbest (default <nbest stem>.<untuned|tuned|best_on_dev>)")
     p.set_defaults(func=run_score)
@@ -174,6 +175,7 @@ def run_decode(args: argparse.Namespace) -> int:
     summary = decode_store(
         load_graph(args.graph_dir), args.scores, args.out, config, kind=args.kind, log_priors=_log_priors(args),
         prior_scale=args.prior_scale, nbest=args.nbest,
+        utt_ids=args.utts.read_text().split() if args.utts else None,
     )
     outputs = [*summary["hypothesis_files"], *([summary["nbest_file"]] if args.nbest else [])]
     print(f"decode: {summary['utterances']} utterances ({summary['failed']} failed), RTF {summary['rtf']:.4f} "
@@ -244,11 +246,16 @@ def _score_nbest(args: argparse.Namespace, refs: dict[str, str]) -> int:
                            args.word_ins_penalties or tuning.DEFAULT_WORD_INS_PENALTIES,
                            args.prior_scales or [lists.decode_prior_scale])
     if args.tune:
-        mode, label, chosen_on = tuning.TUNED, "tuned", str(args.tune[1])
+        mode, label = tuning.TUNED, "tuned"
         tune_refs, tune_lists = read_references(args.tune[0]), read_nbest(args.tune[1])
-        # the tuning set is the utterances of its references (an N-best file may hold more)
-        tune_lists = NBestLists(tune_lists.header, {u: h for u, h in tune_lists.utterances.items() if u in tune_refs})
-        overlap = set(tune_refs) & set(refs)
+        # the tuning set: utterances with both a reference and an N-best list (either file may hold more)
+        common = set(tune_refs) & set(tune_lists.utterances)
+        if not common:
+            raise AsrKdError(f"{args.tune[1]}: no N-best list has a reference in {args.tune[0]}")
+        tune_refs = {u: t for u, t in tune_refs.items() if u in common}
+        tune_lists = NBestLists(tune_lists.header, {u: h for u, h in tune_lists.utterances.items() if u in common})
+        chosen_on = f"{args.tune[1]} ({len(common)} utterances)"
+        overlap = common & set(refs)
         if overlap:
             raise AsrKdError(f"tuning set and scored set share {len(overlap)} utterances, e.g. {sorted(overlap)[:3]}: "
                              "tune on other utterances, or say --best-on-dev")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def decode_store(
     log_priors: np.ndarray | None = None,
     prior_scale: float = 1.0,
     nbest: int = 0,
+    utt_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Decode every utterance of ``scores_dir`` (an :class:`ArrayStore` of ``(T, num_senones)``).
 
@@ -67,10 +69,18 @@ def decode_store(
     costs when the machine is shared; with ``nbest`` also ``nbest_rtf``, the N-best extraction
     alone, included in ``rtf``).
 
+    ``utt_ids`` restricts the decode to those utterances (all of the store by default).
+
     Raises:
-        AsrKdError: the store's column count differs from the graph's senone count.
+        AsrKdError: the store's column count differs from the graph's senone count; an
+            utterance of ``utt_ids`` is not in the store.
     """
     store = ArrayStore(scores_dir)
+    if utt_ids is None:
+        utt_ids = list(store)
+    missing = [u for u in utt_ids if u not in store]
+    if missing:
+        raise AsrKdError(f"{scores_dir}: {len(missing)} requested utterances are not in the store, e.g. {missing[:3]}")
     if store.trailing_shape != (graph.num_senones,):
         raise AsrKdError(
             f"{scores_dir}: rows have shape {store.trailing_shape}, the graph's tree has {graph.num_senones} "
@@ -83,7 +93,7 @@ def decode_store(
     not_final: list[str] = []  # best path ended in a non-final state (the search ran out of beam)
     frames, search_s, search_cpu_s, nbest_s = 0, 0.0, 0.0, 0.0
     priors_for_nbest = log_priors if kind != "log-likelihoods" else None
-    for utt_id in tqdm(store, desc="decode", unit="utt", leave=False):
+    for utt_id in tqdm(utt_ids, desc="decode", unit="utt", leave=False):
         loglik = hmm_log_likelihoods(store[utt_id], kind, log_priors, prior_scale)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
@@ -117,7 +127,7 @@ def decode_store(
         "prior_scale": prior_scale,
         "config": asdict(config),
         "nbest": nbest,
-        "utterances": len(store),
+        "utterances": len(utt_ids),
         "failed": len(failed),
         "failures": failed,
         "not_final": not_final,

@@ -95,6 +95,17 @@ def test_nbest_decode_tune_and_rescore(exp, capsys) -> None:
                  str(nbest)])
     assert code == 2 and "share 2 utterances" in capsys.readouterr().err
 
+    # tuned: the tuning set is utt-b (the only one with an N-best list there), the scored set utt-a
+    (exp / "b.utts").write_text("utt-b\n")
+    (exp / "a.utts").write_text("utt-a\n")
+    assert main(["decode", "--graph-dir", str(graph_dir), "--scores", str(exp / "loglik"), "--kind",
+                 "log-likelihoods", "--nbest", "10", "--utts", str(exp / "b.utts"), "--out", str(exp / "tune")]) == 0
+    assert main(["score", "--ref", str(exp / "ref.txt"), "--nbest", str(nbest), "--utts", str(exp / "a.utts"),
+                 "--tune", str(exp / "ref.txt"), str(exp / "tune" / "nbest.jsonl.gz"), "--out", str(exp / "a")]) == 0
+    report = json.loads((exp / "a.wer.json").read_text())
+    assert report["scoring"]["mode"] == "tuned on a tuning set" and "(1 utterances)" in report["scoring"]["chosen_on"]
+    assert report["summary"]["ref_words"] == 6 and report["summary"]["wer"] == 0.0
+
     # rescoring with an LM that prefers TO over TWO flips the homophone of utt-b
     new_arpa = exp / "to_dogs.arpa"
     new_arpa.write_text((exp / "toy.arpa").read_text().replace("-0.6 TWO DOGS", "-0.6 TO DOGS"))
