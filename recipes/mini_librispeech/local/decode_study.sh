@@ -76,6 +76,9 @@ if run_stage 3; then
   python -m benchmarks.bench_decode --graph-dir "$graph" --scores "$out/member0/logpost" --tree-dir "$exp/tree" \
     --ref "$exp/manifests/$dev.tsv" --max-utts 30 --beam $beam --lattice-beams 4 6 --nbest $nbest \
     | tee "$out/search_comparison.txt"
+  python -m benchmarks.bench_decode --graph-dir "$graph" --scores "$out/member0/logpost" --tree-dir "$exp/tree" \
+    --ref "$exp/manifests/$dev.tsv" --max-utts 30 --beam 11 --lattice-beams 6 --nbest $nbest \
+    | tee -a "$out/search_comparison.txt"
 fi
 # the 2-fold tuning split: dev speakers alternately in half A and half B
 split_dev() {
