@@ -64,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="lattice search; write the N best word sequences per utterance (e.g. 100)")
     p.add_argument("--nbest-beam", type=float, default=None,
                    help="keep word sequences within this cost of the best (default: --lattice-beam)")
+    p.add_argument("--no-coverage", action="store_true",
+                   help="N-best lists without the best paths at Kaldi's LMWT 7..17 x WIP 0/0.5/1 grid")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=run_decode)
 
@@ -175,7 +177,7 @@ def run_decode(args: argparse.Namespace) -> int:
     summary = decode_store(
         load_graph(args.graph_dir), args.scores, args.out, config, kind=args.kind, log_priors=_log_priors(args),
         prior_scale=args.prior_scale, nbest=args.nbest,
-        utt_ids=args.utts.read_text().split() if args.utts else None,
+        utt_ids=args.utts.read_text().split() if args.utts else None, coverage=[] if args.no_coverage else None,
     )
     outputs = [*summary["hypothesis_files"], *([summary["nbest_file"]] if args.nbest else [])]
     print(f"decode: {summary['utterances']} utterances ({summary['failed']} failed), RTF {summary['rtf']:.4f} "

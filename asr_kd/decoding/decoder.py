@@ -30,8 +30,8 @@ import kaldifst
 import numpy as np
 
 from asr_kd.decoding.graph import DecodingGraph
-from asr_kd.decoding.lattice import lattice_to_arrays, nbest, word_graph
-from asr_kd.decoding.nbest import Hypothesis
+from asr_kd.decoding.lattice import cheapest_path, lattice_to_arrays, nbest, prune_word_graph, word_graph
+from asr_kd.decoding.nbest import Hypothesis, ScoringSetting, setting_cost
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -150,22 +150,42 @@ class Decoder:
                              len(loglik))
 
     def nbest(
-        self, lattice: SearchLattice, n: int, log_priors: np.ndarray | None = None, utt_id: str = "<utt>"
+        self,
+        lattice: SearchLattice,
+        n: int,
+        log_priors: np.ndarray | None = None,
+        utt_id: str = "<utt>",
+        coverage: Sequence[ScoringSetting] = (),
+        decode_prior_scale: float = 1.0,
     ) -> list[Hypothesis]:
-        """The ``n`` best distinct word sequences of ``lattice`` within ``config.nbest_beam``, best first.
+        """The ``n`` best distinct word sequences of ``lattice`` within ``config.nbest_beam``, best first,
+        then the word graph's best path under each setting of ``coverage`` (see :mod:`asr_kd.decoding.nbest`).
 
         Args:
             log_priors: ``(num_senones,)`` log priors the log-likelihoods were divided by, so that
                 each hypothesis carries its prior sum (for prior-scale sweeps); ``None``: zeros.
+            decode_prior_scale: the prior scale the log-likelihoods were computed with.
         """
         try:
             graph = word_graph(lattice_to_arrays(lattice.lattice), lattice.num_frames, log_priors,
                                self.config.nbest_beam)
         except AsrKdError as err:
             raise NoPathError(f"{utt_id}: {err}") from None
+        graph = prune_word_graph(graph, self.config.nbest_beam)
         scale = lattice.acoustic_scale
-        return [Hypothesis(tuple(self.graph.words[w] for w in p.word_ids), p.graph, p.acoustic / scale, p.prior)
-                for p in nbest(graph, n, self.config.nbest_beam)]
+        paths = nbest(graph, n, self.config.nbest_beam)
+        for setting in coverage:
+            paths.append(cheapest_path(graph, *(
+                setting_cost(g, a / scale, p, words, setting, decode_prior_scale)
+                for g, a, p, words in ((graph.graph, graph.acoustic, graph.prior, 1),
+                                       (graph.final_graph, graph.final_acoustic, graph.final_prior, 0)))))
+        seen, out = set(), []
+        for p in paths:
+            if p not in seen:
+                seen.add(p)
+                out.append(Hypothesis(tuple(self.graph.words[w] for w in p.word_ids), p.graph, p.acoustic / scale,
+                                      p.prior))
+        return out
 
 
 def _linear_hypothesis(path: kaldifst.Lattice, words: Sequence[str], reached_final: bool) -> BestPath:

@@ -406,9 +406,49 @@ def prune_word_graph(graph: WordGraph, beam: float) -> WordGraph:
                      final_graph, graph.final_acoustic, graph.final_prior)
 
 
+def cheapest_path(graph: WordGraph, arc_cost: np.ndarray, final_cost: np.ndarray) -> PathCosts:
+    """The cheapest path of the (acyclic) word graph under other arc and final costs, with its original costs.
+
+    Args:
+        arc_cost: ``(E,)`` cost of each arc under some scoring setting.
+        final_cost: ``(num_states,)`` final cost of each state under that setting.
+    """
+    num = graph.num_states
+    best = np.full(num, np.inf)
+    best[graph.start] = 0.0
+    back = np.full(num, -1)
+    indegree = np.bincount(graph.dst, minlength=num)
+    order = np.argsort(graph.src, kind="stable")
+    first = np.concatenate([[0], np.cumsum(np.bincount(graph.src, minlength=num))])
+    frontier = np.flatnonzero(indegree == 0)
+    while len(frontier):  # Kahn's levels: every state is final once all its predecessors are
+        counts = first[frontier + 1] - first[frontier]
+        arcs = order[np.repeat(first[frontier], counts) + np.arange(counts.sum())
+                     - np.repeat(np.cumsum(counts) - counts, counts)]
+        candidate = best[graph.src[arcs]] + arc_cost[arcs]
+        np.minimum.at(best, graph.dst[arcs], candidate)
+        winners = arcs[candidate == best[graph.dst[arcs]]]
+        back[graph.dst[winners]] = winners
+        np.subtract.at(indegree, graph.dst[arcs], 1)
+        reached = np.unique(graph.dst[arcs])
+        frontier = reached[indegree[reached] == 0]
+    end = int(np.argmin(best + final_cost))
+    path = []
+    state = end
+    while state != graph.start:
+        path.append(back[state])
+        state = graph.src[back[state]]
+    arcs = np.asarray(path[::-1], dtype=np.int64)
+    return PathCosts(
+        word_ids=tuple(int(w) for w in graph.word[arcs]),
+        graph=float(graph.graph[arcs].sum() + graph.final_graph[end]),
+        acoustic=float(graph.acoustic[arcs].sum() + graph.final_acoustic[end]),
+        prior=float(graph.prior[arcs].sum() + graph.final_prior[end]),
+    )
+
+
 def nbest(graph: WordGraph, n: int, beam: float) -> list[PathCosts]:
     """The ``n`` cheapest distinct word sequences of ``graph`` (within ``beam`` of the best), best first."""
-    graph = prune_word_graph(graph, beam)
     acceptor = _fst(graph, graph.word)
     det = kaldifst.determinize(acceptor, weight=f"{beam:g}")
     paths = kaldifst.convert_nbest_to_vector(kaldifst.shortest_path(det, n=n))

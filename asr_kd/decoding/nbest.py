@@ -17,6 +17,12 @@ A :class:`ScoringSetting` ranks them as Kaldi's ``score.sh`` does (``lattice-sca
 prior scale are swept without a new search; the path of each word sequence stays the one the
 search found at its own settings, as in Kaldi's lattice scoring.
 
+A list holds the N best word sequences at the search's setting plus, for each setting of a
+*coverage grid* (by default Kaldi's, :func:`kaldi_grid`), the best path of the word graph under
+that setting: a 100-best list of a 10 s utterance covers the search's own setting only, and the
+word sequence that wins at LMWT 7 or 17 is often far down it. A word sequence may therefore
+appear twice, with two alignments.
+
 File (``nbest.jsonl.gz``): a header line (``{"format": ..., "acoustic_scale", "prior_scale",
 ...}``), then one line per utterance ``{"utt": id, "hyps": [[words, graph, acoustic, prior],
 ...]}``, best first at the search's own setting.
@@ -37,6 +43,9 @@ from asr_kd.utils.errors import AsrKdError
 
 FORMAT = "asr_kd-nbest-1"
 NBEST_FILE = "nbest.jsonl.gz"
+#: Kaldi's score.sh grid for hybrid nnet models (LMWT 7..17, WIP 0, 0.5, 1).
+DEFAULT_LM_WEIGHTS = tuple(float(w) for w in range(7, 18))
+DEFAULT_WORD_INS_PENALTIES = (0.0, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -89,10 +98,22 @@ class NBestLists:
                 for utt, hyps in self.utterances.items()}
 
 
+def setting_cost(graph_cost, acoustic_cost, log_prior_sum, num_words, setting: ScoringSetting,
+                 decode_prior_scale: float):
+    """The module docstring's cost of scalars or equally shaped arrays (unscaled acoustic costs)."""
+    acoustic = acoustic_cost + (setting.prior_scale - decode_prior_scale) * log_prior_sum
+    return graph_cost + setting.word_ins_penalty * num_words + acoustic / setting.lm_weight
+
+
 def hypothesis_cost(hyp: Hypothesis, setting: ScoringSetting, decode_prior_scale: float) -> float:
     """Cost of ``hyp`` under ``setting`` (module docstring); lower is better."""
-    acoustic = hyp.acoustic_cost + (setting.prior_scale - decode_prior_scale) * hyp.log_prior_sum
-    return hyp.graph_cost + setting.word_ins_penalty * len(hyp.words) + acoustic / setting.lm_weight
+    return setting_cost(hyp.graph_cost, hyp.acoustic_cost, hyp.log_prior_sum, len(hyp.words), setting,
+                        decode_prior_scale)
+
+
+def kaldi_grid(prior_scale: float) -> list[ScoringSetting]:
+    """Kaldi's ``score.sh`` grid for hybrid nnet models: LMWT 7..17 x WIP 0, 0.5, 1, at one prior scale."""
+    return [ScoringSetting(w, p, prior_scale) for w in DEFAULT_LM_WEIGHTS for p in DEFAULT_WORD_INS_PENALTIES]
 
 
 def best_hypothesis(hyps: Sequence[Hypothesis], setting: ScoringSetting, decode_prior_scale: float) -> Hypothesis:

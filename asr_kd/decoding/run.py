@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from asr_kd.decoding.decoder import Decoder, DecoderConfig, NoPathError, scaled_log_likelihoods
 from asr_kd.decoding.graph import DecodingGraph
-from asr_kd.decoding.nbest import NBEST_FILE, Hypothesis, NBestLists, write_nbest
+from asr_kd.decoding.nbest import NBEST_FILE, Hypothesis, NBestLists, ScoringSetting, kaldi_grid, write_nbest
 from asr_kd.scoring.wer import write_text
 from asr_kd.utils.array_store import ArrayStore
 from asr_kd.utils.atomic import write_json
@@ -57,6 +57,7 @@ def decode_store(
     prior_scale: float = 1.0,
     nbest: int = 0,
     utt_ids: Sequence[str] | None = None,
+    coverage: Sequence[ScoringSetting] | None = None,
 ) -> dict[str, Any]:
     """Decode every utterance of ``scores_dir`` (an :class:`ArrayStore` of ``(T, num_senones)``).
 
@@ -70,6 +71,8 @@ def decode_store(
     alone, included in ``rtf``).
 
     ``utt_ids`` restricts the decode to those utterances (all of the store by default).
+    ``coverage``: the settings whose best word-graph paths join each N-best list (default
+    :func:`asr_kd.decoding.nbest.kaldi_grid` at ``prior_scale``; ``[]`` for none).
 
     Raises:
         AsrKdError: the store's column count differs from the graph's senone count; an
@@ -93,6 +96,8 @@ def decode_store(
     not_final: list[str] = []  # best path ended in a non-final state (the search ran out of beam)
     frames, search_s, search_cpu_s, nbest_s = 0, 0.0, 0.0, 0.0
     priors_for_nbest = log_priors if kind != "log-likelihoods" else None
+    if coverage is None:
+        coverage = kaldi_grid(prior_scale)
     for utt_id in tqdm(utt_ids, desc="decode", unit="utt", leave=False):
         loglik = hmm_log_likelihoods(store[utt_id], kind, log_priors, prior_scale)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -100,7 +105,7 @@ def decode_store(
             if nbest:
                 lattice = decoder.lattice(loglik, utt_id)
                 t1 = time.perf_counter()
-                lists[utt_id] = decoder.nbest(lattice, nbest, priors_for_nbest, utt_id)
+                lists[utt_id] = decoder.nbest(lattice, nbest, priors_for_nbest, utt_id, coverage, prior_scale)
                 nbest_s += time.perf_counter() - t1
                 reached_final, words = lattice.reached_final, lists[utt_id][0].words
             else:
@@ -139,7 +144,8 @@ def decode_store(
     }
     if nbest:
         header = {"acoustic_scale": config.acoustic_scale, "prior_scale": prior_scale, "n": nbest,
-                  "graph_key": graph.info.get("key"), "scores": str(scores_dir)}
+                  "coverage": [c.as_dict() for c in coverage], "graph_key": graph.info.get("key"),
+                  "scores": str(scores_dir)}
         write_nbest(out_dir / NBEST_FILE, NBestLists(header, lists))
         summary["nbest_rtf"] = nbest_s / audio_s
         summary["nbest_file"] = str(out_dir / NBEST_FILE)

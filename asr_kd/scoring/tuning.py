@@ -16,13 +16,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from asr_kd.decoding.nbest import NBestLists, ScoringSetting
+from asr_kd.decoding.nbest import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_INS_PENALTIES, NBestLists, ScoringSetting
 from asr_kd.scoring.wer import WerSummary, align_words, summarize
 from asr_kd.utils.errors import AsrKdError
 
-#: Kaldi's score.sh grid for hybrid nnet models (LMWT 7..17, WIP 0, 0.5, 1).
-DEFAULT_LM_WEIGHTS = tuple(float(w) for w in range(7, 18))
-DEFAULT_WORD_INS_PENALTIES = (0.0, 0.5, 1.0)
+__all__ = ["DEFAULT_LM_WEIGHTS", "DEFAULT_WORD_INS_PENALTIES", "SweepResult", "check_coverage", "choose",
+           "describe", "grid", "sweep"]
 TUNED, BEST_ON_DEV, UNTUNED = "tuned on a tuning set", "best on dev (chosen on the reported set)", "untuned"
 
 

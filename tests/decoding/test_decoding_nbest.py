@@ -100,3 +100,19 @@ def test_no_path_is_a_typed_error_and_counts_as_a_failed_utterance(lattice_setup
     assert summary["failed"] == 1 and "empty" in summary["failures"]
     assert set(read_nbest(tmp_path / "out" / "nbest.jsonl.gz").utterances) == {"good"}
     assert math.isfinite(summary["nbest_rtf"])
+
+
+def test_coverage_adds_the_word_graph_best_path_of_every_grid_setting(lattice_setup) -> None:
+    graph, _, _, decoder, lattice = lattice_setup
+    grid = [ScoringSetting(w, p, 1.0) for w in (2.0, 30.0) for p in (0.0, 3.0)]
+    plain = decoder.nbest(lattice, 3)
+    covered = decoder.nbest(lattice, 3, coverage=grid)
+    assert covered[:3] == plain and len(covered) > 3
+    for setting in grid:
+        # the exact raw-lattice best path at (LMWT, no penalty) is now among the hypotheses
+        if setting.word_ins_penalty == 0.0:
+            exact = lattice_best_path(lattice, setting.lm_weight, graph.words)
+            assert best_hypothesis(covered, setting, 1.0).words == exact.words
+    # a penalty of 3 per word favours shorter hypotheses than no penalty
+    lengths = [len(best_hypothesis(covered, ScoringSetting(2.0, p, 1.0), 1.0).words) for p in (0.0, 3.0)]
+    assert lengths[1] <= lengths[0]
