@@ -17,7 +17,8 @@ N-best extraction, ``asr-kd decode --nbest``) and ``nbest_rtf`` (the N-best extr
 of a prepared experiment (the first ``--max-utts`` utterances of ``S``): best path at
 ``--beam``, and lattice + N-best at each ``--lattice-beams`` value, with the WER of each at the
 search setting and ``nbest_exact``, the fraction of (utterance, LM weight) cases in which the
-N-best list's best hypothesis is the raw lattice's exact best path at that LM weight.
+N-best list's best hypothesis (with the Kaldi-grid coverage of ``asr-kd decode --nbest``) is the
+raw lattice's exact best path at that LM weight.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def compare_searches(args: argparse.Namespace) -> dict:
     """Best path vs lattice + N-best on the same real scores (see the module docstring)."""
     from asr_kd.alignment import load_senone_log_priors
     from asr_kd.decoding import Decoder, DecoderConfig, NoPathError, ScoringSetting, lattice_best_path, load_graph
-    from asr_kd.decoding.nbest import best_hypothesis
+    from asr_kd.decoding.nbest import best_hypothesis, kaldi_grid
     from asr_kd.decoding.run import hmm_log_likelihoods
     from asr_kd.scoring.wer import align_words, read_references, summarize
     from asr_kd.utils.array_store import ArrayStore
@@ -118,7 +119,7 @@ def compare_searches(args: argparse.Namespace) -> dict:
             except NoPathError:
                 continue
             middle = time.process_time()
-            nbest = decoder.nbest(lattice, args.nbest, log_priors, u)
+            nbest = decoder.nbest(lattice, args.nbest, log_priors, u, kaldi_grid(args.prior_scale), args.prior_scale)
             search_s += middle - start
             nbest_s += time.process_time() - middle
             hyps[u], sizes = " ".join(nbest[0].words), [*sizes, len(nbest)]
