@@ -5,9 +5,9 @@
 # Usage: bash recipes/mini_librispeech/local/decode_study.sh --exp EXP --lm-dir LMDIR --out OUT
 #            [--stage N] [--stop-stage M] [--systems "member0 member1 ... ensemble"]
 #   EXP    a recipe experiment with tree/, manifests/, feats/ and e1/ensemble/ (read only)
-#   LMDIR  en-us.2gram.arpa, en-us.3gram.arpa and en-us.2gram.lexicon.txt (asr-kd lm)
+#   LMDIR  <first-lm>.arpa + <first-lm>.lexicon.txt (first pass) and <big-lm>.arpa (rescoring) (asr-kd lm)
 #   OUT    where graphs, posteriors, N-best lists and scores go
-# Stages: 1 first-pass HCLG (bigram), 2 dev log-posteriors of each system, 3 search comparison on
+# Stages: 1 first-pass HCLG (default: the trigram pruned at 1e-7), 2 dev log-posteriors of each system, 3 search comparison on
 # 30 utterances (benchmarks.bench_decode), 4 N-best decoding of dev, 5 trigram rescoring,
 # 6 scoring: untuned, tuned on the other half of the dev speakers (2-fold), best on dev,
 # 7 the pocketsphinx peer benchmark.
@@ -24,6 +24,8 @@ systems="member0 member1 member2 member3 ensemble"
 beam=13
 lattice_beam=6
 nbest=100
+first_lm=en-us.3gram.pruned1e-07
+big_lm=en-us.3gram
 reuse_graph=                # an existing graph dir; used when its inputs hash to the same key
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +37,8 @@ while [ $# -gt 0 ]; do
     --systems) systems=$2; shift 2 ;;
     --lattice-beam) lattice_beam=$2; shift 2 ;;
     --reuse-graph) reuse_graph=$2; shift 2 ;;
+    --first-lm) first_lm=$2; shift 2 ;;
+    --big-lm) big_lm=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -43,26 +47,27 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 start_time=$(date +%s)
 stamp() { echo "== [$(( $(date +%s) - start_time )) s] $*"; }
 mkdir -p "$out"
-graph=$out/graph_2gram
+graph=$out/graph_$first_lm
+first_arpa=$lm_dir/$first_lm.arpa
 model_of() {  # system name -> model file
   if [ "$1" = ensemble ]; then echo "$exp/e1/ensemble/ensemble.json"; else echo "$exp/e1/ensemble/$1/model.pt"; fi
 }
 
 if run_stage 1; then
-  stamp "stage 1: HCLG of the bigram (72k words), build time and peak memory"
+  stamp "stage 1: HCLG of $first_lm (72k words), build time and peak memory"
   if [ -n "$reuse_graph" ] && [ -f "$reuse_graph/graph.json" ] && python -c '
 import json, sys
 from pathlib import Path
 from asr_kd.decoding.graph import GraphOptions, graph_key
 graph, tree, lexicon, arpa = map(Path, sys.argv[1:])
 sys.exit(json.loads((graph / "graph.json").read_text())["key"] != graph_key(tree, lexicon, arpa, GraphOptions()))
-' "$reuse_graph" "$exp/tree/tree.json" "$lm_dir/en-us.2gram.lexicon.txt" "$lm_dir/en-us.2gram.arpa"; then
+'  "$reuse_graph" "$exp/tree/tree.json" "$lm_dir/$first_lm.lexicon.txt" "$first_arpa"; then
     echo "reusing $reuse_graph (same tree, lexicon, LM and options)"
     ln -sfn "$(realpath "$reuse_graph")" "$graph"
   else
-    /usr/bin/time -v asr-kd graph --exp "$exp" --arpa "$lm_dir/en-us.2gram.arpa" \
-      --lexicon "$lm_dir/en-us.2gram.lexicon.txt" --graph-dir "$graph" 2> "$out/graph_2gram.time.log"
-    grep -E "Maximum resident|Elapsed" "$out/graph_2gram.time.log"
+    /usr/bin/time -v asr-kd graph --exp "$exp" --arpa "$first_arpa" \
+      --lexicon "$lm_dir/$first_lm.lexicon.txt" --graph-dir "$graph" 2> "$out/graph_$first_lm.time.log"
+    grep -E "Maximum resident|Elapsed" "$out/graph_$first_lm.time.log"
   fi
 fi
 if run_stage 2; then
@@ -93,19 +98,19 @@ if run_stage 4; then
   pids=()
   for s in $systems; do
     asr-kd decode --graph-dir "$graph" --scores "$out/$s/logpost" --tree-dir "$exp/tree" --beam $beam \
-      --lattice-beam $lattice_beam --nbest $nbest --out "$out/$s/decode_2gram" > "$out/$s/decode_2gram.log" 2>&1 &
+      --lattice-beam $lattice_beam --nbest $nbest --out "$out/$s/decode_first" > "$out/$s/decode_first.log" 2>&1 &
     pids+=($!)
     if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
-  for s in $systems; do tail -n 1 "$out/$s/decode_2gram.log"; done
+  for s in $systems; do tail -n 1 "$out/$s/decode_first.log"; done
 fi
 if run_stage 5; then
-  stamp "stage 5: rescoring the N-best lists with the full trigram"
+  stamp "stage 5: rescoring the N-best lists with $big_lm"
   for s in $systems; do
-    asr-kd rescore --nbest "$out/$s/decode_2gram/nbest.jsonl.gz" --graph-dir "$graph" \
-      --old-arpa "$lm_dir/en-us.2gram.arpa" --new-arpa "$lm_dir/en-us.3gram.arpa" --cache-dir "$out/rescore_cache" \
-      --out "$out/$s/decode_2gram/nbest_3gram.jsonl.gz"
+    asr-kd rescore --nbest "$out/$s/decode_first/nbest.jsonl.gz" --graph-dir "$graph" \
+      --old-arpa "$first_arpa" --new-arpa "$lm_dir/$big_lm.arpa" --cache-dir "$out/rescore_cache" \
+      --out "$out/$s/decode_first/nbest_rescored.jsonl.gz"
   done
 fi
 if run_stage 6; then
@@ -113,8 +118,8 @@ if run_stage 6; then
   split_dev
   ref=$exp/manifests/$dev.tsv
   for s in $systems; do
-    for lists in nbest nbest_3gram; do
-      nb=$out/$s/decode_2gram/$lists.jsonl.gz
+    for lists in nbest nbest_rescored; do
+      nb=$out/$s/decode_first/$lists.jsonl.gz
       asr-kd score --ref "$ref" --nbest "$nb" --out "$out/$s/$lists.untuned"
       asr-kd score --ref "$ref" --nbest "$nb" --prior-scales 0.7 0.85 1.0 --best-on-dev --out "$out/$s/$lists.best_on_dev"
       for half in a b; do
@@ -124,15 +129,15 @@ if run_stage 6; then
       done
     done
   done
-  python - "$out" $systems <<'EOF'
+  python - "$out" "$first_lm" "$big_lm" $systems <<'EOF'
 import json, sys
 from pathlib import Path
-out, systems = Path(sys.argv[1]), sys.argv[2:]
+out, first_lm, big_lm, systems = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 print("| system | LM | untuned %WER | tuned (2-fold over speaker halves) %WER [LMWT, WIP, prior scale per half] "
       "| best on dev %WER [LMWT, WIP, prior scale] |")
 print("|---|---|---|---|---|")
 for s in systems:
-    for lists, lm in (("nbest", "2-gram"), ("nbest_3gram", "2-gram + 3-gram rescoring")):
+    for lists, lm in (("nbest", first_lm), ("nbest_rescored", f"{first_lm} + {big_lm} rescoring")):
         load = lambda tag: json.loads((out / s / f"{lists}.{tag}.wer.json").read_text())
         untuned, best = load("untuned"), load("best_on_dev")
         halves = [load(f"tuned_{h}") for h in "ab"]
@@ -144,10 +149,10 @@ for s in systems:
 EOF
 fi
 if run_stage 7; then
-  stamp "stage 7: peer benchmark: pocketsphinx vs asr_kd, same bigram LM, 120 random $dev utterances"
+  stamp "stage 7: peer benchmark: pocketsphinx vs asr_kd, same LM ($first_lm), 120 random $dev utterances"
   models=(); for s in $systems; do models+=("$(model_of "$s")"); done
   python -m benchmarks.bench_pocketsphinx_peer --exp "$exp" --subset $dev --num-utts 120 --seed 0 \
-    --arpa "$lm_dir/en-us.2gram.arpa" --graph-dir "$graph" --tree-dir "$exp/tree" --ps-own-lm --model "${models[@]}" \
+    --arpa "$first_arpa" --graph-dir "$graph" --tree-dir "$exp/tree" --ps-own-lm --model "${models[@]}" \
     | tee "$out/peer_benchmark.txt"
 fi
 stamp "done"
