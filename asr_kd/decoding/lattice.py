@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -371,9 +371,8 @@ def _fst(graph: WordGraph, ilabel: np.ndarray) -> kaldifst.StdVectorFst:
                                    graph.word.astype(np.int32), cost, final))
 
 
-def _best_costs(num_states: int, src: np.ndarray, dst: np.ndarray, cost: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Cheapest path cost from the ``start`` costs ``(num_states,)`` to every state of a DAG (Kahn's levels)."""
-    best = start.copy()
+def _levels(num_states: int, src: np.ndarray, dst: np.ndarray) -> Iterator[np.ndarray]:
+    """Arcs of a DAG in Kahn's levels: each batch leaves states whose predecessors are all done."""
     indegree = np.bincount(dst, minlength=num_states)
     order = np.argsort(src, kind="stable")
     first = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=num_states))])
@@ -382,11 +381,17 @@ def _best_costs(num_states: int, src: np.ndarray, dst: np.ndarray, cost: np.ndar
         counts = first[frontier + 1] - first[frontier]
         arcs = order[np.repeat(first[frontier], counts) + np.arange(counts.sum())
                      - np.repeat(np.cumsum(counts) - counts, counts)]
-        np.minimum.at(best, dst[arcs], best[src[arcs]] + cost[arcs])
-        before = indegree[dst[arcs]] > 0
+        yield arcs
         np.subtract.at(indegree, dst[arcs], 1)
-        reached = np.unique(dst[arcs][before])
+        reached = np.unique(dst[arcs])
         frontier = reached[indegree[reached] == 0]
+
+
+def _best_costs(num_states: int, src: np.ndarray, dst: np.ndarray, cost: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Cheapest path cost from the ``start`` costs ``(num_states,)`` to every state of a DAG."""
+    best = start.copy()
+    for arcs in _levels(num_states, src, dst):
+        np.minimum.at(best, dst[arcs], best[src[arcs]] + cost[arcs])
     return best
 
 
@@ -413,25 +418,14 @@ def cheapest_path(graph: WordGraph, arc_cost: np.ndarray, final_cost: np.ndarray
         arc_cost: ``(E,)`` cost of each arc under some scoring setting.
         final_cost: ``(num_states,)`` final cost of each state under that setting.
     """
-    num = graph.num_states
-    best = np.full(num, np.inf)
+    best = np.full(graph.num_states, np.inf)
     best[graph.start] = 0.0
-    back = np.full(num, -1)
-    indegree = np.bincount(graph.dst, minlength=num)
-    order = np.argsort(graph.src, kind="stable")
-    first = np.concatenate([[0], np.cumsum(np.bincount(graph.src, minlength=num))])
-    frontier = np.flatnonzero(indegree == 0)
-    while len(frontier):  # Kahn's levels: every state is final once all its predecessors are
-        counts = first[frontier + 1] - first[frontier]
-        arcs = order[np.repeat(first[frontier], counts) + np.arange(counts.sum())
-                     - np.repeat(np.cumsum(counts) - counts, counts)]
+    back = np.full(graph.num_states, -1)
+    for arcs in _levels(graph.num_states, graph.src, graph.dst):
         candidate = best[graph.src[arcs]] + arc_cost[arcs]
         np.minimum.at(best, graph.dst[arcs], candidate)
         winners = arcs[candidate == best[graph.dst[arcs]]]
         back[graph.dst[winners]] = winners
-        np.subtract.at(indegree, graph.dst[arcs], 1)
-        reached = np.unique(graph.dst[arcs])
-        frontier = reached[indegree[reached] == 0]
     end = int(np.argmin(best + final_cost))
     path = []
     state = end
