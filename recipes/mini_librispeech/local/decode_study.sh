@@ -81,8 +81,8 @@ fi
 if run_stage 3; then
   # LatticeSimpleDecoder has no max-active: its cost grows fast with the beam (a 3-utterance probe on
   # this graph: lattice CPU RTF 7.0 at beam 13 vs 0.49 for the best path), so beam 13 gets 5 utterances
-  stamp "stage 3: best path vs lattice + $nbest-best (lattice beam $lattice_beam) at beams 13, 10, 8 (member0)"
-  for beam_utts in "13 5" "10 20" "8 20"; do
+  stamp "stage 3: best path vs lattice + $nbest-best (lattice beam $lattice_beam) at beams 8, 10, 13 (member0)"
+  for beam_utts in "8 20" "10 20" "13 5"; do
     set -- $beam_utts
     python -m benchmarks.bench_decode --graph-dir "$graph" --scores "$out/member0/logpost" --tree-dir "$exp/tree" \
       --ref "$exp/manifests/$dev.tsv" --max-utts "$2" --beam "$1" --lattice-beams $lattice_beam --nbest $nbest \
