@@ -6,9 +6,10 @@ senone scores into word hypotheses and ``asr-kd score`` computes WER (:mod:`asr_
 """
 
 from asr_kd.decoding.decoder import (
+    BestPath,
     Decoder,
     DecoderConfig,
-    Hypothesis,
+    NoPathError,
     SearchLattice,
     lattice_best_path,
     scaled_log_likelihoods,
@@ -16,10 +17,13 @@ from asr_kd.decoding.decoder import (
 from asr_kd.decoding.graph import DecodingGraph, GraphOptions, build_graph, compile_hclg, load_graph, save_graph
 from asr_kd.decoding.hmm_fst import SenoneTreeLike
 from asr_kd.decoding.lm import find_lmplz, train_arpa
+from asr_kd.decoding.nbest import Hypothesis, NBestLists, ScoringSetting, read_nbest, write_nbest
+from asr_kd.decoding.rescore import LmScorer, load_grammar, rescore
 from asr_kd.decoding.run import decode_store, hmm_log_likelihoods
 
 __all__ = [
-    "Decoder", "DecoderConfig", "DecodingGraph", "GraphOptions", "Hypothesis", "SearchLattice", "SenoneTreeLike",
-    "build_graph", "compile_hclg", "decode_store", "find_lmplz", "hmm_log_likelihoods", "lattice_best_path",
-    "load_graph", "save_graph", "scaled_log_likelihoods", "train_arpa",
+    "BestPath", "Decoder", "DecoderConfig", "DecodingGraph", "GraphOptions", "Hypothesis", "LmScorer", "NBestLists",
+    "NoPathError", "ScoringSetting", "SearchLattice", "SenoneTreeLike", "build_graph", "compile_hclg",
+    "decode_store", "find_lmplz", "hmm_log_likelihoods", "lattice_best_path", "load_grammar", "load_graph",
+    "read_nbest", "rescore", "save_graph", "scaled_log_likelihoods", "train_arpa", "write_nbest",
 ]

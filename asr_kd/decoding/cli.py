@@ -43,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decode per-frame senone scores to words",
         description="Decode every utterance of an array store of (T, num_senones) float arrays with HCLG. "
         "Hybrid scoring: log-likelihood = log-posterior - prior_scale * log-prior. Writes <out>/hyp.txt "
-        "(utt_id WORDS...), or with --lm-weights one lattice search per utterance and "
-        "<out>/hyp_lmwt<W>.txt per weight, plus <out>/decode.json.",
+        "(utt_id WORDS...) and <out>/decode.json; with --nbest N a lattice search per utterance and "
+        "<out>/nbest.jsonl.gz, the N best word sequences with graph, acoustic and prior costs apart, for "
+        "`asr-kd score --nbest` (LM weight / insertion penalty / prior scale tuning) and `asr-kd rescore`.",
     )
     p.add_argument("--graph-dir", required=True, type=Path)
     p.add_argument("--scores", required=True, type=Path, help="array store of (T, num_senones) per utterance")
@@ -57,20 +58,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--acoustic-scale", type=float, default=0.1)
     p.add_argument("--beam", type=float, default=13.0)
     p.add_argument("--max-active", type=int, default=7000)
-    p.add_argument("--lattice-beam", type=float, default=8.0)
-    p.add_argument("--lm-weights", type=float, nargs="+", default=None,
-                   help="rescore lattices at these LM weights (e.g. 6 8 10 12 14)")
+    p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam (with --nbest)")
+    p.add_argument("--utts", type=Path, default=None, help="decode only the utterance ids listed in this file")
+    p.add_argument("--nbest", type=int, default=0, metavar="N",
+                   help="lattice search; write the N best word sequences per utterance (e.g. 100)")
+    p.add_argument("--nbest-beam", type=float, default=None,
+                   help="keep word sequences within this cost of the best (default: --lattice-beam)")
+    p.add_argument("--no-coverage", action="store_true",
+                   help="N-best lists without the best paths at Kaldi's LMWT 7..17 x WIP 0/0.5/1 grid")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=run_decode)
 
     p = subparsers.add_parser(
+        "rescore",
+        help="LM rescoring of N-best lists (subtract the decoding LM, add another)",
+        description="Kaldi lmrescore.sh on N-best lists: each hypothesis' graph cost loses its cost under the "
+        "graph's own LM (--old-arpa, checked against the graph's hash) and gains its cost under --new-arpa "
+        "(both through G built with arpa2fst, cached in --cache-dir). Writes the rescored N-best file.",
+    )
+    p.add_argument("--nbest", required=True, type=Path, help="nbest.jsonl.gz from `asr-kd decode --nbest`")
+    p.add_argument("--graph-dir", required=True, type=Path, help="the graph the N-best lists were decoded with")
+    p.add_argument("--old-arpa", required=True, type=Path, help="the ARPA LM the graph was built from")
+    p.add_argument("--new-arpa", required=True, type=Path, help="the ARPA LM to rescore with")
+    p.add_argument("--cache-dir", type=Path, default=None, help="where G FSTs are cached (default <graph-dir>/rescore)")
+    p.add_argument("--out", required=True, type=Path, help="rescored N-best file (.jsonl.gz)")
+    p.set_defaults(func=run_rescore)
+
+    p = subparsers.add_parser(
         "score",
-        help="word error rate of hypothesis files",
+        help="word error rate of hypothesis files, or of N-best lists with Kaldi-style weight tuning",
         description="WER (jiwer) of each hypothesis file against the references; writes <hyp>.wer.json "
-        "(overall + per utterance S/D/I) and <hyp>.per_utt.txt (Kaldi-style alignments) next to it.",
+        "(overall + per utterance S/D/I) and <hyp>.per_utt.txt (Kaldi-style alignments) next to it. "
+        "With --nbest, the LM weight, word-insertion penalty and prior scale are swept over a grid (as "
+        "Kaldi's score.sh sweeps LMWT and WIP) and the setting is chosen on a tuning set (--tune REF NBEST: "
+        "other utterances, decoded with the same system), or on the scored set itself (--best-on-dev, "
+        "labelled so), or not at all (the search's own setting); the chosen values are stored with the WER "
+        "in <nbest stem>.<mode>.wer.json next to the hypotheses <nbest stem>.<mode>.txt.",
     )
     p.add_argument("--ref", required=True, type=Path, help="manifest .tsv or Kaldi text file")
-    p.add_argument("--hyp", required=True, type=Path, nargs="+")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--hyp", type=Path, nargs="+", help="hypothesis text files")
+    source.add_argument("--nbest", type=Path, help="nbest.jsonl.gz of the reported set (`asr-kd decode --nbest`)")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--tune", nargs=2, type=Path, metavar=("REF", "NBEST"),
+                        help="choose the setting on this tuning set: the utterances with both a reference in REF "
+                        "and an N-best list in NBEST")
+    choice.add_argument("--best-on-dev", action="store_true",
+                        help="choose on the scored set itself (Kaldi RESULTS style; labelled 'best on dev')")
+    p.add_argument("--lm-weights", type=float, nargs="+", default=None, help="LMWT grid (default 7 .. 17)")
+    p.add_argument("--word-ins-penalties", type=float, nargs="+", default=None, help="WIP grid (default 0 0.5 1)")
+    p.add_argument("--prior-scales", type=float, nargs="+", default=None,
+                   help="prior-scale grid (default: the decode's own prior scale only)")
+    p.add_argument("--utts", type=Path, default=None,
+                   help="score only the utterance ids listed in this file (with --nbest)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output prefix with --nbest (default <nbest stem>.<untuned|tuned|best_on_dev>)")
     p.set_defaults(func=run_score)
 
 
@@ -127,14 +169,45 @@ def run_decode(args: argparse.Namespace) -> int:
     from asr_kd.decoding.graph import load_graph
     from asr_kd.decoding.run import decode_store
 
+    if args.nbest < 0:
+        raise AsrKdError(f"--nbest must be >= 0, got {args.nbest}")
     config = DecoderConfig(acoustic_scale=args.acoustic_scale, beam=args.beam, max_active=args.max_active,
-                           lattice_beam=args.lattice_beam)
+                           lattice_beam=args.lattice_beam,
+                           nbest_beam=args.lattice_beam if args.nbest_beam is None else args.nbest_beam)
     summary = decode_store(
         load_graph(args.graph_dir), args.scores, args.out, config, kind=args.kind, log_priors=_log_priors(args),
-        prior_scale=args.prior_scale, lm_weights=args.lm_weights,
+        prior_scale=args.prior_scale, nbest=args.nbest,
+        utt_ids=args.utts.read_text().split() if args.utts else None, coverage=[] if args.no_coverage else None,
     )
+    outputs = [*summary["hypothesis_files"], *([summary["nbest_file"]] if args.nbest else [])]
     print(f"decode: {summary['utterances']} utterances ({summary['failed']} failed), RTF {summary['rtf']:.4f} "
-          f"-> {', '.join(summary['hypothesis_files'])}")
+          f"-> {', '.join(outputs)}")
+    return 0
+
+
+def run_rescore(args: argparse.Namespace) -> int:
+    import time
+
+    from asr_kd.decoding.graph import file_sha256, load_graph
+    from asr_kd.decoding.nbest import read_nbest, write_nbest
+    from asr_kd.decoding.rescore import load_grammar, rescore
+
+    graph = load_graph(args.graph_dir)
+    graph_arpa = graph.info.get("key", {}).get("arpa_sha256")
+    if file_sha256(args.old_arpa) != graph_arpa:
+        raise AsrKdError(f"{args.old_arpa}: not the LM {args.graph_dir} was built from (sha256 differs)")
+    lists = read_nbest(args.nbest)
+    if lists.header.get("graph_key") != graph.info.get("key"):
+        raise AsrKdError(f"{args.nbest}: decoded with another graph than {args.graph_dir}")
+    cache = args.cache_dir or args.graph_dir / "rescore"
+    t0 = time.perf_counter()
+    old, new = (load_grammar(a, graph.words, cache) for a in (args.old_arpa, args.new_arpa))
+    t1 = time.perf_counter()
+    rescored, counts = rescore(lists, old, new)
+    write_nbest(args.out, rescored)
+    print(f"rescore: {len(lists.utterances)} utterances, {counts['hypotheses']} hypotheses "
+          f"({counts['dropped']} not in the new LM, {counts['utterances_emptied']} utterances left empty); "
+          f"G ready in {t1 - t0:.1f} s, rescoring {time.perf_counter() - t1:.1f} s -> {args.out}")
     return 0
 
 
@@ -142,6 +215,10 @@ def run_score(args: argparse.Namespace) -> int:
     from asr_kd.scoring.wer import read_references, read_text, score
 
     refs = read_references(args.ref)
+    if args.nbest is not None:
+        return _score_nbest(args, refs)
+    if args.tune or args.best_on_dev or args.utts or args.out:
+        raise AsrKdError("--tune, --best-on-dev, --utts and --out go with --nbest, not --hyp")
     results = []
     for hyp_path in args.hyp:
         stem = hyp_path.with_suffix("")
@@ -153,4 +230,53 @@ def run_score(args: argparse.Namespace) -> int:
     if len(results) > 1:
         best_wer, best = min(results)
         print(f"score: best %WER {100 * best_wer:.2f} from {best}")
+    return 0
+
+
+def _score_nbest(args: argparse.Namespace, refs: dict[str, str]) -> int:
+    from asr_kd.decoding.nbest import NBestLists, read_nbest
+    from asr_kd.scoring import tuning
+    from asr_kd.scoring.wer import read_references, score, write_text
+
+    lists = read_nbest(args.nbest)
+    if args.utts is not None:
+        keep = set(args.utts.read_text().split())
+        refs = {u: t for u, t in refs.items() if u in keep}
+        lists = NBestLists(lists.header, {u: h for u, h in lists.utterances.items() if u in keep})
+    tuning.check_coverage(refs, lists, str(args.nbest))
+    settings = tuning.grid(args.lm_weights or tuning.DEFAULT_LM_WEIGHTS,
+                           args.word_ins_penalties or tuning.DEFAULT_WORD_INS_PENALTIES,
+                           args.prior_scales or [lists.decode_prior_scale])
+    if args.tune:
+        mode, label = tuning.TUNED, "tuned"
+        tune_refs, tune_lists = read_references(args.tune[0]), read_nbest(args.tune[1])
+        # the tuning set: utterances with both a reference and an N-best list (either file may hold more)
+        common = set(tune_refs) & set(tune_lists.utterances)
+        if not common:
+            raise AsrKdError(f"{args.tune[1]}: no N-best list has a reference in {args.tune[0]}")
+        tune_refs = {u: t for u, t in tune_refs.items() if u in common}
+        tune_lists = NBestLists(tune_lists.header, {u: h for u, h in tune_lists.utterances.items() if u in common})
+        chosen_on = f"{args.tune[1]} ({len(common)} utterances)"
+        overlap = common & set(refs)
+        if overlap:
+            raise AsrKdError(f"tuning set and scored set share {len(overlap)} utterances, e.g. {sorted(overlap)[:3]}: "
+                             "tune on other utterances, or say --best-on-dev")
+        results = tuning.sweep(tune_refs, tune_lists, settings)
+    elif args.best_on_dev:
+        mode, label, chosen_on = tuning.BEST_ON_DEV, "best_on_dev", str(args.nbest)
+        results = tuning.sweep(refs, lists, settings)
+    else:
+        mode, label, chosen_on = tuning.UNTUNED, "untuned", None
+        results = tuning.sweep(refs, lists, [lists.search_setting()])
+    chosen = tuning.choose(results)
+    prefix = str(args.out) if args.out else f"{str(args.nbest).removesuffix('.gz').removesuffix('.jsonl')}.{label}"
+    hyps = lists.best(chosen.setting)
+    write_text(f"{prefix}.txt", hyps)
+    block = tuning.describe(mode, chosen, chosen_on, results)
+    s = score(refs, hyps, f"{prefix}.wer.json", f"{prefix}.per_utt.txt", extra={"scoring": block})
+    setting = ", ".join(f"{k} {v:g}" for k, v in chosen.setting.as_dict().items())
+    where = f" (chosen on {chosen_on}: %WER {100 * chosen.summary.wer:.2f})" if chosen_on else ""
+    print(f"score: {args.nbest} [{mode}] {setting}{where}: %WER {100 * s.wer:.2f} "
+          f"[ {s.substitutions + s.deletions + s.insertions} / {s.ref_words}, {s.insertions} ins, {s.deletions} del, "
+          f"{s.substitutions} sub ] {s.utterances} utterances -> {prefix}.wer.json")
     return 0

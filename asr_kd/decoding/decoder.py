@@ -6,10 +6,17 @@ Hybrid scoring: ``loglik = log_softmax(logits) - prior_scale * log_prior`` (scal
 
 Two searches:
 
-* :meth:`Decoder.best_path`: ``FasterDecoder``, one hypothesis.
-* :meth:`Decoder.lattice` + :func:`lattice_best_path`: ``LatticeSimpleDecoder`` keeps a raw
-  lattice whose arcs hold (graph cost, acoustic cost) separately, so the LM weight can be swept
-  on dev afterwards without searching again (Kaldi's LMWT scoring).
+* :meth:`Decoder.best_path`: ``FasterDecoder`` (beam + max-active), one hypothesis.
+* :meth:`Decoder.lattice`: ``LatticeSimpleDecoder`` (beam only: the bindings have no
+  ``LatticeFasterDecoder``) keeps a raw lattice whose arcs hold (graph cost, acoustic cost)
+  separately; :meth:`Decoder.nbest` turns it into an N-best list with those costs apart
+  (:mod:`asr_kd.decoding.lattice`), so LM weight, insertion penalty and prior scale are swept and
+  LMs rescored afterwards without searching again (Kaldi's LMWT scoring, ``lmrescore.sh``).
+  :func:`lattice_best_path` is the exact best path of a raw lattice at one LM weight (the
+  reference the N-best sweep is checked against).
+
+A search that finds no path raises :class:`NoPathError` (an :class:`AsrKdError`), which
+:func:`asr_kd.decoding.run.decode_store` counts as a failed utterance instead of stopping.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import kaldifst
 import numpy as np
 
 from asr_kd.decoding.graph import DecodingGraph
+from asr_kd.decoding.lattice import cheapest_path, lattice_to_arrays, nbest, prune_word_graph, word_graph
+from asr_kd.decoding.nbest import Hypothesis, ScoringSetting, setting_cost
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -35,6 +44,7 @@ class DecoderConfig:
         beam: pruning beam, in graph-cost units.
         max_active, min_active: bounds on active states per frame.
         lattice_beam: lattice pruning beam (lattice search only).
+        nbest_beam: N-best lists keep word sequences within this cost of the best one.
     """
 
     acoustic_scale: float = 0.1
@@ -42,6 +52,11 @@ class DecoderConfig:
     max_active: int = 7000
     min_active: int = 200
     lattice_beam: float = 8.0
+    nbest_beam: float = 8.0
+
+
+class NoPathError(AsrKdError):
+    """The search kept no path to the end of the utterance (beam too small, or a graph/score mismatch)."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +66,11 @@ class SearchLattice:
     lattice: kaldifst.Lattice
     acoustic_scale: float
     reached_final: bool
+    num_frames: int
 
 
 @dataclass(frozen=True)
-class Hypothesis:
+class BestPath:
     """A decoded word sequence and its total cost (graph cost + scaled acoustic cost)."""
 
     words: tuple[str, ...]
@@ -112,37 +128,74 @@ class Decoder:
         scaled = np.ascontiguousarray(loglik * self.config.acoustic_scale, dtype=np.float32)
         return kaldi_decoder.DecodableCtc(scaled)
 
-    def best_path(self, loglik: np.ndarray, utt_id: str = "<utt>") -> Hypothesis:
+    def best_path(self, loglik: np.ndarray, utt_id: str = "<utt>") -> BestPath:
         """Best word sequence for ``loglik`` ``(T, num_senones)`` (unscaled log-likelihoods)."""
         self._faster.decode(self._decodable(loglik, utt_id))
         reached = self._faster.reached_final()
         ok, path = self._faster.get_best_path()
         if not ok:
-            raise AsrKdError(f"{utt_id}: search found no path through the graph (beam too small?)")
+            raise NoPathError(f"{utt_id}: search found no path through the graph (beam too small?)")
         return _linear_hypothesis(path, self.graph.words, reached)
 
     def lattice(self, loglik: np.ndarray, utt_id: str = "<utt>") -> SearchLattice:
         """Raw state-level lattice of ``loglik`` ``(T, num_senones)`` (see :class:`SearchLattice`)."""
+        if len(loglik) == 0:  # kaldi-decoder aborts on an empty utterance
+            raise NoPathError(f"{utt_id}: no frames to decode")
         decoder = kaldi_decoder.LatticeSimpleDecoder(self.graph.fst, self._lattice_config)
         decoder.decode(self._decodable(loglik, utt_id))
         ok, lattice = decoder.get_raw_lattice()
-        if not ok:
-            raise AsrKdError(f"{utt_id}: lattice search found no path through the graph (beam too small?)")
-        return SearchLattice(lattice, self.config.acoustic_scale, math.isfinite(decoder.final_relative_cost()))
+        if not ok or lattice.num_states == 0:
+            raise NoPathError(f"{utt_id}: lattice search found no path through the graph (beam too small?)")
+        return SearchLattice(lattice, self.config.acoustic_scale, math.isfinite(decoder.final_relative_cost()),
+                             len(loglik))
 
-    def lattice_best_paths(self, lattice: SearchLattice, lm_weights: Sequence[float]) -> list[Hypothesis]:
-        """Best path of ``lattice`` for each LM weight (see :func:`lattice_best_path`)."""
-        return [lattice_best_path(lattice, w, self.graph.words) for w in lm_weights]
+    def nbest(
+        self,
+        lattice: SearchLattice,
+        n: int,
+        log_priors: np.ndarray | None = None,
+        utt_id: str = "<utt>",
+        coverage: Sequence[ScoringSetting] = (),
+        decode_prior_scale: float = 1.0,
+    ) -> list[Hypothesis]:
+        """The ``n`` best distinct word sequences of ``lattice`` within ``config.nbest_beam``, best first,
+        then the word graph's best path under each setting of ``coverage`` (see :mod:`asr_kd.decoding.nbest`).
+
+        Args:
+            log_priors: ``(num_senones,)`` log priors the log-likelihoods were divided by, so that
+                each hypothesis carries its prior sum (for prior-scale sweeps); ``None``: zeros.
+            decode_prior_scale: the prior scale the log-likelihoods were computed with.
+        """
+        try:
+            graph = word_graph(lattice_to_arrays(lattice.lattice), lattice.num_frames, log_priors,
+                               self.config.nbest_beam)
+        except AsrKdError as err:
+            raise NoPathError(f"{utt_id}: {err}") from None
+        graph = prune_word_graph(graph, self.config.nbest_beam)
+        scale = lattice.acoustic_scale
+        paths = nbest(graph, n, self.config.nbest_beam)
+        for setting in coverage:
+            paths.append(cheapest_path(graph, *(
+                setting_cost(g, a / scale, p, words, setting, decode_prior_scale)
+                for g, a, p, words in ((graph.graph, graph.acoustic, graph.prior, 1),
+                                       (graph.final_graph, graph.final_acoustic, graph.final_prior, 0)))))
+        seen, out = set(), []
+        for p in paths:
+            if p not in seen:
+                seen.add(p)
+                out.append(Hypothesis(tuple(self.graph.words[w] for w in p.word_ids), p.graph, p.acoustic / scale,
+                                      p.prior))
+        return out
 
 
-def _linear_hypothesis(path: kaldifst.Lattice, words: Sequence[str], reached_final: bool) -> Hypothesis:
+def _linear_hypothesis(path: kaldifst.Lattice, words: Sequence[str], reached_final: bool) -> BestPath:
     ok, _, olabels, weight = kaldifst.get_linear_symbol_sequence(path)
     if not ok:
         raise AsrKdError("best path is not linear (internal error)")
-    return Hypothesis(tuple(words[w] for w in olabels), float(weight.value1 + weight.value2), reached_final)
+    return BestPath(tuple(words[w] for w in olabels), float(weight.value1 + weight.value2), reached_final)
 
 
-def lattice_best_path(lattice: SearchLattice, lm_weight: float, words: Sequence[str]) -> Hypothesis:
+def lattice_best_path(lattice: SearchLattice, lm_weight: float, words: Sequence[str]) -> BestPath:
     """Best path of a raw lattice rescored with ``lm_weight`` (Kaldi's LMWT scoring).
 
     The lattice's acoustic costs were scaled by ``lattice.acoustic_scale`` during search; the

@@ -17,13 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import kaldifst
 
-from asr_kd.decoding.lexicon_fst import BACKOFF, BOS, EOS, LexiconGraph
+from asr_kd.decoding.lexicon_fst import BACKOFF, BOS, EOS, word_table_text
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
 
@@ -150,8 +150,10 @@ def _arpa2fst(arpa: Path, words_txt: Path, g_fst: Path) -> None:
         raise AsrKdError(f"{arpa}: malformed ARPA file: {detail}")
 
 
-def make_grammar_fst(arpa_path: str | os.PathLike, lang: LexiconGraph) -> tuple[kaldifst.StdVectorFst, GrammarReport]:
-    """Convert an ARPA LM into G over the word table of ``lang``.
+def make_grammar_fst(
+    arpa_path: str | os.PathLike, words: Sequence[str]
+) -> tuple[kaldifst.StdVectorFst, GrammarReport]:
+    """Convert an ARPA LM into G over the word table ``words`` (word id = position; L's words, with ``#0``).
 
     Returns:
         ``(G, report)``; G is ilabel-sorted, input = output = word ids except ``#0`` back-offs.
@@ -161,7 +163,7 @@ def make_grammar_fst(arpa_path: str | os.PathLike, lang: LexiconGraph) -> tuple[
     """
     arpa_path = Path(arpa_path)
     summary = read_arpa_summary(arpa_path)
-    known = set(lang.words)
+    known = set(words)
     missing = tuple(w for w in summary.vocabulary if w not in known and w not in (BOS, EOS))
     if missing:
         log.warning(
@@ -176,7 +178,7 @@ def make_grammar_fst(arpa_path: str | os.PathLike, lang: LexiconGraph) -> tuple[
             with gzip.open(arpa_path, "rb") as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst)
         words_txt = tmp_dir / "words.txt"
-        words_txt.write_text(lang.word_table_text(), encoding="utf-8")
+        words_txt.write_text(word_table_text(words), encoding="utf-8")
         g_path = tmp_dir / "G.fst"
         _arpa2fst(plain, words_txt, g_path)
         g = kaldifst.StdVectorFst.read(str(g_path))

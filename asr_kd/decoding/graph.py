@@ -26,7 +26,7 @@ from asr_kd.data.lexicon import Lexicon, read_lexicon
 from asr_kd.decoding.fst_arrays import arrays_to_fst, fst_to_arrays
 from asr_kd.decoding.grammar import make_grammar_fst
 from asr_kd.decoding.hmm_fst import SenoneTreeLike, add_self_loops, make_h_fst, transition_ids_to_senones
-from asr_kd.decoding.lexicon_fst import make_lexicon_fst
+from asr_kd.decoding.lexicon_fst import make_lexicon_fst, word_table_text
 from asr_kd.utils.atomic import write_json, write_with
 from asr_kd.utils.checksum import file_sha256
 from asr_kd.utils.errors import AsrKdError
@@ -103,7 +103,7 @@ def compile_hclg(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     lang = make_lexicon_fst(lexicon, tree.phones, options.silence_phone, options.silence_prob)
-    g, report = make_grammar_fst(arpa_path, lang)
+    g, report = make_grammar_fst(arpa_path, lang.words)
     t = _stage("L+G", timings, t)
 
     kaldifst.arcsort(lang.fst, sort_type="olabel")
@@ -161,8 +161,7 @@ def save_graph(graph: DecodingGraph, graph_dir: str | os.PathLike, key: dict[str
     graph_dir = Path(graph_dir)
     graph_dir.mkdir(parents=True, exist_ok=True)
     write_with(graph_dir / HCLG_FILE, lambda tmp: graph.fst.write(str(tmp)))
-    write_with(graph_dir / WORDS_FILE, lambda tmp: tmp.write_text(
-        "".join(f"{w} {i}\n" for i, w in enumerate(graph.words)), encoding="utf-8"))
+    write_with(graph_dir / WORDS_FILE, lambda tmp: tmp.write_text(word_table_text(graph.words), encoding="utf-8"))
     write_json(graph_dir / INFO_FILE, {"key": key, "num_senones": graph.num_senones, **graph.info})
 
 

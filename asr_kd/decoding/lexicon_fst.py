@@ -54,7 +54,12 @@ class LexiconGraph:
 
     def word_table_text(self) -> str:
         """The word table in OpenFst/Kaldi text format (``word id`` per line)."""
-        return "".join(f"{word} {i}\n" for i, word in enumerate(self.words))
+        return word_table_text(self.words)
+
+
+def word_table_text(words: Sequence[str]) -> str:
+    """A word table in OpenFst/Kaldi text format (``word id`` per line, id = position)."""
+    return "".join(f"{word} {i}\n" for i, word in enumerate(words))
 
 
 def disambiguate(prons: Sequence[tuple[str, ...]]) -> tuple[list[int], int]:

@@ -154,12 +154,17 @@ def kaldi_alignment_lines(utt: UtteranceErrors) -> list[str]:
 
 
 def score(
-    refs: Mapping[str, str], hyps: Mapping[str, str], out_json: str | os.PathLike, out_alignment: str | os.PathLike
+    refs: Mapping[str, str],
+    hyps: Mapping[str, str],
+    out_json: str | os.PathLike,
+    out_alignment: str | os.PathLike,
+    extra: Mapping[str, object] | None = None,
 ) -> WerSummary:
     """Score ``hyps`` against ``refs``; write the JSON report and the alignment text file.
 
-    The JSON holds ``summary`` (:class:`WerSummary`), ``missing_hypotheses`` (utterance ids) and
-    ``utterances``: per utterance ``ref_words``, ``substitutions``, ``deletions``, ``insertions``, ``wer``.
+    The JSON holds ``summary`` (:class:`WerSummary`), ``missing_hypotheses`` (utterance ids),
+    ``utterances`` (per utterance ``ref_words``, ``substitutions``, ``deletions``, ``insertions``,
+    ``wer``) and the keys of ``extra`` (e.g. the ``scoring`` settings the hypotheses were chosen with).
     """
     missing = [u for u in refs if u not in hyps]
     if missing:
@@ -177,7 +182,8 @@ def score(
         }
         for u in utterances
     }
-    write_json(out_json, {"summary": asdict(summary), "missing_hypotheses": missing, "utterances": per_utt})
+    write_json(out_json, {"summary": asdict(summary), **(extra or {}), "missing_hypotheses": missing,
+                          "utterances": per_utt})
     with atomic_open(out_alignment) as f:
         for u in utterances:
             f.write("\n".join(kaldi_alignment_lines(u)) + "\n")

@@ -11,6 +11,7 @@ from decoding_fixtures import TOY_PRONS, crafted_loglik, utterance_senones
 
 from asr_kd.alignment import SenoneTree
 from asr_kd.cli import main
+from asr_kd.decoding.nbest import read_nbest
 from asr_kd.utils.array_store import ArrayStoreWriter
 
 SENTENCES = {"utt-a": "THE CAT SAT ON THE MAT", "utt-b": "TWO DOGS"}
@@ -64,16 +65,59 @@ def test_graph_decode_score(exp, capsys) -> None:
     assert (out / "hyp.per_utt.txt").read_text().startswith("utt-a ref  THE CAT")
 
 
-def test_lm_weight_sweep_writes_one_hypothesis_file_per_weight(exp) -> None:
+def test_nbest_decode_tune_and_rescore(exp, capsys) -> None:
+    """decode --nbest -> score untuned / --best-on-dev / --tune -> rescore with another LM -> score."""
     assert main(["graph", "--exp", str(exp), "--arpa", str(exp / "toy.arpa")]) == 0
-    write_scores(exp / "loglik", SenoneTree.load(exp / "tree" / "tree.json"))
-    out = exp / "sweep"
-    assert main(["decode", "--graph-dir", str(exp / "graph_toy"), "--scores", str(exp / "loglik"),
-                 "--kind", "log-likelihoods", "--lm-weights", "5", "10", "--out", str(out)]) == 0
-    for name in ("hyp_lmwt5.txt", "hyp_lmwt10.txt"):
-        assert (out / name).read_text().splitlines()[0] == "utt-a THE CAT SAT ON THE MAT"
-    assert main(["score", "--ref", str(exp / "ref.txt"), "--hyp", str(out / "hyp_lmwt5.txt"),
-                 str(out / "hyp_lmwt10.txt")]) == 0
+    graph_dir = exp / "graph_toy"
+    tree = SenoneTree.load(exp / "tree" / "tree.json")
+    write_scores(exp / "loglik", tree)
+    out = exp / "nbest_dev"
+    assert main(["decode", "--graph-dir", str(graph_dir), "--scores", str(exp / "loglik"), "--kind",
+                 "log-likelihoods", "--nbest", "10", "--out", str(out)]) == 0
+    assert (out / "hyp.txt").read_text().splitlines()[0] == "utt-a THE CAT SAT ON THE MAT"
+    nbest = out / "nbest.jsonl.gz"
+    assert len(read_nbest(nbest).utterances["utt-a"]) > 1
+
+    assert main(["score", "--ref", str(exp / "ref.txt"), "--nbest", str(nbest)]) == 0
+    report = json.loads((out / "nbest.untuned.wer.json").read_text())
+    assert report["summary"]["wer"] == 0.0
+    assert report["scoring"]["mode"] == "untuned" and report["scoring"]["setting"]["lm_weight"] == 10.0
+
+    assert main(["score", "--ref", str(exp / "ref.txt"), "--nbest", str(nbest), "--best-on-dev",
+                 "--lm-weights", "5", "10", "--word-ins-penalties", "0", "1"]) == 0
+    report = json.loads((out / "nbest.best_on_dev.wer.json").read_text())
+    assert report["scoring"]["mode"].startswith("best on dev")
+    assert len(report["scoring"]["sweep"]) == 4
+    assert "best on dev" in capsys.readouterr().out
+
+    # tuning on the same utterances is refused: the tuning set must be another set
+    code = main(["score", "--ref", str(exp / "ref.txt"), "--nbest", str(nbest), "--tune", str(exp / "ref.txt"),
+                 str(nbest)])
+    assert code == 2 and "share 2 utterances" in capsys.readouterr().err
+
+    # tuned: the tuning set is utt-b (the only one with an N-best list there), the scored set utt-a
+    (exp / "b.utts").write_text("utt-b\n")
+    (exp / "a.utts").write_text("utt-a\n")
+    assert main(["decode", "--graph-dir", str(graph_dir), "--scores", str(exp / "loglik"), "--kind",
+                 "log-likelihoods", "--nbest", "10", "--utts", str(exp / "b.utts"), "--out", str(exp / "tune")]) == 0
+    assert main(["score", "--ref", str(exp / "ref.txt"), "--nbest", str(nbest), "--utts", str(exp / "a.utts"),
+                 "--tune", str(exp / "ref.txt"), str(exp / "tune" / "nbest.jsonl.gz"), "--out", str(exp / "a")]) == 0
+    report = json.loads((exp / "a.wer.json").read_text())
+    assert report["scoring"]["mode"] == "tuned on a tuning set" and "(1 utterances)" in report["scoring"]["chosen_on"]
+    assert report["summary"]["ref_words"] == 6 and report["summary"]["wer"] == 0.0
+
+    # rescoring with an LM that prefers TO over TWO flips the homophone of utt-b
+    new_arpa = exp / "to_dogs.arpa"
+    new_arpa.write_text((exp / "toy.arpa").read_text().replace("-0.6 TWO DOGS", "-0.6 TO DOGS"))
+    rescored = exp / "rescored.jsonl.gz"
+    assert main(["rescore", "--nbest", str(nbest), "--graph-dir", str(graph_dir), "--old-arpa",
+                 str(exp / "toy.arpa"), "--new-arpa", str(new_arpa), "--out", str(rescored)]) == 0
+    lists = read_nbest(rescored)
+    assert lists.utterances["utt-b"][0].words == ("TO", "DOGS")
+    assert lists.header["rescored"] == [{"old": "toy.arpa", "new": "to_dogs.arpa"}]
+    code = main(["rescore", "--nbest", str(nbest), "--graph-dir", str(graph_dir), "--old-arpa", str(new_arpa),
+                 "--new-arpa", str(new_arpa), "--out", str(exp / "bad.jsonl.gz")])
+    assert code == 2 and "not the LM" in capsys.readouterr().err
 
 
 def test_column_count_mismatch_is_a_clear_error(exp, capsys) -> None:

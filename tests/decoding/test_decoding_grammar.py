@@ -36,7 +36,7 @@ def test_words_missing_from_the_lexicon_are_warned_and_counted(tmp_path, lang, c
         .replace("-0.4 DOGS </s>\n", "-0.4 DOGS </s>\n-0.3 ZEBRA </s>\n")
     )
     with caplog.at_level(logging.WARNING, logger="asr_kd"):
-        g, report = make_grammar_fst(arpa, lang)
+        g, report = make_grammar_fst(arpa, lang.words)
     assert report.missing_words == ("ZEBRA", "QUAGGA")
     assert "2 of 14 LM words are not in the lexicon" in caplog.text
     assert g.num_states > 0
@@ -46,7 +46,7 @@ def test_gzipped_arpa_is_accepted(tmp_path, toy_arpa, lang) -> None:
     gz = tmp_path / "toy.arpa.gz"
     with open(toy_arpa, "rb") as src, gzip.open(gz, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    g, report = make_grammar_fst(gz, lang)
+    g, report = make_grammar_fst(gz, lang.words)
     assert report.missing_words == () and g.num_states > 0
 
 
@@ -64,7 +64,7 @@ def test_malformed_arpa_gives_a_clear_error(tmp_path, lang, text, message) -> No
     arpa = tmp_path / "bad.arpa"
     arpa.write_text(text)
     with pytest.raises(AsrKdError, match=message) as err:
-        make_grammar_fst(arpa, lang)
+        make_grammar_fst(arpa, lang.words)
     assert str(arpa) in str(err.value)
 
 
@@ -83,7 +83,7 @@ def test_lmplz_trains_a_usable_arpa(tmp_path, lang) -> None:
     arpa = train_arpa(text, tmp_path / "lm.arpa", order=3)
     summary = read_arpa_summary(arpa)
     assert summary.order == 3
-    _, report = make_grammar_fst(arpa, lang)
+    _, report = make_grammar_fst(arpa, lang.words)
     assert report.missing_words == ("<unk>",)  # lmplz always adds <unk>; our lexicon maps OOVs to SPN
 
 

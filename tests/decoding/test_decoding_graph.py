@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from decoding_fixtures import TOY_PRONS, SyntheticTree, crafted_loglik, utterance_senones
 
-from asr_kd.decoding.decoder import Decoder, DecoderConfig
+from asr_kd.decoding.decoder import Decoder, DecoderConfig, lattice_best_path
 from asr_kd.decoding.fst_arrays import fst_to_arrays
 from asr_kd.decoding.graph import GraphOptions, compile_hclg
 from asr_kd.decoding.lexicon_fst import disambiguate
@@ -106,7 +106,7 @@ def test_lattice_rescoring_matches_decoding_at_that_weight(toy_lexicon, toy_arpa
     lattice_decoder = Decoder(graph, DecoderConfig(acoustic_scale=0.1, **wide))
     lattice = lattice_decoder.lattice(loglik)
     for lm_weight in (2.0, 10.0):
-        rescored = lattice_decoder.lattice_best_paths(lattice, [lm_weight])[0]
+        rescored = lattice_best_path(lattice, lm_weight, graph.words)
         direct = Decoder(graph, DecoderConfig(acoustic_scale=1.0 / lm_weight, **wide)).best_path(loglik)
         assert rescored.words == direct.words
         assert rescored.cost == pytest.approx(direct.cost * lm_weight, rel=1e-4)
