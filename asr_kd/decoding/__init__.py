@@ -1,6 +1,6 @@
-"""Stage 7, decoding: HCLG graphs (kaldifst), beam search (kaldi-decoder), ARPA LMs (KenLM).
+"""Stage 7, decoding: HCLG graphs (kaldifst), beam search (kaldi-decoder).
 
-``asr-kd lm`` trains a 3-gram on training transcripts, ``asr-kd graph`` builds H o C o L o G from
+(LMs: :mod:`asr_kd.lm`, ``asr-kd lm``.) ``asr-kd graph`` builds H o C o L o G from
 the senone tree (contract A), the lexicon and an ARPA file, ``asr-kd decode`` turns per-frame
 senone scores into word hypotheses and ``asr-kd score`` computes WER (:mod:`asr_kd.scoring.wer`).
 """
@@ -15,11 +15,10 @@ from asr_kd.decoding.decoder import (
 )
 from asr_kd.decoding.graph import DecodingGraph, GraphOptions, build_graph, compile_hclg, load_graph, save_graph
 from asr_kd.decoding.hmm_fst import SenoneTreeLike
-from asr_kd.decoding.lm import find_lmplz, train_arpa
 from asr_kd.decoding.run import decode_store, hmm_log_likelihoods
 
 __all__ = [
     "Decoder", "DecoderConfig", "DecodingGraph", "GraphOptions", "Hypothesis", "SearchLattice", "SenoneTreeLike",
-    "build_graph", "compile_hclg", "decode_store", "find_lmplz", "hmm_log_likelihoods", "lattice_best_path",
-    "load_graph", "save_graph", "scaled_log_likelihoods", "train_arpa",
+    "build_graph", "compile_hclg", "decode_store", "hmm_log_likelihoods", "lattice_best_path",
+    "load_graph", "save_graph", "scaled_log_likelihoods",
 ]
