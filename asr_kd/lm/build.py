@@ -1,4 +1,4 @@
-"""Produce a decoding LM and its lexicon: source -> [order cut] -> [renormalise] -> [prune] -> checks -> files.
+"""Produce a decoding LM and its lexicon: source -> [mix] -> [order cut] -> [renormalise] -> [prune] -> checks -> files.
 
 Files written next to the ARPA ``<dir>/<name>.arpa`` (see :func:`side_files`):
 
@@ -69,6 +69,7 @@ class LmRequest:
         train_text: training sentences (``train``); train_order: its order.
         arpa: the file to import (``arpa``).
         max_order: keep orders ``<= max_order`` (None: all).
+        mix_with, mix_weight: interpolate with this ARPA LM, the source weighted ``mix_weight``.
         prune: relative-entropy threshold (None: no pruning).
         renormalise: recompute back-off weights (always for pocketsphinx-en-us).
         base_lexicon: preferred pronunciations (a lexicon file), or None.
@@ -84,6 +85,8 @@ class LmRequest:
     max_order: int | None = None
     prune: float | None = None
     renormalise: bool = False
+    mix_with: Path | None = None
+    mix_weight: float = 0.5
     base_lexicon: Path | None = None
     eval_subsets: dict[str, list[list[str]]] = field(default_factory=dict)
     pocketsphinx_copy: Path | None = None
@@ -107,6 +110,7 @@ class LmReport:
         r = self.request
         return {
             "source": r.source, "arpa": str(r.out), "imported_from": str(r.arpa) if r.arpa else None,
+            "mixed_with": str(r.mix_with) if r.mix_with else None, "mix_weight": r.mix_weight if r.mix_with else None,
             "max_order": r.max_order, "renormalised": r.renormalise or r.source == "pocketsphinx-en-us",
             "ngram_counts": {str(n): c for n, c in enumerate(self.counts, start=1)},
             "normalisation": self.normalisation.to_dict(),
@@ -170,6 +174,10 @@ def produce_lm(request: LmRequest) -> LmReport:
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     lm = load_source(request)
+    if request.mix_with is not None:
+        from asr_kd.lm.interpolate import interpolate
+
+        lm = interpolate(lm, to_upper_case(read_arpa(request.mix_with)), request.mix_weight)
     seconds["load"] = time.perf_counter() - t
     if request.max_order is not None:
         lm = lm.truncated(request.max_order)

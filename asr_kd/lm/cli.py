@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(e.g. 2: the model's bigram part, for a first-pass graph)")
     p.add_argument("--prune", type=float, default=None, metavar="THRESHOLD",
                    help="relative-entropy pruning threshold (e.g. 1e-7; SRILM's ngram -prune)")
+    p.add_argument("--mix-with", type=Path, default=None, metavar="ARPA",
+                   help="interpolate the source with this ARPA LM (SRILM's static -mix-lm: union of n-grams, "
+                        "back-off weights recomputed)")
+    p.add_argument("--mix-weight", type=float, default=0.5,
+                   help="weight of the source model in --mix-with (choose it on held-out training text)")
     p.add_argument("--renormalise", action="store_true",
                    help="recompute every back-off weight so that each history sums to 1 (SRILM's -renorm; "
                         "always done for pocketsphinx-en-us)")
@@ -97,6 +102,8 @@ def run_lm(args: argparse.Namespace) -> int:
         max_order=args.order if args.source != "train" else None,
         prune=args.prune,
         renormalise=args.renormalise,
+        mix_with=args.mix_with,
+        mix_weight=args.mix_weight,
         base_lexicon=base_lexicon if (args.lexicon or base_lexicon.exists()) else None,
         eval_subsets={s: _eval_text(args.exp, s) for s in args.eval_subset},
         pocketsphinx_copy=args.pocketsphinx_copy,

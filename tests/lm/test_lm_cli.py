@@ -114,3 +114,15 @@ def test_cover_vocabulary_policy() -> None:
     assert report.by_source == {"one": 1, "two": 2, "possessive rule": 1}
     assert report.missing == ("D",)
     assert np.isclose(len(lexicon), 4)
+
+
+def test_mix_with_interpolates_two_sources(exp, tmp_path) -> None:
+    first = _arpa_over(["THE", "CAT", "SAT"], tmp_path / "a.arpa")
+    second = _arpa_over(["THE", "DOG", "RAN"], tmp_path / "b.arpa", seed=4)
+    out = exp / "lm" / "mix.arpa"
+    assert main(["lm", "--exp", str(exp), "--source", "arpa", "--arpa", str(first), "--mix-with", str(second),
+                 "--mix-weight", "0.6", "--out", str(out)]) == 0
+    lm = read_arpa(out)
+    assert set(lm.vocab) == {"<s>", "</s>", "THE", "CAT", "SAT", "DOG", "RAN"} and check_normalisation(lm).ok
+    report = json.loads(side_files(out).report.read_text())
+    assert report["mixed_with"] == str(second) and report["mix_weight"] == 0.6

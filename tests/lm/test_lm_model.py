@@ -77,3 +77,22 @@ def test_truncated_and_sentence_windows(trigram) -> None:
     w3, w4 = trigram.word_id["W003"], trigram.word_id["W004"]
     assert windows.tolist() == [[-1, bos, w3], [bos, w3, -1], [w3, -1, w4], [-1, w4, eos], [-1, bos, eos]]
     assert oov.tolist() == [False, True, False, False, False]
+
+
+def test_interpolation_is_normalised_and_mixes_probabilities() -> None:
+    from asr_kd.lm.interpolate import interpolate
+    from asr_kd.lm.normalisation import check_normalisation
+
+    a = random_lm(seed=1)
+    b = random_lm(seed=2, order=2).renamed([*random_lm(seed=2, order=2).vocab[:-3], "X1", "X2", "X3"])
+    mixed = interpolate(a, b, 0.7)
+    assert check_normalisation(mixed).ok
+    assert set(mixed.vocab) == set(a.vocab) | set(b.vocab)
+    # an n-gram explicit in a: exactly the mixture of both models' probabilities
+    row = a.ngram_words(3)[0]
+    names = [a.vocab[w] for w in row]
+    expected = np.log10(0.7 * 10 ** a.log_prob(row[None])[0] + 0.3 * 10 ** b.log_prob(b.ids(names)[None])[0])
+    assert mixed.log_prob(mixed.ids(names)[None])[0] == pytest.approx(expected)
+    assert mixed.log_prob(mixed.ids(["<s>", "X1"])[None])[0] > -99  # a word only b knows
+    with pytest.raises(AsrKdError, match="weight"):
+        interpolate(a, b, 1.5)
