@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asr_kd.lm.model import BackoffLM
+from asr_kd.lm.model import BackoffLM, NGramTable
 from asr_kd.lm.normalisation import backoff_fractions, continuation_masses, recompute_backoffs
 from asr_kd.utils.errors import AsrKdError
 
@@ -89,11 +89,11 @@ def prune_entropy(lm: BackoffLM, threshold: float, min_order: int = 2) -> tuple[
         if n < current.order:  # rows of order n moved: renumber the contexts of order n + 1
             new_row = np.cumsum(keep) - 1
             above = tables[n]
-            tables[n] = type(above)(new_row[above.context], above.word, above.log_prob, above.log_bow)
+            tables[n] = NGramTable(new_row[above.context], above.word, above.log_prob, above.log_bow)
         current = current.with_tables(tables)
     while current.order > 1 and current.counts[-1] == 0:  # an order pruned away entirely
         top = current.tables[-2]
-        current = current.with_tables([*current.tables[:-2], type(top)(
+        current = current.with_tables([*current.tables[:-2], NGramTable(
             top.context, top.word, top.log_prob, np.zeros(len(top)))])
     pruned = recompute_backoffs(current)
     return pruned, PruneReport(threshold=threshold, counts_before=before, counts_after=pruned.counts)
