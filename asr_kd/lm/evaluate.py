@@ -61,3 +61,24 @@ def score_text(lm: BackoffLM, sentences: Sequence[Sequence[str]]) -> TextScore:
         log10_prob=total,
         perplexity=float(10.0 ** (-total / count)) if count else float("nan"),
     )
+
+
+def mixture_perplexity(first: BackoffLM, second: BackoffLM, weight: float,
+                       sentences: Sequence[Sequence[str]]) -> TextScore:
+    """Perplexity of the exact (dynamic) mixture ``weight * first + (1 - weight) * second``.
+
+    A token is OOV only if neither model knows it; a word one model lacks gets probability 0
+    from that model. For choosing ``weight`` on held-out *training* text before building the
+    static mixture (:func:`asr_kd.lm.interpolate.interpolate`).
+    """
+    log1, oov1 = first.token_log_probs(sentences)
+    log2, oov2 = second.token_log_probs(sentences)
+    prob = weight * np.where(oov1, 0.0, 10.0 ** log1) + (1.0 - weight) * np.where(oov2, 0.0, 10.0 ** log2)
+    oov = oov1 & oov2
+    zero = ~oov & (prob <= 0.0)
+    scored = ~oov & ~zero
+    total = float(np.log10(prob[scored]).sum())
+    count = int(np.count_nonzero(scored))
+    return TextScore(sentences=len(sentences), words=len(prob) - len(sentences), oov_words=int(oov.sum()),
+                     zero_prob_words=int(zero.sum()), log10_prob=total,
+                     perplexity=float(10.0 ** (-total / count)) if count else float("nan"))

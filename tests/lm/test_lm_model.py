@@ -96,3 +96,17 @@ def test_interpolation_is_normalised_and_mixes_probabilities() -> None:
     assert mixed.log_prob(mixed.ids(["<s>", "X1"])[None])[0] > -99  # a word only b knows
     with pytest.raises(AsrKdError, match="weight"):
         interpolate(a, b, 1.5)
+
+
+def test_mixture_perplexity_matches_the_static_mixture_on_its_own_ngrams() -> None:
+    from asr_kd.lm.evaluate import mixture_perplexity, score_text
+    from asr_kd.lm.interpolate import interpolate
+
+    a, b = random_lm(seed=1), random_lm(seed=2)
+    sentences = [[a.vocab[w] for w in row] for row in a.ngram_words(3)[:40, 1:].tolist() if 0 not in row[1:]]
+    for weight in (0.0, 1.0):  # the mixture of one model is that model
+        expected = score_text(a if weight == 1.0 else b, sentences).perplexity
+        assert mixture_perplexity(a, b, weight, sentences).perplexity == pytest.approx(expected)
+    dynamic = mixture_perplexity(a, b, 0.5, sentences).perplexity
+    static = score_text(interpolate(a, b, 0.5), sentences).perplexity
+    assert dynamic == pytest.approx(static, rel=0.05)  # static = dynamic where both models are explicit
