@@ -179,6 +179,7 @@ def produce_lm(request: LmRequest) -> LmReport:
 
         lm = interpolate(lm, to_upper_case(read_arpa(request.mix_with)), request.mix_weight)
     seconds["load"] = time.perf_counter() - t
+    log.info("lm: %s loaded in %.1f s: n-grams %s", request.source, seconds["load"], lm.counts)
     if request.max_order is not None:
         lm = lm.truncated(request.max_order)
     if request.renormalise:
@@ -188,6 +189,7 @@ def produce_lm(request: LmRequest) -> LmReport:
         t = time.perf_counter()
         lm, prune_report = prune_entropy(lm, request.prune)
         seconds["prune"] = time.perf_counter() - t
+        log.info("lm: pruned at %g in %.1f s: n-grams %s", request.prune, seconds["prune"], lm.counts)
     normalisation = check_normalisation(lm)
     seconds["check"] = normalisation.seconds
     if not normalisation.ok:
@@ -197,6 +199,7 @@ def produce_lm(request: LmRequest) -> LmReport:
     if request.pocketsphinx_copy is not None:
         write_arpa(to_lower_case(lm), request.pocketsphinx_copy)
     seconds["write"] = time.perf_counter() - t
+    log.info("lm: wrote %s in %.1f s; covering its words with pronunciations", request.out, seconds["write"])
 
     t = time.perf_counter()
     lexicon, coverage = cover_vocabulary(lm.vocab, _pronunciation_sources(request.base_lexicon))
