@@ -110,7 +110,10 @@ class BackoffLM:
         order = np.argsort(uni_words[:, 0], kind="stable")
         if len(order) != size or not np.array_equal(uni_words[order, 0], np.arange(size)):
             raise AsrKdError("LM unigrams must list every vocabulary word exactly once")
-        raw[0] = (uni_words[order], uni_prob[order], uni_bow[order])
+        uni_prob = uni_prob[order].copy()
+        if BOS in vocab:  # never predicted; writers disagree on its value (SRILM -99, KenLM 0)
+            uni_prob[list(vocab).index(BOS)] = LOG10_ZERO
+        raw[0] = (uni_words[order], uni_prob, uni_bow[order])
         _add_missing_prefixes(raw)
 
         tables = [NGramTable(np.zeros(size, np.int64), np.arange(size, dtype=np.int64), raw[0][1], raw[0][2])]

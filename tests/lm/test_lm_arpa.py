@@ -49,3 +49,10 @@ def test_a_valid_file_reads(tmp_path) -> None:
     lm = read_arpa(path)
     assert lm.counts == [3, 1]
     assert lm.log_prob(np.array([[lm.word_id["<s>"], lm.word_id["A"]]]))[0] == pytest.approx(-0.1)
+
+
+def test_sentence_start_is_never_predicted(tmp_path) -> None:
+    path = tmp_path / "lm.arpa"
+    path.write_text(GOOD.replace("-99 <s> -0.2", "0 <s> -0.2"))  # KenLM writes P(<s>) = 1
+    lm = read_arpa(path)
+    assert lm.tables[0].log_prob[lm.word_id["<s>"]] == -99.0
