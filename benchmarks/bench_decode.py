@@ -34,7 +34,7 @@ from benchmarks.common import DEV, TRAIN, emit, tiny_exp
 
 def write_arpa(transcripts: list[str], path: Path) -> str:
     """A 3-gram from lmplz, else an add-one unigram ARPA of ``transcripts``; returns which."""
-    from asr_kd.decoding.lm import find_lmplz, train_arpa
+    from asr_kd.lm.kenlm import find_lmplz, train_arpa
     from asr_kd.utils.errors import AsrKdError
 
     try:

@@ -10,6 +10,12 @@ import, see ENVIRONMENT.md), applied in this order:
    forcing wrong phones; such words can never be decoded (they are OOV for the LM too).
 
 ``asr-kd prepare`` reports OOV rates (token and type) per subset before and after rule 1.
+
+Words of a decoding LM (:func:`cover_vocabulary`) take, in this order, the pronunciations of the
+experiment's lexicon, CMUdict, pocketsphinx's ``cmudict-en-us.dict`` (when installed), then
+rule 1. An LM word none of these can pronounce is left out of the decoding lexicon rather than
+mapped to ``SPN`` (a graph with many ``SPN`` words would emit them on every noise); the graph
+then drops its n-grams, and ``asr-kd lm`` counts and lists such words.
 """
 
 from __future__ import annotations
@@ -109,10 +115,15 @@ def _normalise_phone(phone: str, source: str) -> str:
     return phone
 
 
+_VARIANT = re.compile(r"\(\d+\)$")
+
+
 def read_lexicon(path: str | os.PathLike) -> Lexicon:
     """Read a LibriSpeech-format lexicon (``WORD PH1 PH2 ...``; tab or space separated).
 
-    Stress digits are removed (``AH0`` -> ``AH``); duplicate pronunciations are merged.
+    Stress digits are removed (``AH0`` -> ``AH``); duplicate pronunciations are merged; CMUdict /
+    sphinx variant markers (``word(2)``, as in pocketsphinx's ``cmudict-en-us.dict``) are merged
+    into the word; words are upper-cased.
     """
     path = Path(path)
     if not path.exists():
@@ -129,7 +140,7 @@ def read_lexicon(path: str | os.PathLike) -> Lexicon:
         if len(parts) < 2:
             raise AsrKdError(f"{path}:{line_no}: word {parts[0]!r} has no pronunciation")
         pron = tuple(_normalise_phone(p, f"{path}:{line_no}") for p in parts[1:])
-        word_prons = prons.setdefault(parts[0].upper(), [])
+        word_prons = prons.setdefault(_VARIANT.sub("", parts[0]).upper(), [])
         if pron not in word_prons:
             word_prons.append(pron)
     if not prons:
@@ -166,6 +177,61 @@ def cmudict_lexicon(words: Iterable[str] | None = None) -> Lexicon:
 def load_lexicon(path: str | os.PathLike | None = None, words: Iterable[str] | None = None) -> Lexicon:
     """A lexicon file if ``path`` is given, else CMUdict restricted to ``words``."""
     return read_lexicon(path) if path is not None else cmudict_lexicon(words)
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    """Where the pronunciations of an LM vocabulary came from.
+
+    Attributes:
+        by_source: source name -> number of words it pronounced (first source wins).
+        missing: words no source could pronounce (left out of the lexicon).
+    """
+
+    by_source: dict[str, int]
+    missing: tuple[str, ...]
+
+
+def _real_prons(lexicon: Lexicon, word: str) -> list[Pronunciation]:
+    """``word``'s pronunciations in ``lexicon``, ignoring the OOV policy's ``SPN`` stand-in."""
+    return [p for p in lexicon.prons.get(word, []) if p != (SPOKEN_NOISE,)]
+
+
+def cover_vocabulary(words: Iterable[str], sources: dict[str, Lexicon]) -> tuple[Lexicon, CoverageReport]:
+    """A lexicon for the words of an LM (module docstring: the LM-word policy).
+
+    Args:
+        words: the LM's words (upper case); tokens such as ``<s>`` are skipped.
+        sources: name -> lexicon, in order of preference. An ``SPN``-only entry (an OOV stand-in
+            of the training lexicon) does not count as a pronunciation.
+
+    Returns:
+        ``(lexicon, report)``: the lexicon holds exactly the words that got a pronunciation.
+    """
+    prons: dict[str, list[Pronunciation]] = {}
+    by_source = dict.fromkeys([*sources, "possessive rule"], 0)
+    pending = []
+    for word in words:
+        if word.startswith("<") and word.endswith(">"):
+            continue
+        for name, lexicon in sources.items():
+            found = _real_prons(lexicon, word)
+            if found:
+                prons[word] = found
+                by_source[name] += 1
+                break
+        else:
+            pending.append(word)
+    missing = []
+    known = Lexicon(prons)
+    for word in pending:
+        stem = word[:-2] if word.endswith("'S") else word[:-1] if word.endswith("S'") else None
+        if stem and stem in known.prons:
+            prons[word] = [p + _possessive_suffix(p) for p in known.prons[stem]]
+            by_source["possessive rule"] += 1
+        else:
+            missing.append(word)
+    return Lexicon(prons), CoverageReport(by_source=by_source, missing=tuple(missing))
 
 
 @dataclass(frozen=True)

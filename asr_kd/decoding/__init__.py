@@ -1,6 +1,6 @@
-"""Stage 7, decoding: HCLG graphs (kaldifst), beam search (kaldi-decoder), ARPA LMs (KenLM).
+"""Stage 7, decoding: HCLG graphs (kaldifst), beam search (kaldi-decoder).
 
-``asr-kd lm`` trains a 3-gram on training transcripts, ``asr-kd graph`` builds H o C o L o G from
+(LMs: :mod:`asr_kd.lm`, ``asr-kd lm``.) ``asr-kd graph`` builds H o C o L o G from
 the senone tree (contract A), the lexicon and an ARPA file, ``asr-kd decode`` turns per-frame
 senone scores into word hypotheses and ``asr-kd score`` computes WER (:mod:`asr_kd.scoring.wer`).
 """
@@ -16,7 +16,6 @@ from asr_kd.decoding.decoder import (
 )
 from asr_kd.decoding.graph import DecodingGraph, GraphOptions, build_graph, compile_hclg, load_graph, save_graph
 from asr_kd.decoding.hmm_fst import SenoneTreeLike
-from asr_kd.decoding.lm import find_lmplz, train_arpa
 from asr_kd.decoding.nbest import Hypothesis, NBestLists, ScoringSetting, read_nbest, write_nbest
 from asr_kd.decoding.rescore import LmScorer, load_grammar, rescore
 from asr_kd.decoding.run import decode_store, hmm_log_likelihoods
@@ -24,6 +23,6 @@ from asr_kd.decoding.run import decode_store, hmm_log_likelihoods
 __all__ = [
     "BestPath", "Decoder", "DecoderConfig", "DecodingGraph", "GraphOptions", "Hypothesis", "LmScorer", "NBestLists",
     "NoPathError", "ScoringSetting", "SearchLattice", "SenoneTreeLike", "build_graph", "compile_hclg",
-    "decode_store", "find_lmplz", "hmm_log_likelihoods", "lattice_best_path", "load_grammar", "load_graph",
-    "read_nbest", "rescore", "save_graph", "scaled_log_likelihoods", "train_arpa", "write_nbest",
+    "decode_store", "hmm_log_likelihoods", "lattice_best_path", "load_grammar", "load_graph",
+    "read_nbest", "rescore", "save_graph", "scaled_log_likelihoods", "write_nbest",
 ]

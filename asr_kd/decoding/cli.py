@@ -1,4 +1,4 @@
-"""``asr-kd lm``, ``asr-kd graph``, ``asr-kd decode``, ``asr-kd score``."""
+"""``asr-kd graph``, ``asr-kd decode``, ``asr-kd score`` (``asr-kd lm``: :mod:`asr_kd.lm.cli`)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,6 @@ from asr_kd.utils.errors import AsrKdError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "lm",
-        help="train an ARPA n-gram LM on training transcripts (KenLM lmplz)",
-        description="Train a modified Kneser-Ney ARPA LM on the transcripts of <exp>/manifests/<subset>.tsv "
-        "with KenLM's lmplz (build it with tools/install_kenlm.sh). Dev/test subsets are refused.",
-    )
-    p.add_argument("--exp", required=True, type=Path)
-    p.add_argument("--subset", default="train-clean-5")
-    p.add_argument("--order", type=int, default=3)
-    p.add_argument("--out", type=Path, default=None, help="ARPA path (default <exp>/lm/<subset>.<order>gram.arpa)")
-    p.set_defaults(func=run_lm)
-
-    p = subparsers.add_parser(
         "graph",
         help="build (or reuse) the HCLG decoding graph",
         description="Compose H (HMMs of the senone tree) o C (triphone context) o L (lexicon, optional "
@@ -31,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--arpa", required=True, type=Path, help="ARPA LM (plain or .gz)")
     p.add_argument("--tree", type=Path, default=None, help="default <exp>/tree/tree.json")
-    p.add_argument("--lexicon", type=Path, default=None, help="default <exp>/lang/lexicon.txt")
+    p.add_argument("--lexicon", type=Path, default=None,
+                   help="default: the lexicon `asr-kd lm` wrote next to the ARPA (<stem>.lexicon.txt, covering "
+                        "the LM's words) when present, else <exp>/lang/lexicon.txt")
     p.add_argument("--graph-dir", type=Path, default=None, help="default <exp>/graph_<arpa name>")
     p.add_argument("--silence-prob", type=float, default=0.5)
     p.add_argument("--self-loop-scale", type=float, default=0.1,
@@ -116,19 +106,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_score)
 
 
-def run_lm(args: argparse.Namespace) -> int:
-    from asr_kd.data import manifest_path, read_manifest
-    from asr_kd.decoding.lm import train_arpa
-
-    if args.subset.startswith(("dev", "test")):
-        raise AsrKdError(f"refusing to train an LM on {args.subset}: use training transcripts only")
-    utts = read_manifest(manifest_path(args.exp, args.subset))
-    out = args.out or Path(args.exp) / "lm" / f"{args.subset}.{args.order}gram.arpa"
-    train_arpa([u.transcript for u in utts], out, order=args.order)
-    print(f"lm: {args.order}-gram on {len(utts)} {args.subset} transcripts -> {out}")
-    return 0
-
-
 def run_graph(args: argparse.Namespace) -> int:
     import json
     import time
@@ -137,7 +114,7 @@ def run_graph(args: argparse.Namespace) -> int:
     from asr_kd.decoding.graph import INFO_FILE, GraphOptions, build_graph
 
     tree_path = args.tree or Path(args.exp) / "tree" / "tree.json"
-    lexicon = args.lexicon or Path(args.exp) / "lang" / "lexicon.txt"
+    lexicon = args.lexicon or default_lexicon(args.arpa, args.exp)
     name = args.arpa.name.removesuffix(".gz").removesuffix(".arpa")
     graph_dir = args.graph_dir or Path(args.exp) / f"graph_{name}"
     t0 = time.perf_counter()
@@ -145,9 +122,17 @@ def run_graph(args: argparse.Namespace) -> int:
                             GraphOptions(silence_prob=args.silence_prob, self_loop_scale=args.self_loop_scale))
     info = json.loads((graph_dir / INFO_FILE).read_text())
     state = "up to date" if reused else f"built in {time.perf_counter() - t0:.1f} s"
-    print(f"graph: {graph_dir} {state}: {info['num_states']} states, {info['num_arcs']} arcs; "
-          f"{info['lm_words_missing_from_lexicon']} LM words not in the lexicon")
+    print(f"graph: {graph_dir} {state}: {info['num_states']} states, {info['num_arcs']} arcs; lexicon {lexicon}: "
+          f"{info['lm_words_missing_from_lexicon']} LM words not in it")
     return 0
+
+
+def default_lexicon(arpa: Path, exp: Path) -> Path:
+    """The lexicon ``asr-kd lm`` wrote for ``arpa`` if there is one, else the experiment's."""
+    from asr_kd.lm.build import side_files
+
+    covering = side_files(arpa).lexicon
+    return covering if covering.exists() else Path(exp) / "lang" / "lexicon.txt"
 
 
 def _log_priors(args: argparse.Namespace):

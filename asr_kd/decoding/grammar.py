@@ -2,7 +2,9 @@
 
 Back-off arcs carry ``#0`` on the input side; ``<s>``/``</s>`` become epsilons. N-grams with a
 word missing from the lexicon are skipped by arpa2fst (as in Kaldi); we count those words and
-warn, because a large count means lexicon and LM do not belong together.
+warn, because a large count means lexicon and LM do not belong together. Every LM is also
+checked for normalisation (a warning and ``graph.json``'s ``lm_normalisation`` if a history
+does not sum to one; seconds for a 72k-word trigram).
 
 arpa2fst aborts the whole process on a malformed file, so it runs in a child Python process
 and its error line becomes an :class:`AsrKdError`. Gzipped ARPA files (``.gz``) are accepted.
@@ -24,6 +26,8 @@ from pathlib import Path
 import kaldifst
 
 from asr_kd.decoding.lexicon_fst import BACKOFF, BOS, EOS, word_table_text
+from asr_kd.lm.arpa import read_arpa
+from asr_kd.lm.normalisation import check_normalisation
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
 
@@ -51,10 +55,12 @@ class ArpaSummary:
 
 @dataclass(frozen=True)
 class GrammarReport:
-    """Outcome of G construction: the LM's size and the words the lexicon cannot produce."""
+    """Outcome of G construction: the LM's size, the words the lexicon cannot produce, and
+    whether every history of the LM sums to one (:func:`asr_kd.lm.check_normalisation`)."""
 
     arpa: ArpaSummary
     missing_words: tuple[str, ...]
+    normalisation: dict
 
 
 def _open_text(path: Path) -> Iterator[str]:
@@ -182,4 +188,7 @@ def make_grammar_fst(
         g_path = tmp_dir / "G.fst"
         _arpa2fst(plain, words_txt, g_path)
         g = kaldifst.StdVectorFst.read(str(g_path))
-    return g, GrammarReport(arpa=summary, missing_words=missing)
+    check = check_normalisation(read_arpa(arpa_path))
+    if not check.ok:
+        log.warning("%s: %s", arpa_path, check.summary())
+    return g, GrammarReport(arpa=summary, missing_words=missing, normalisation=check.to_dict())

@@ -140,6 +140,7 @@ def compile_hclg(
         "lm_ngram_counts": report.arpa.ngram_counts,
         "lm_words_missing_from_lexicon": len(report.missing_words),
         "lm_words_missing_examples": list(report.missing_words[:20]),
+        "lm_normalisation": {k: report.normalisation[k] for k in ("ok", "max_abs_error", "tolerance")},
         "timings_s": timings,
     }
     return DecodingGraph(fst=hclg, words=lang.words, num_senones=tree.num_senones, info=info)

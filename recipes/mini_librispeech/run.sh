@@ -9,7 +9,7 @@
 # Usage: bash recipes/mini_librispeech/run.sh [--stage N] [--stop-stage M] [--root DIR] [--exp DIR]
 #            [--jobs J] [--members N] [--seeds "0 1 2"] [--temperatures "2"] [--model-conf YAML]
 #            [--num-senones N] [--tree-args "..."] [--results DIR] [--train SUBSET] [--dev SUBSET]
-#            [--teacher-top-k K] [--beam B] [--device cpu|cuda]
+#            [--teacher-top-k K] [--beam B] [--device cpu|cuda] [--lm en-us|train] [--lm-prune THRESHOLD]
 # Stages: 0 prepare, 1 features, 2 tree + alignment, 3 LM + HCLG, 4 E1 ensemble, 5 E1 teacher
 # store + students, 6 E1 frame accuracy + WER, 7 E1 results, 8 E2 training + evaluation, 9 E2 results.
 # Every stage is idempotent: finished models/stores are reused, so a killed run continues
@@ -30,6 +30,8 @@ beam=13                     # decoding beam: WER within 0.1 of beam 16 at a thir
 train=train-clean-5
 dev=dev-clean-2
 device=cpu                  # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
+lm=en-us                    # stage 3: en-us = pocketsphinx's 72k-word trigram; train = 3-gram of the training transcripts
+lm_prune=1e-7               # en-us: relative-entropy pruning of the trigram the graph is built from (README: LM)
 num_senones=1000
 tree_args=""                # extra `asr-kd tree` options
 fraction=0.03               # E2 training fraction
@@ -56,6 +58,8 @@ while [ $# -gt 0 ]; do
     --teacher-top-k) teacher_top_k=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
+    --lm) lm=$2; shift 2 ;;
+    --lm-prune) lm_prune=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -122,10 +126,23 @@ if run_stage 2; then
   asr-kd align --exp "$exp" --subset $dev --report "${ref_args[@]}"
 fi
 if run_stage 3; then
-  stamp "stage 3: 3-gram LM from the training transcripts (KenLM) + HCLG"
-  lmplz=$(bash tools/install_kenlm.sh | tail -n 1)
-  ASR_KD_LMPLZ=$lmplz asr-kd lm --exp "$exp" --subset $train --order 3 --out "$exp/lm/train.3gram.arpa"
-  asr-kd graph --exp "$exp" --arpa "$exp/lm/train.3gram.arpa" --graph-dir "$exp/graph"
+  case "$lm" in
+    train)
+      stamp "stage 3: 3-gram LM from the training transcripts (KenLM) + HCLG"
+      lmplz=$(bash tools/install_kenlm.sh | tail -n 1)
+      arpa=$exp/lm/train.3gram.arpa
+      ASR_KD_LMPLZ=$lmplz asr-kd lm --exp "$exp" --subset $train --order 3 --eval-subset $dev --out "$arpa" ;;
+    en-us)
+      # the full trigram is for rescoring, the pruned one for the first-pass graph; dev text only scores them
+      stamp "stage 3: pocketsphinx's en-us trigram (graph: pruned at $lm_prune) + HCLG"
+      arpa=$exp/lm/en-us.3gram.pruned$lm_prune.arpa
+      [ -f "$exp/lm/en-us.3gram.json" ] || asr-kd lm --exp "$exp" --source pocketsphinx-en-us --eval-subset $dev \
+        --out "$exp/lm/en-us.3gram.arpa"
+      [ -f "${arpa%.arpa}.json" ] || asr-kd lm --exp "$exp" --source arpa --arpa "$exp/lm/en-us.3gram.arpa" \
+        --prune "$lm_prune" --eval-subset $dev --out "$arpa" ;;
+    *) echo "unknown --lm $lm (en-us or train)" >&2; exit 1 ;;
+  esac
+  asr-kd graph --exp "$exp" --arpa "$arpa" --graph-dir "$exp/graph"
 fi
 if run_stage 4; then
   stamp "stage 4: E1 ensemble of $members DNNs (members double as the baseline seeds)"

@@ -43,3 +43,21 @@ def test_benchmark_main_returns_its_figures(name: str, monkeypatch: pytest.Monke
     assert keys <= set(result)
     if name == "decode":
         assert result["lm"] == "unigram (no lmplz)"
+
+
+def test_lm_benchmark_on_a_small_trie(tmp_path: Path) -> None:
+    ps = pytest.importorskip("pocketsphinx")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lm"))
+    from lm_fixtures import random_lm
+
+    from asr_kd.lm import write_arpa
+    from benchmarks.bench_lm import main
+
+    arpa = write_arpa(random_lm(suffix_closed=True), tmp_path / "small.arpa")
+    trie = tmp_path / "small.lm.bin"
+    ps.NGramModel(ps.Config(), ps.LogMath(1.0001), str(arpa)).write(str(trie), ps.NGramModel.str_to_type("bin"))
+    result = main(["--trie", str(trie), "--prune", "1e-3"])
+    assert {"read_trie_s", "check_s", "raw_normalisation", "prune_s", "pruned_counts"} <= set(result)
+    assert result["renormalised_max_abs_error"] < 1e-6  # float32 unigrams sum to 1 within 1e-7

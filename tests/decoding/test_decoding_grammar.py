@@ -12,7 +12,7 @@ from decoding_fixtures import TOY_ARPA
 from asr_kd.data.lexicon import PHONES
 from asr_kd.decoding.grammar import make_grammar_fst, read_arpa_summary
 from asr_kd.decoding.lexicon_fst import make_lexicon_fst
-from asr_kd.decoding.lm import find_lmplz, train_arpa
+from asr_kd.lm.kenlm import find_lmplz, train_arpa
 from asr_kd.utils.errors import AsrKdError
 
 

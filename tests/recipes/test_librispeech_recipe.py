@@ -41,7 +41,7 @@ def test_smoke_stages_0_to_7(tiny_root: Path, tmp_path: Path) -> None:
         "--root", str(tiny_root), "--exp", str(exp), "--train-parts", "train-clean-5", "--dev", "dev-clean-2",
         "--model-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--num-senones", "150",
         "--tree-args", "--mono-iters 2 --tri-iters 1 --min-leaf-frames 20", "--members", "2", "--seeds", "0",
-        "--temperatures", "2", "--device", "cpu", "--stop-stage", "7")
+        "--temperatures", "2", "--device", "cpu", "--lm", "train", "--stop-stage", "7")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert sorted(p.name for p in (exp / "manifests").glob("*.tsv")) == ["dev-clean-2.tsv", "train-960.tsv"]
     assert (exp / "ali" / "train-960").is_dir()
