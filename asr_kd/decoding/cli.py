@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--subset", default="train-clean-5")
     p.add_argument("--order", type=int, default=3)
     p.add_argument("--out", type=Path, default=None, help="ARPA path (default <exp>/lm/<subset>.<order>gram.arpa)")
+    p.add_argument("--exclude-utts", type=Path, default=None,
+                   help="leave out the transcripts of the utterance ids in this file (e.g. the validation split, "
+                   "<exp>/splits/<subset>/valid.txt)")
     p.set_defaults(func=run_lm)
 
     p = subparsers.add_parser(
@@ -81,9 +84,17 @@ def run_lm(args: argparse.Namespace) -> int:
     if args.subset.startswith(("dev", "test")):
         raise AsrKdError(f"refusing to train an LM on {args.subset}: use training transcripts only")
     utts = read_manifest(manifest_path(args.exp, args.subset))
+    excluded = ""
+    if args.exclude_utts is not None:
+        from asr_kd.training.validation import read_utt_list
+
+        held_out = set(read_utt_list(args.exclude_utts, "--exclude-utts list"))
+        kept = [u for u in utts if u.utt_id not in held_out]
+        excluded = f" ({len(utts) - len(kept)} in {args.exclude_utts} left out)"
+        utts = kept
     out = args.out or Path(args.exp) / "lm" / f"{args.subset}.{args.order}gram.arpa"
     train_arpa([u.transcript for u in utts], out, order=args.order)
-    print(f"lm: {args.order}-gram on {len(utts)} {args.subset} transcripts -> {out}")
+    print(f"lm: {args.order}-gram on {len(utts)} {args.subset} transcripts{excluded} -> {out}")
     return 0
 
 

@@ -166,7 +166,7 @@ def run_dump_teacher(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from asr_kd.distillation.objective import OnlineObjectiveFactory, StoreObjectiveFactory
     from asr_kd.training.config import load_config
-    from asr_kd.training.trainer import run
+    from asr_kd.training.trainer import run, summary_line
     from asr_kd.utils.atomic import write_json
     from asr_kd.utils.errors import AsrKdError
 
@@ -189,9 +189,7 @@ def run_train(args: argparse.Namespace) -> int:
                          f"({settings_path.read_text().strip()}); use the same ones or another out_dir")
     write_json(settings_path, settings)
     summary = run(config, make_objective, resume=args.resume)
-    print(f"distill train: {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} at epoch "
-          f"{summary.get('kept_epoch', summary['best_epoch'])} of"
-          f" {summary['epochs_run']} (T={args.temperature}, alpha={args.alpha})")
+    print(f"distill train: {summary['model']}: {summary_line(summary)} (T={args.temperature}, alpha={args.alpha})")
     return 0
 
 
