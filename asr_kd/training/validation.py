@@ -14,9 +14,11 @@ are scored once, at the end, with ``asr-kd evaluate``.
 
 How utterances are chosen (``stratify``):
 
-* ``speaker`` (default): ``round(fraction * n)`` random utterances of each speaker's ``n``
-  (at least 1, never all), so validation covers every training speaker and gender in
-  proportion. Kaldi's nnet3 ``get_egs.sh`` holds out ~300 random training utterances the same
+* ``speaker`` (default): ``round(fraction * N)`` utterances in all, shared out over the
+  speakers in proportion to their utterance counts (each speaker gets the whole part of
+  ``fraction * n``, the largest remainders get one more; never all of a speaker's
+  utterances), chosen at random within each speaker, so validation covers the training
+  speakers and genders in proportion. Kaldi's nnet3 ``get_egs.sh`` holds out ~300 random training utterances the same
   way (of corpora with 10^5 utterances); nnet1's ``subset_data_dir_tr_cv.sh`` holds out 10% of
   the speakers instead, which for a subset with 13 speakers would be one or two speakers: a
   validation set of one voice, and a speaker less to train on.
@@ -84,15 +86,19 @@ def choose_validation(speaker_of: Mapping[str, str], fraction: float, seed: int 
     by_speaker: dict[str, list[str]] = defaultdict(list)
     for utt, speaker in speaker_of.items():
         by_speaker[speaker].append(utt)
-    rng = np.random.default_rng(seed)
+    speakers = sorted(by_speaker)
+    quota = np.array([fraction * len(by_speaker[s]) for s in speakers])
+    counts = np.floor(quota).astype(int)
+    rng = np.random.default_rng(seed)  # one stream in a fixed order: reproducible from the set alone
+    tie_break = rng.permutation(len(speakers))
+    left = max(1, round(fraction * len(speaker_of))) - int(counts.sum())
+    for i in sorted(range(len(speakers)), key=lambda i: (-(quota[i] - counts[i]), tie_break[i]))[:max(left, 0)]:
+        counts[i] += 1
     chosen = []
-    for speaker in sorted(by_speaker):  # one rng stream in a fixed order: reproducible from the set alone
+    for speaker, count in zip(speakers, counts):
         utts = sorted(by_speaker[speaker])
         order = rng.permutation(len(utts))
-        if len(utts) < 2:
-            continue  # a speaker with one utterance keeps it for training
-        count = min(max(1, round(fraction * len(utts))), len(utts) - 1)
-        chosen += [utts[i] for i in order[:count]]
+        chosen += [utts[i] for i in order[:min(int(count), len(utts) - 1)]]
     return sorted(chosen)
 
 

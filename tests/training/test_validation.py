@@ -35,9 +35,16 @@ def write_fake_manifest(exp: Path, subset: str) -> None:
 def test_stratified_split_takes_a_share_of_every_speaker_and_is_reproducible():
     speakers = speaker_map()
     valid = choose_validation(speakers, 0.1, seed=3)
-    per_speaker = {s: sum(speakers[u] == s for u in valid) for s in SPEAKERS}
-    # round(0.1 n), at least one, never a speaker's every utterance; a 1-utterance speaker keeps it
-    assert per_speaker == {"a": 4, "b": 1, "c": 1, "d": 0}
+
+    def per_speaker(ids):
+        return {s: sum(speakers[u] == s for u in ids) for s in SPEAKERS}
+
+    # round(0.1 * 54) = 5 in all, shared in proportion: 4.0, 1.0, 0.3, 0.1 -> 4, 1, 0, 0
+    assert per_speaker(valid) == {"a": 4, "b": 1, "c": 0, "d": 0}
+    # round(0.15 * 54) = 8: whole parts 6, 1, 0, 0 and one more for the largest remainder (b: 1.5)
+    assert per_speaker(choose_validation(speakers, 0.15)) == {"a": 6, "b": 2, "c": 0, "d": 0}
+    tiny = choose_validation({"x-1": "x", "x-2": "x", "y-1": "y"}, 0.9)
+    assert len(tiny) == 1 and tiny[0].startswith("x-")  # never all of a speaker's utterances
     assert valid == sorted(valid)
     reordered = dict(reversed(list(speakers.items())))
     assert choose_validation(reordered, 0.1, seed=3) == valid  # the set decides, not the order
@@ -58,7 +65,7 @@ def test_write_split_writes_disjoint_lists_and_reuses_or_refuses(tmp_path):
     assert not set(valid) & set(train) and sorted(valid + train) == sorted(speaker_map())
     info = json.loads((split.directory / "split.json").read_text())
     assert info["valid_sha256"] == hashlib.sha256(split.valid_path.read_bytes()).hexdigest() == list_digest(valid)
-    assert info["utterances"] == {"train": 48, "valid": 6} and info["per_speaker"]["a"] == {"train": 36, "valid": 4}
+    assert info["utterances"] == {"train": 49, "valid": 5} and info["per_speaker"]["a"] == {"train": 36, "valid": 4}
     again, written = write_split(tmp_path, "train-x", 0.1, seed=0)
     assert not written and again.valid == valid
     with pytest.raises(AsrKdError, match="other settings"):
@@ -69,7 +76,7 @@ def test_valid_split_cli(tmp_path, capsys):
     write_fake_manifest(tmp_path, "train-x")
     argv = ["valid-split", "--exp", str(tmp_path), "--subset", "train-x", "--fraction", "0.1"]
     assert main(argv) == 0
-    assert "6 validation utterances (0.008 h, 3 speakers), 48 training" in capsys.readouterr().out
+    assert "5 validation utterances (0.007 h, 2 speakers), 49 training" in capsys.readouterr().out
     assert main(argv) == 0 and "existing split reused" in capsys.readouterr().out
     assert main(argv[:-1] + ["0.3"]) == 2
     assert "every system of an experiment must use one split" in capsys.readouterr().err
