@@ -59,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--online-teacher", action="append", type=Path, metavar="MODEL",
                         help="model file or ensemble JSON run during training (no store); repeat for an ensemble")
     p.add_argument("--temperature", type=float, required=True)
-    p.add_argument("--alpha", type=float, default=1.0, help="weight of the soft term (1 = soft targets only)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="weight of the soft term (1 = soft targets only); the paper's 'relative weight w on the "
+                   "hard-target cross-entropy' is alpha = 1 / (1 + w): 2/3 for its w = 0.5")
     p.add_argument("--topk-policy", choices=("renormalise", "tail"), default="renormalise",
                    help="top-k targets: renormalise the top-k (default) or spread the tail mass uniformly "
                    "(see asr_kd/distillation/loss.py)")

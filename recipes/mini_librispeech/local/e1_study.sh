@@ -22,7 +22,8 @@
 #            [--seeds "0 1 2"] [--jobs J] [--members N] [--temperatures "1 2 5 10"]
 #            [--store-kinds "topk:5 topk:20 topk-tail:20 dense"] [--faithful-kind dense]
 #            [--model-conf YAML] [--student-conf YAML] [--out DIR] [--train SUBSET] [--dev SUBSET]
-#            [--device cpu|cuda] [--stage N --stop-stage M]  (stages: 4 train + dump, 6 evaluate, 7 table)
+#            [--device cpu|cuda] [--recovery true|false] [--stage N --stop-stage M]
+#            (stages: 4 train + dump, 6 evaluate, 7 table)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -41,6 +42,7 @@ out=recipes/mini_librispeech/results
 train=train-clean-5
 dev=dev-clean-2
 device=cpu
+recovery=true               # false: no recovery fractions (tiny data)
 stage=0
 stop_stage=100
 . recipes/mini_librispeech/local/common.sh
@@ -208,6 +210,7 @@ asr-kd report table "${args[@]}" --metric "frame_acc:100=dev frame accuracy (%)"
   --metric "kept_epoch=epoch kept" --metric "mean_kept_mass:100=teacher mass in the store (%)" \
   --out-dir "$out" --name e1_study
 : > "$out/e1_study_recovery.md"
+[ "$recovery" = true ] || by_ensemble=()
 for ens in "${!by_ensemble[@]}"; do
   mapfile -t names <<< "${by_ensemble[$ens]%$'\n'}"
   asr-kd report recovery --table "$out/e1_study.json" --metric "dev frame accuracy (%)" --low "members ($ens)" \
