@@ -149,6 +149,11 @@ evaluate_once() {  # out JSON, model, subset, [--utts FILE]: frame accuracy unle
   shift 3
   [ -f "$out" ] || asr-kd evaluate --model "$model" --exp "$exp" --subset "$subset" "$@" --threads 1 \
     --device "$device" --out "$out" > /dev/null
+  echo "$out: $(grep -m1 '"frame_acc"' "$out" | tr -d ' ,')"
+}
+e2_full_model() {  # the 100% model (E1 member 0): dev frame accuracy, and on its training utterances
+  evaluate_once "$e2/full_dev_acc.json" "$e1/ensemble/member0/model.pt" "$dev"
+  evaluate_once "$e2/full_train_acc.json" "$e1/ensemble/member0/model.pt" "$train" --utts "$split/train.txt"
 }
 e2_evaluate() {  # seed: dev frame accuracy, and frame accuracy on the model's own training utterances
   local run
@@ -199,8 +204,7 @@ for seed in "${seed_list[@]}"; do
   job "e2_eval_seed$seed" 8 "e2_hard_seed$seed e2_hard_no_es_seed$seed e2_soft_seed$seed" e2_evaluate "$seed"
   e2_evals+=" e2_eval_seed$seed"
 done
-job e2_full_train_acc 8 "member0" evaluate_once "$e2/full_train_acc.json" "$e1/ensemble/member0/model.pt" "$train" \
-  --utts "$split/train.txt"
+job e2_full_model 8 "member0" e2_full_model
 
 for T in "${temperature_list[@]}"; do
   for seed in "${seed_list[@]}"; do
@@ -212,7 +216,7 @@ done
 
 job e1_results 7 "$evals" bash recipes/mini_librispeech/local/e1_results.sh --exp "$exp" --out "$results" \
   --dev "$dev" --temperatures "$temperatures" --recovery "$recovery"
-job e2_results 9 "$e2_evals e2_full_train_acc eval_member0" bash recipes/mini_librispeech/local/e2_results.sh \
+job e2_results 9 "$e2_evals e2_full_model" bash recipes/mini_librispeech/local/e2_results.sh \
   --exp "$exp" --out "$results" --recovery "$recovery"
 
 say "stages $stage-$stop_stage of $exp: ${#job_order[@]} jobs, $jobs at a time"

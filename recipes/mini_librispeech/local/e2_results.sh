@@ -14,7 +14,6 @@ mkdir -p "$out"
 # E2: frame accuracy on the (3% or 100%) training utterances, dev frame accuracy.
 for split in train dev; do
   full_file=$e2/full_${split}_acc.json
-  [ "$split" = dev ] && full_file=$e1/eval/baseline_member0/frame_acc.json
   asr-kd report table --row "100% hard (baseline)=$full_file" \
     --row "3% hard, early stopping=$e2/hard/seed*/${split}_acc.json" \
     --row "3% hard, no early stopping=$e2/hard_no_es/seed*/${split}_acc.json" \
