@@ -109,14 +109,18 @@ class OptimConfig:
         momentum: SGD momentum (ignored by Adam).
         weight_decay: L2 penalty (AdamW-style decoupled for ``adam``).
         grad_clip: max gradient norm; 0 disables clipping.
-        schedule: ``plateau`` (newbob: multiply the LR by ``plateau_factor`` after every epoch
-            whose validation frame accuracy is not ``plateau_threshold`` above the best so far;
-            ``torch.optim.lr_scheduler.ReduceLROnPlateau``, see :mod:`asr_kd.training.schedule`),
-            ``cosine`` (cosine decay to ``min_lr`` over all steps) or ``constant``.
+        schedule: ``newbob`` (Kaldi nnet1: once an epoch's validation frame-accuracy gain falls
+            below ``plateau_threshold``, multiply the LR by ``plateau_factor`` after every epoch;
+            stop once an epoch gains less than ``newbob_stop_threshold``), ``plateau`` (multiply
+            the LR by ``plateau_factor`` after every epoch gaining less than ``plateau_threshold``:
+            ``torch.optim.lr_scheduler.ReduceLROnPlateau``), ``cosine`` (cosine decay to
+            ``min_lr`` over all steps) or ``constant``; see :mod:`asr_kd.training.schedule`.
         warmup_steps: linear warm-up steps from 0 to ``lr`` (conformers need some).
-        plateau_factor: LR multiplier of the ``plateau`` schedule.
+        plateau_factor: LR multiplier of ``plateau`` and ``newbob``.
         plateau_threshold: validation frame-accuracy gain over the best (absolute, e.g. 0.002 =
-            0.2 points) below which ``plateau`` lowers the LR.
+            0.2 points) below which ``plateau`` lowers the LR and ``newbob`` starts halving.
+        newbob_stop_threshold: ``newbob`` ends training after a halving epoch that gained less
+            than this over the best (absolute validation frame accuracy).
         min_lr: LR floor of every schedule.
     """
 
@@ -129,6 +133,7 @@ class OptimConfig:
     warmup_steps: int = 0
     plateau_factor: float = 0.5
     plateau_threshold: float = 0.002
+    newbob_stop_threshold: float = 0.0005
     min_lr: float = 1e-6
 
 

@@ -87,7 +87,8 @@ class TrainState:
         best_acc, best_epoch: best validation frame accuracy so far and its epoch (0-based).
         bad_epochs: consecutive epochs without a gain of ``train.min_delta`` (early stopping).
         finished: training is over (early stop or last epoch).
-        stop_reason: ``"patience"`` (stopped early) or ``"max_epochs"``, once finished.
+        stop_reason: ``"patience"`` (early stopping), ``"newbob"`` (the schedule's stop rule) or
+            ``"max_epochs"``, once finished.
         history: one record per finished epoch (what ``log.csv`` shows).
         running: sums of the current epoch's training statistics (weighted by frames).
     """
@@ -435,6 +436,10 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
             log.info("early stopping: validation frame accuracy gained <= %g for %d epochs", tc.min_delta,
                      state.bad_epochs)
             state.finished, state.stop_reason = True, "patience"
+        elif schedule.finished:
+            log.info("newbob: an epoch with a halved LR gained < %g validation frame accuracy: converged",
+                     config.optim.newbob_stop_threshold)
+            state.finished, state.stop_reason = True, "newbob"
         if ddp.is_main:
             write_log_csv(out / "log.csv", state.history)
         checkpoint()

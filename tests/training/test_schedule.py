@@ -58,3 +58,18 @@ def test_plateau_lr_floor_and_bad_factor():
     assert s.lr_at(0) == 0.05
     with pytest.raises(AsrKdError, match="plateau_factor must be in"):
         schedule(schedule="plateau", plateau_factor=1.5)
+
+
+def test_newbob_keeps_halving_once_started_and_stops_on_a_small_gain():
+    s = schedule(schedule="newbob", plateau_factor=0.5, plateau_threshold=0.01, newbob_stop_threshold=0.002)
+    lrs = []
+    for acc in [0.30, 0.35, 0.355, 0.37, 0.375, 0.376]:
+        assert not s.finished
+        s.step_epoch(acc)
+        lrs.append(s.base_lr)
+    # +5 points: keep; +0.5 < 1 point: start halving; then halve every epoch, even after +1.5 points
+    assert lrs[:5] == [1.0, 1.0, 0.5, 0.25, 0.125]
+    assert s.finished  # +0.1 point < 0.2 while halving: converged
+    resumed = schedule(schedule="newbob", plateau_factor=0.5, plateau_threshold=0.01, newbob_stop_threshold=0.002)
+    resumed.load_state_dict(s.state_dict())
+    assert resumed.base_lr == s.base_lr and resumed.finished

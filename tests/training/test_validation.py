@@ -159,3 +159,12 @@ def test_early_stopping_counts_epochs_without_a_min_delta_gain(tmp_path, make_co
     assert summary["epochs_run"] == 3 and summary["stop_reason"] == "patience"
     assert summary["max_epochs"] == 10 and summary["kept_epoch"] == summary["best_epoch"]
     assert run(make_config(tmp_path / "q", epochs=2))["stop_reason"] == "max_epochs"
+
+
+def test_newbob_ends_training_when_halving_stops_gaining(tmp_path, make_config):
+    config = make_config(tmp_path / "nb", epochs=10)
+    config.optim.schedule, config.optim.plateau_threshold, config.optim.newbob_stop_threshold = "newbob", 1.0, 1.0
+    summary = run(config)
+    # epoch 1: first score; epoch 2 gains < 1.0: halving starts; epoch 3 (halved) gains < 1.0: stop
+    assert summary["epochs_run"] == 3 and summary["stop_reason"] == "newbob"
+    assert [h["lr"] for h in summary["history"]] == [0.01, 0.01, 0.005]
