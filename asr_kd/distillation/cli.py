@@ -59,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--online-teacher", action="append", type=Path, metavar="MODEL",
                         help="model file or ensemble JSON run during training (no store); repeat for an ensemble")
     p.add_argument("--temperature", type=float, required=True)
-    p.add_argument("--alpha", type=float, default=1.0, help="weight of the soft term (1 = soft targets only)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="weight of the soft term (1 = soft targets only); the paper's 'relative weight w on the "
+                   "hard-target cross-entropy' is alpha = 1 / (1 + w): 2/3 for its w = 0.5")
     p.add_argument("--topk-policy", choices=("renormalise", "tail"), default="renormalise",
                    help="top-k targets: renormalise the top-k (default) or spread the tail mass uniformly "
                    "(see asr_kd/distillation/loss.py)")
@@ -152,7 +154,7 @@ def run_dump_teacher(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from asr_kd.distillation.objective import OnlineObjectiveFactory, StoreObjectiveFactory
     from asr_kd.training.config import load_config
-    from asr_kd.training.trainer import run
+    from asr_kd.training.trainer import run, summary_line
     from asr_kd.utils.atomic import write_json
     from asr_kd.utils.errors import AsrKdError
 
@@ -176,9 +178,7 @@ def run_train(args: argparse.Namespace) -> int:
                          f"({settings_path.read_text().strip()}); use the same ones or another out_dir")
     write_json(settings_path, settings)
     summary = run(config, make_objective, resume=args.resume)
-    print(f"distill train: {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} at epoch "
-          f"{summary.get('kept_epoch', summary['best_epoch'])} of"
-          f" {summary['epochs_run']} (T={args.temperature}, alpha={args.alpha})")
+    print(f"distill train: {summary['model']}: {summary_line(summary)} (T={args.temperature}, alpha={args.alpha})")
     return 0
 
 

@@ -6,7 +6,10 @@ where ``q_T = softmax(z / T)`` is the student at temperature ``T``, ``p_T`` the 
 targets made at the same ``T`` and ``y`` the hard (forced-alignment) senone. The gradient of
 the soft term w.r.t. a logit is ``(q_i - p_i) / T``, which shrinks as ``1 / T^2`` at high ``T``
 (section 2.1); the ``T^2`` factor keeps its scale comparable to the hard term's whatever ``T``.
-``alpha = 1`` trains on the soft targets alone.
+``alpha = 1`` trains on the soft targets alone. The paper's speech runs put "a relative weight
+of 0.5 on the hard-target cross-entropy", i.e. ``T^2 CE_soft + w CE_hard`` with ``w = 0.5``:
+that is ``1 + w`` times this loss with ``alpha = 1 / (1 + w) = 2/3`` (a constant factor, which
+Adam's update ignores and SGD absorbs in its learning rate).
 
 Top-k teacher targets (:class:`~asr_kd.distillation.soft_targets.TopKTargets`) keep only the
 ``k`` largest teacher probabilities of each frame; the remaining tail mass

@@ -1,4 +1,4 @@
-"""``asr-kd train``, ``asr-kd train-ensemble``, ``asr-kd evaluate``, ``asr-kd posteriors``."""
+"""``asr-kd valid-split``, ``asr-kd train``, ``asr-kd train-ensemble``, ``asr-kd evaluate``, ``asr-kd posteriors``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,29 @@ from asr_kd.training.config import add_train_arguments
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
+        "valid-split",
+        help="hold out validation utterances of a training subset (once per experiment, for every system)",
+        description="Write <exp>/splits/<subset>/{valid.txt, train.txt, split.json}: a fixed, seeded part of the "
+        "training subset that no model trains on, read by the trainer for its LR schedule, early stopping and "
+        "model selection (data.valid_utts defaults to this valid.txt). Pass train.txt to dump-teacher --utts and "
+        "valid.txt to lm --exclude-utts. Rerunning with the same settings reuses the split; other settings are "
+        "an error. See asr_kd/training/validation.py.",
+    )
+    p.add_argument("--exp", required=True, type=Path)
+    p.add_argument("--subset", required=True, help="training subset (its manifest gives utterances and speakers)")
+    p.add_argument("--fraction", type=float, default=0.1, help="share of the utterances held out (default 0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stratify", choices=("speaker", "none"), default="speaker",
+                   help="speaker: that share of every speaker's utterances (default); none: uniformly at random")
+    p.add_argument("--out", type=Path, help="split folder (default <exp>/splits/<subset>)")
+    p.set_defaults(func=run_valid_split)
+
+    p = subparsers.add_parser(
         "train",
         help="train one acoustic model (DNN or conformer) on frame targets",
-        description="Train an acoustic model on <exp>/ali/<subset>/senones with frame cross-entropy; keys and "
-        "defaults in asr_kd/training/config.py. Run under torchrun for multi-process DDP.",
+        description="Train an acoustic model on <exp>/ali/<subset>/senones with frame cross-entropy, validating "
+        "on the held-out utterances of `asr-kd valid-split`; keys and defaults in asr_kd/training/config.py. "
+        "Run under torchrun for multi-process DDP.",
     )
     add_train_arguments(p)
     p.set_defaults(func=run_train)
@@ -78,14 +97,24 @@ def _load(args: argparse.Namespace):
     return load_model(args.model, args.device, temperature=args.temperature, combine=args.combine)
 
 
+def run_valid_split(args: argparse.Namespace) -> int:
+    from asr_kd.training.validation import write_split
+
+    split, written = write_split(args.exp, args.subset, args.fraction, args.seed, args.stratify, args.out)
+    info = split.info
+    print(f"valid-split {args.subset}: {info['utterances']['valid']} validation utterances "
+          f"({info['hours']['valid']:.3f} h, {info['speakers']['valid']} speakers), {info['utterances']['train']} "
+          f"training ({info['hours']['train']:.3f} h) -> {split.directory}"
+          + ("" if written else " (existing split reused)"))
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from asr_kd.training.config import load_config
-    from asr_kd.training.trainer import run
+    from asr_kd.training.trainer import run, summary_line
 
     summary = run(load_config(args.config, args.overrides), resume=args.resume)
-    print(f"train: {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} at epoch "
-          f"{summary.get('kept_epoch', summary['best_epoch'])} of"
-          f" {summary['epochs_run']} ({summary['parameters']} parameters)")
+    print(f"train: {summary['model']}: {summary_line(summary)}, {summary['parameters']} parameters")
     return 0
 
 
@@ -95,9 +124,11 @@ def run_train_ensemble(args: argparse.Namespace) -> int:
 
     result = train_ensemble(load_config(args.config, args.overrides), args.members, args.archs, args.jobs,
                             args.resume, args.combine)
-    accs = [m["dev_frame_acc"] for m in result["members"]]
-    print(f"train-ensemble: {result['ensemble']}: {len(accs)} members, dev frame accuracy "
-          f"{', '.join(f'{a:.4f}' for a in accs)} (mean {sum(accs) / len(accs):.4f})")
+    accs = [m["valid_frame_acc"] for m in result["members"]]
+    epochs = [m["epochs_run"] for m in result["members"]]
+    print(f"train-ensemble: {result['ensemble']}: {len(accs)} members, validation frame accuracy "
+          f"{', '.join(f'{a:.4f}' for a in accs)} (mean {sum(accs) / len(accs):.4f}) after "
+          f"{', '.join(map(str, epochs))} epochs")
     return 0
 
 

@@ -3,10 +3,10 @@
 A YAML file has up to four sections mirroring the dataclasses below plus ``out_dir``::
 
     out_dir: exp/models/dnn_mini_seed0
-    data: {exp: exp, train_subset: train-clean-5, dev_subset: dev-clean-2}
+    data: {exp: exp, train_subset: train-clean-5}   # validation: <exp>/splits/train-clean-5/valid.txt
     model: {arch: dnn, preset: mini}
     optim: {optimizer: adam, lr: 0.001, schedule: plateau}
-    train: {epochs: 8, batch_size: 256, seed: 0}
+    train: {epochs: 30, batch_size: 256, seed: 0, patience: 2, min_delta: 0.0005}
 
 Unknown keys are errors (a typo must not silently fall back to a default).
 """
@@ -26,33 +26,53 @@ from asr_kd.utils.errors import AsrKdError
 
 @dataclass
 class DataConfig:
-    """Where features and frame targets come from.
+    """Where features and frame targets come from, and which utterances train and validate.
+
+    The trainer reads two sets of utterances, both normally of ``train_subset``: the training
+    utterances and the validation utterances of ``valid_utts`` (the split written by
+    ``asr-kd valid-split``, :mod:`asr_kd.training.validation`), which are never trained on. The
+    LR schedule, early stopping and the choice of ``model.pt`` read only the validation set; the
+    reported dev/test subsets are never opened by the trainer (``asr-kd evaluate`` scores them).
 
     Attributes:
         exp: experiment directory with ``feats/<subset>/`` and ``ali/<subset>/<targets>/``.
         train_subset: subset trained on.
-        dev_subset: held-out subset for frame accuracy, LR schedule and early stopping.
         targets: which alignment store under ``ali/<subset>/`` gives the targets (``senones``).
         cmvn_mode: feature normalisation, ``speaker``, ``global`` or ``none``.
-        train_fraction: fraction of the aligned training utterances used (E2: 0.03).
+        train_fraction: fraction of the training utterances (after the validation hold-out)
+            used, e.g. E2's 3%.
         subset_seed: seed of the random utterance subset when ``train_fraction < 1``.
         train_utts: file of training utterance ids (one per line) to train on instead of a
-            ``train_fraction`` of the subset, e.g. a list from another run's ``train_utts.txt``.
-        valid_fraction: fraction of the dev utterances validated on after every epoch (LR
-            schedule, early stopping, best model); a fixed seeded subset. Validation of a small
-            model costs more than its epoch on 3% of the data; final results come from
-            ``asr-kd evaluate`` on the whole dev subset.
+            ``train_fraction`` of the subset, e.g. a list from another run's ``train_utts.txt``;
+            it must not contain validation utterances.
+        valid_utts: file of validation utterance ids; ``null`` = ``<exp>/splits/<train_subset>/valid.txt``.
+        valid_subset: subset the ``valid_utts`` belong to; ``null`` = ``train_subset`` (held
+            out of training). Any other subset (e.g. a quarter of dev, as the protocol ablation
+            of ``recipes/mini_librispeech/local/e1_study.sh`` does) selects models on that
+            subset, so numbers reported on it are optimistic; the trainer logs a warning.
     """
 
     exp: str = "exp"
     train_subset: str = "train-clean-5"
-    dev_subset: str = "dev-clean-2"
     targets: str = "senones"
     cmvn_mode: str = "speaker"
     train_fraction: float = 1.0
     subset_seed: int = 0
     train_utts: str | None = None
-    valid_fraction: float = 1.0
+    valid_utts: str | None = None
+    valid_subset: str | None = None
+
+    @property
+    def validation_subset(self) -> str:
+        """The subset the validation utterances come from."""
+        return self.valid_subset or self.train_subset
+
+    @property
+    def validation_list(self) -> Path:
+        """The file of validation utterance ids (``valid_utts`` or the experiment's default split)."""
+        from asr_kd.training.validation import VALID_FILE, split_dir  # numpy + manifests: not at CLI start
+
+        return Path(self.valid_utts) if self.valid_utts else split_dir(self.exp, self.train_subset) / VALID_FILE
 
     def feats_dir(self, subset: str) -> Path:
         return Path(self.exp) / "feats" / subset
@@ -89,12 +109,18 @@ class OptimConfig:
         momentum: SGD momentum (ignored by Adam).
         weight_decay: L2 penalty (AdamW-style decoupled for ``adam``).
         grad_clip: max gradient norm; 0 disables clipping.
-        schedule: ``plateau`` (newbob: multiply the LR by ``plateau_factor`` after an epoch
-            whose dev frame accuracy improved by less than ``plateau_threshold``),
-            ``cosine`` (cosine decay to ``min_lr`` over all steps) or ``constant``.
+        schedule: ``newbob`` (Kaldi nnet1: once an epoch's validation frame-accuracy gain falls
+            below ``plateau_threshold``, multiply the LR by ``plateau_factor`` after every epoch;
+            stop once an epoch gains less than ``newbob_stop_threshold``), ``plateau`` (multiply
+            the LR by ``plateau_factor`` after every epoch gaining less than ``plateau_threshold``:
+            ``torch.optim.lr_scheduler.ReduceLROnPlateau``), ``cosine`` (cosine decay to
+            ``min_lr`` over all steps) or ``constant``; see :mod:`asr_kd.training.schedule`.
         warmup_steps: linear warm-up steps from 0 to ``lr`` (conformers need some).
-        plateau_factor: LR multiplier of the ``plateau`` schedule.
-        plateau_threshold: minimum dev frame-accuracy gain (absolute, e.g. 0.002 = 0.2 points).
+        plateau_factor: LR multiplier of ``plateau`` and ``newbob``.
+        plateau_threshold: validation frame-accuracy gain over the best (absolute, e.g. 0.002 =
+            0.2 points) below which ``plateau`` lowers the LR and ``newbob`` starts halving.
+        newbob_stop_threshold: ``newbob`` ends training after a halving epoch that gained less
+            than this over the best (absolute validation frame accuracy).
         min_lr: LR floor of every schedule.
     """
 
@@ -107,6 +133,7 @@ class OptimConfig:
     warmup_steps: int = 0
     plateau_factor: float = 0.5
     plateau_threshold: float = 0.002
+    newbob_stop_threshold: float = 0.0005
     min_lr: float = 1e-6
 
 
@@ -115,11 +142,17 @@ class TrainConfig:
     """The training loop.
 
     Attributes:
-        epochs: maximum passes over the training frames.
+        epochs: maximum passes over the training frames (training to convergence: a maximum
+            that ``patience`` normally ends earlier).
         batch_size: frames per minibatch per process (frame-level models).
         max_frames: padded frames per utterance batch per process (conformer, evaluation).
         seed: seed of initialisation, data order and dropout (ensemble members differ here).
-        patience: stop after this many epochs without a new best dev frame accuracy; 0 = never.
+        patience: stop after this many consecutive epochs whose validation frame accuracy is not
+            ``min_delta`` above the best so far (early stopping, or with the ``plateau``
+            schedule Kaldi nnet1's newbob stop: the LR was lowered that many times in a row
+            without a gain); 0 = never stop early.
+        min_delta: validation frame-accuracy gain over the best (absolute) that counts as
+            progress for ``patience``; 0 = any gain. ``best.pt`` is the best epoch regardless.
         checkpoint_every: also checkpoint every N optimiser steps (epoch ends always are); 0 = only epochs.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: mixed precision on CUDA: ``bf16``, ``fp16`` (with a gradient scaler) or ``none``;
@@ -135,6 +168,7 @@ class TrainConfig:
     max_frames: int = 20000
     seed: int = 0
     patience: int = 3
+    min_delta: float = 0.0
     checkpoint_every: int = 1000
     device: str = "auto"
     amp: str = "bf16"

@@ -1,4 +1,4 @@
-"""Training data of a run: which utterances, their frames and targets, the senone count."""
+"""Data of a training run: which utterances train and validate, their frames and targets, the senone count."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from pathlib import Path
 from asr_kd.data.subset import fraction_of_ids
 from asr_kd.features.dataset import FeatureSet, FrameTable
 from asr_kd.training.config import DataConfig, ExperimentConfig
+from asr_kd.training.validation import list_digest, read_utt_list
 from asr_kd.utils.array_store import ArrayStore
 from asr_kd.utils.errors import AsrKdError
+from asr_kd.utils.logging import get_logger
+
+log = get_logger("training.data")
 
 
 def aligned_utterances(data: DataConfig, subset: str) -> list[str]:
@@ -22,29 +26,74 @@ def aligned_utterances(data: DataConfig, subset: str) -> list[str]:
 
 
 def training_utterances(data: DataConfig) -> list[str]:
-    """The aligned training utterances: all, the ``train_utts`` list, or a seeded ``train_fraction`` (sorted)."""
+    """The aligned training utterances outside the validation split: all of them, the
+    ``train_utts`` list, or a seeded ``train_fraction`` of them (sorted)."""
+    held_out = set(held_out_utterances(data))
     if data.train_utts:
-        return listed_utterances(data, Path(data.train_utts))
-    return _fraction(aligned_utterances(data, data.train_subset), data.train_fraction, data.subset_seed,
-                     "data.train_fraction")
+        listed = listed_utterances(data, Path(data.train_utts))
+        overlap = sorted(held_out.intersection(listed))
+        if overlap:
+            raise AsrKdError(f"{data.train_utts}: {len(overlap)} listed training utterances are validation "
+                             f"utterances of {data.validation_list}, e.g. {overlap[:3]}")
+        return listed
+    pool = [u for u in aligned_utterances(data, data.train_subset) if u not in held_out]
+    return _fraction(pool, data.train_fraction, data.subset_seed, "data.train_fraction")
 
 
 def listed_utterances(data: DataConfig, path: Path) -> list[str]:
     """The ids listed in ``path``, each checked to have features and targets."""
-    if not path.exists():
-        raise AsrKdError(f"{path}: utterance list (data.train_utts) does not exist")
-    listed = sorted({line.strip() for line in path.read_text().splitlines() if line.strip()})
+    listed = read_utt_list(path, "utterance list (data.train_utts)")
     available = set(aligned_utterances(data, data.train_subset))
     missing = [u for u in listed if u not in available]
-    if missing or not listed:
+    if missing:
         raise AsrKdError(f"{path}: {len(missing)} of {len(listed)} listed utterances have no features+targets "
                          f"in {data.train_subset}, e.g. {missing[:3]}")
     return listed
 
 
+def held_out_utterances(data: DataConfig) -> list[str]:
+    """Training-subset utterances excluded from training: the validation list when it is of ``train_subset``."""
+    if data.validation_subset != data.train_subset:
+        return []
+    return _validation_list(data)
+
+
 def validation_utterances(data: DataConfig) -> list[str]:
-    """The dev utterances validated on after every epoch: all, or a fixed ``valid_fraction`` of them."""
-    return _fraction(aligned_utterances(data, data.dev_subset), data.valid_fraction, 0, "data.valid_fraction")
+    """The validation utterances (of ``data.validation_subset``) that have features and targets, sorted.
+
+    Listed utterances that the aligner skipped are left out (logged); an id the subset does not
+    have at all means the list belongs to another subset or experiment, which is an error.
+    """
+    listed = _validation_list(data)
+    features = ArrayStore(data.feats_dir(data.validation_subset))
+    targets = ArrayStore(data.targets_dir(data.validation_subset))
+    unknown = [u for u in listed if u not in features]
+    if unknown:
+        raise AsrKdError(f"{data.validation_list}: {len(unknown)} of {len(listed)} validation utterances are not in "
+                         f"{data.feats_dir(data.validation_subset)}, e.g. {unknown[:3]} (a list of another subset?)")
+    aligned = [u for u in listed if u in targets]
+    if len(aligned) < len(listed):
+        log.info("validation: %d of %d listed utterances have no alignment and are skipped",
+                 len(listed) - len(aligned), len(listed))
+    if not aligned:
+        raise AsrKdError(f"{data.validation_list}: no validation utterance has targets in "
+                         f"{data.targets_dir(data.validation_subset)}")
+    return aligned
+
+
+def validation_metadata(data: DataConfig, utt_ids: list[str], frames: int) -> dict:
+    """What a model records about the set it was validated on: subset, list file, count, frames, sha256."""
+    return {"subset": data.validation_subset, "held_out_of_training": data.validation_subset == data.train_subset,
+            "path": str(data.validation_list), "list_sha256": list_digest(_validation_list(data)),
+            "utterances": len(utt_ids), "frames": frames}
+
+
+def _validation_list(data: DataConfig) -> list[str]:
+    path = data.validation_list
+    if not path.exists() and not data.valid_utts:
+        raise AsrKdError(f"{path}: the experiment has no validation split; write one with `asr-kd valid-split "
+                         f"--exp {data.exp} --subset {data.train_subset}` or set data.valid_utts")
+    return read_utt_list(path, "validation utterance list (data.valid_utts)")
 
 
 def _fraction(ids: list[str], fraction: float, seed: int, key: str) -> list[str]:

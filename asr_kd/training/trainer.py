@@ -8,10 +8,17 @@ passes its own through ``make_objective``). Works on CPU, one CUDA GPU with auto
 DistributedDataParallel (gloo on CPU, nccl on GPU): rank ``r`` of ``W`` takes minibatches
 ``r, r + W, ...`` of the shared epoch plan.
 
+Validation: after every epoch the model is scored on the validation utterances of
+``data.valid_utts`` (by default the experiment's split, ``<exp>/splits/<train_subset>/valid.txt``,
+written by ``asr-kd valid-split``: training utterances that are never trained on). The LR
+schedule, early stopping and the choice of ``model.pt`` read only that score; the trainer never
+opens the dev/test subsets a recipe reports (unless ``data.valid_subset`` names one).
+
 Outputs in ``out_dir``: ``config.yaml``, ``train_utts.txt``, ``checkpoint.pt`` (every
-``checkpoint_every`` steps and every epoch, atomic), ``best.pt`` (best dev frame accuracy so
-far), ``log.csv`` (one row per epoch), and at the end ``model.pt`` (the best model, contract
-(D)) and ``summary.json``.
+``checkpoint_every`` steps and every epoch, atomic), ``best.pt`` (best validation frame accuracy
+so far), ``log.csv`` (one row per epoch: ``train_*`` and ``valid_*`` columns), and at the end
+``model.pt`` (the best model, contract (D); its metadata records the validation set) and
+``summary.json`` (epochs run, best epoch, why training stopped).
 
 Exact resumption (``--resume`` after ``kill -9`` gives bit-identical results on the same
 hardware): the data order of an epoch is a function of ``(seed, epoch)``, dropout is reseeded
@@ -51,6 +58,7 @@ from asr_kd.training.data import (
     frame_table,
     resolve_num_senones,
     training_utterances,
+    validation_metadata,
     validation_utterances,
 )
 from asr_kd.training.objectives import CrossEntropyObjective, Objective
@@ -77,9 +85,11 @@ class TrainState:
         epoch: current epoch, 0-based.
         batch: batches of this epoch this rank has finished.
         step: optimiser steps done since the start.
-        best_acc, best_epoch: best dev frame accuracy so far and its epoch (0-based).
-        bad_epochs: epochs since the last improvement (early stopping).
+        best_acc, best_epoch: best validation frame accuracy so far and its epoch (0-based).
+        bad_epochs: consecutive epochs without a gain of ``train.min_delta`` (early stopping).
         finished: training is over (early stop or last epoch).
+        stop_reason: ``"patience"`` (early stopping), ``"newbob"`` (the schedule's stop rule) or
+            ``"max_epochs"``, once finished.
         history: one record per finished epoch (what ``log.csv`` shows).
         running: sums of the current epoch's training statistics (weighted by frames).
     """
@@ -91,6 +101,7 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     finished: bool = False
+    stop_reason: str = ""
     history: list[dict] = field(default_factory=list)
     running: dict[str, float] = field(default_factory=dict)
 
@@ -246,7 +257,7 @@ def train_one_epoch(model: nn.Module, batcher, objective: Objective, optimizer: 
 
 @torch.no_grad()
 def evaluate(net: nn.Module, batcher, device: torch.device, amp: str, ddp: Distributed) -> dict[str, float]:
-    """Dev cross-entropy and frame accuracy of ``net`` (ranks split the batches and sum)."""
+    """Validation cross-entropy (hard targets, nats/frame) and frame accuracy of ``net`` (ranks split the batches)."""
     net.eval()
     loss_sum = correct = frames = 0.0
     for spec in batcher.plan(seed=0, shuffle=False)[ddp.rank::ddp.world_size]:
@@ -259,7 +270,7 @@ def evaluate(net: nn.Module, batcher, device: torch.device, amp: str, ddp: Distr
         correct += float((logits.argmax(-1) == targets)[valid].sum())
         frames += float(valid.sum())
     loss_sum, correct, frames = ddp.all_sum([loss_sum, correct, frames], device)
-    return {"dev_loss": loss_sum / max(frames, 1.0), "dev_frame_acc": correct / max(frames, 1.0)}
+    return {"valid_loss": loss_sum / max(frames, 1.0), "valid_frame_acc": correct / max(frames, 1.0)}
 
 
 def save_training_checkpoint(path: Path, net: nn.Module, optimizer, schedule: LrSchedule,
@@ -337,11 +348,16 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
 
-    train_utts = training_utterances(config.data)
-    train_table = frame_table(config.data, config.data.train_subset, train_utts)
-    dev_table = frame_table(config.data, config.data.dev_subset, validation_utterances(config.data))
+    data = config.data
+    train_utts = training_utterances(data)
+    valid_utts = validation_utterances(data)
+    if data.validation_subset != data.train_subset:
+        log.warning("validating on %s, not on held-out %s utterances: numbers reported on %s are selected on it",
+                    data.validation_subset, data.train_subset, data.validation_subset)
+    train_table = frame_table(data, data.train_subset, train_utts)
+    valid_table = frame_table(data, data.validation_subset, valid_utts)
     num_senones = resolve_num_senones(config)
-    for name, table in (("train", train_table), ("dev", dev_table)):
+    for name, table in (("train", train_table), ("validation", valid_table)):
         top = int(table.targets.max())
         if top >= num_senones:
             raise AsrKdError(f"{name} targets contain senone {top} but the model has {num_senones} outputs")
@@ -353,7 +369,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
     if ddp.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     batcher = batcher_for(net, train_table, tc.batch_size, tc.max_frames)
-    dev_batcher = batcher_for(net, dev_table, tc.max_frames, tc.max_frames)
+    valid_batcher = batcher_for(net, valid_table, tc.max_frames, tc.max_frames)
     objective = make_objective(train_table, device) if make_objective else CrossEntropyObjective()
     optimizer = make_optimizer(net.parameters(), config.optim)
     steps_per_epoch = len(batcher.plan(seed=0)) // ddp.world_size
@@ -373,11 +389,11 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         with atomic_open(out / "train_utts.txt") as f:
             f.writelines(u + "\n" for u in train_utts)
     params = sum(p.numel() for p in net.parameters())
-    metadata = {"feature": feature_metadata(config.data, config.data.train_subset),
-                "training": {"preset": config.model.preset, "train_subset": config.data.train_subset,
-                             "train_fraction": config.data.train_fraction, "train_utterances": len(train_utts),
-                             "train_frames": len(train_table), "dev_subset": config.data.dev_subset,
-                             "seed": tc.seed, "parameters": params}}
+    metadata = {"feature": feature_metadata(data, data.train_subset),
+                "training": {"preset": config.model.preset, "train_subset": data.train_subset,
+                             "train_fraction": data.train_fraction, "train_utterances": len(train_utts),
+                             "train_frames": len(train_table), "seed": tc.seed, "parameters": params,
+                             "validation": validation_metadata(data, valid_utts, len(valid_table))}}
 
     def checkpoint() -> None:
         # Called on every rank at the same step: rank 0 stores the sum of all ranks' running stats.
@@ -388,55 +404,72 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         if ddp.is_main:
             save_training_checkpoint(ckpt_path, net, optimizer, schedule, scaler, state, config)
 
-    log.info("training %s/%s (%d parameters) on %d frames of %d utterances, %d ranks on %s -> %s",
-             config.model.arch, config.model.preset, params, len(train_table), len(train_utts),
-             ddp.world_size, device, out)
+    log.info("training %s/%s (%d parameters) on %d frames of %d utterances, validating on %d frames of %d, "
+             "%d ranks on %s -> %s", config.model.arch, config.model.preset, params, len(train_table),
+             len(train_utts), len(valid_table), len(valid_utts), ddp.world_size, device, out)
     while not state.finished and state.epoch < tc.epochs:
         t0 = time.perf_counter()
         record = {"epoch": state.epoch + 1}
         record.update(train_one_epoch(model, batcher, objective, optimizer, schedule, scaler, state, config,
                                       device, ddp, checkpoint))
-        record.update(evaluate(net, dev_batcher, device, tc.amp, ddp))
+        record.update(evaluate(net, valid_batcher, device, tc.amp, ddp))
         record["lr"] = schedule.lr_at(max(state.step - 1, 0))
         record["step"] = state.step
         record["wall_s"] = time.perf_counter() - t0
-        schedule.step_epoch(record["dev_frame_acc"])
-        if record["dev_frame_acc"] > state.best_acc:
-            state.best_acc, state.best_epoch, state.bad_epochs = record["dev_frame_acc"], state.epoch, 0
+        acc = record["valid_frame_acc"]
+        schedule.step_epoch(acc)
+        progress = acc > state.best_acc + tc.min_delta
+        if acc > state.best_acc:
+            state.best_acc, state.best_epoch = acc, state.epoch
             if ddp.is_main:
                 best_meta = dict(metadata, training=dict(metadata["training"], epoch=state.epoch + 1,
-                                                         dev_frame_acc=record["dev_frame_acc"]))
+                                                         valid_frame_acc=acc))
                 save(out / "best.pt", net, best_meta)
-        else:
-            state.bad_epochs += 1
+        state.bad_epochs = 0 if progress else state.bad_epochs + 1
         state.history.append(record)
-        log.info("epoch %d: train loss %.4f acc %.4f | dev loss %.4f acc %.4f | %.0f frames/s, %.0f s",
-                 record["epoch"], record["train_loss"], record["train_frame_acc"], record["dev_loss"],
-                 record["dev_frame_acc"], record["train_frames_per_s"], record["wall_s"])
+        log.info("epoch %d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | lr %.2e | %.0f frames/s, %.0f s",
+                 record["epoch"], record["train_loss"], record["train_frame_acc"], record["valid_loss"], acc,
+                 record["lr"], record["train_frames_per_s"], record["wall_s"])
         state.epoch, state.batch, state.running = state.epoch + 1, 0, {}
         if tc.patience and state.bad_epochs >= tc.patience:
-            log.info("early stopping: no dev improvement for %d epochs", state.bad_epochs)
-            state.finished = True
+            log.info("early stopping: validation frame accuracy gained <= %g for %d epochs", tc.min_delta,
+                     state.bad_epochs)
+            state.finished, state.stop_reason = True, "patience"
+        elif schedule.finished:
+            log.info("newbob: an epoch with a halved LR gained < %g validation frame accuracy: converged",
+                     config.optim.newbob_stop_threshold)
+            state.finished, state.stop_reason = True, "newbob"
         if ddp.is_main:
             write_log_csv(out / "log.csv", state.history)
         checkpoint()
     state.finished = True
-    kept_acc = state.best_acc if tc.keep == "best" else state.history[-1]["dev_frame_acc"]
+    state.stop_reason = state.stop_reason or "max_epochs"
+    kept_acc = state.best_acc if tc.keep == "best" else state.history[-1]["valid_frame_acc"]
     kept_epoch = state.best_epoch + 1 if tc.keep == "best" else len(state.history)
     summary = {"out_dir": str(out), "model": str(out / "model.pt"), "keep": tc.keep, "kept_epoch": kept_epoch,
-               "best_epoch": state.best_epoch + 1,
-               "dev_frame_acc": kept_acc, "best_dev_frame_acc": state.best_acc, "epochs_run": len(state.history),
-               "steps": state.step, "parameters": params, "history": state.history}
+               "best_epoch": state.best_epoch + 1, "valid_frame_acc": kept_acc, "best_valid_frame_acc": state.best_acc,
+               "epochs_run": len(state.history), "max_epochs": tc.epochs, "stop_reason": state.stop_reason,
+               "validation": metadata["training"]["validation"], "steps": state.step, "parameters": params,
+               "history": state.history}
     if ddp.is_main:
         checkpoint()
         if tc.keep == "best":
             write_with(out / "model.pt", lambda tmp: shutil.copyfile(out / "best.pt", tmp), suffix=".pt")
         else:
             save(out / "model.pt", net, dict(metadata, training=dict(
-                metadata["training"], epoch=len(state.history), dev_frame_acc=kept_acc)))
+                metadata["training"], epoch=len(state.history), valid_frame_acc=kept_acc)))
         write_json(out / "summary.json", summary)
     ddp.barrier()
     return summary
+
+
+def summary_line(summary: dict) -> str:
+    """``validation frame accuracy 0.4123 at epoch 9 of 11 (stopped: patience; ...)``: the CLIs' summary."""
+    v = summary["validation"]
+    where = (f"{v['utterances']} held-out {v['subset']} utterances" if v["held_out_of_training"]
+             else f"{v['utterances']} utterances of {v['subset']}")
+    return (f"validation frame accuracy {summary['valid_frame_acc']:.4f} at epoch {summary['kept_epoch']} of "
+            f"{summary['epochs_run']} (stopped: {summary['stop_reason']}; validated on {where})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,8 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = run(load_config(args.config, args.overrides), resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {summary['model']}: dev frame accuracy {summary['dev_frame_acc']:.4f} "
-              f"(epoch {summary['best_epoch']} of {summary['epochs_run']})")
+        print(f"trained {summary['model']}: {summary_line(summary)}")
     return 0
 
 

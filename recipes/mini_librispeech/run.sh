@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Mini LibriSpeech recipe: the paper's two experiments on CPU (Hinton, Vinyals & Dean 2015).
-#   E1: baseline DNNs, an ensemble of N, students distilled from the ensemble at temperature T.
-#   E2: 3% of the training utterances, hard targets (with / without early stopping) vs soft
+# Mini LibriSpeech recipe: the paper's two experiments on CPU (Hinton, Vinyals & Dean 2015),
+# under the paper's protocol.
+#   E1: baseline DNNs trained to convergence, an ensemble of N of them, students distilled from
+#       the ensemble at temperature T (loss weights of the paper) until they converge too.
+#   E2: 3% of the training utterances: hard targets (with / without early stopping) vs soft
 #       targets from a model trained on 100% of the data.
+# Protocol: every per-epoch decision (newbob LR halving, early stopping, the epoch kept) reads a
+# validation set held out of the TRAINING data (10% of each speaker's utterances, written once
+# in stage 0 to <exp>/splits/<train>/ and shared by every model of the experiment); it is kept
+# out of training, the teacher stores and the LM text. Dev is only scored, in stages 6 and 8.
 # The data is a speaker subset of Mini LibriSpeech (../shared/data: 2.7 h train-clean-5,
 # 55 min dev-clean-2): results are not comparable with published Mini LibriSpeech numbers.
 #
-# Usage: bash recipes/mini_librispeech/run.sh [--stage N] [--stop-stage M] [--root DIR] [--exp DIR]
-#            [--jobs J] [--members N] [--seeds "0 1 2"] [--temperatures "2"] [--model-conf YAML]
-#            [--num-senones N] [--tree-args "..."] [--results DIR] [--train SUBSET] [--dev SUBSET]
-#            [--teacher-top-k K] [--beam B] [--device cpu|cuda] [--lm en-us|train] [--lm-prune THRESHOLD]
-# Stages: 0 prepare, 1 features, 2 tree + alignment, 3 LM + HCLG, 4 E1 ensemble, 5 E1 teacher
-# store + students, 6 E1 frame accuracy + WER, 7 E1 results, 8 E2 training + evaluation, 9 E2 results.
-# Every stage is idempotent: finished models/stores are reused, so a killed run continues
-# where it stopped (training resumes from its last checkpoint).
+# Usage: bash recipes/mini_librispeech/run.sh [--option value ...]      (--help prints this)
+# Stages (--stage N --stop-stage M): 0 manifests + lexicon + validation split, 1 features,
+#   2 senone tree + alignment, 3 LM + HCLG, 4 E1 ensemble, 5 E1 teacher store + students,
+#   6 E1 frame accuracy + WER, 7 E1 results, 8 E2 training + evaluation, 9 E2 results.
+# Options (defaults in the script): --root --exp --results --train --dev --jobs --members
+#   --seeds --temperatures --alpha --store-kind --teacher-top-k --model-conf --student-conf
+#   --e2-conf --e2-temperature --e2-alpha --fraction --valid-fraction --valid-seed
+#   --num-senones --tree-args --lm --lm-prune --beam --device --recovery
+# All jobs of the stages run share one pool of --jobs processes (1 thread each) and start as
+# soon as what they need exists, so E2 and the decoding of finished models run beside the
+# students. Every job is idempotent: finished models/stores are reused, and a killed run
+# continues where it stopped (training resumes from its last checkpoint). Job logs:
+# <exp>/log/<job>.log; wall time per stage: printed at the end (from <exp>/log/jobs.tsv).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,187 +32,209 @@ stage=0
 stop_stage=100
 root=../shared/data/LibriSpeech
 exp=exp/mini_librispeech
-jobs=2                      # parallel training processes (1 torch thread each)
-members=4                   # E1 ensemble size
-seeds="0 1 2"               # student / E2 seeds
-temperatures="2"            # E1 distillation temperatures (the paper's sweep: --temperatures "1 2 5 10")
-teacher_top_k=20            # senones kept per frame in the teacher store
-beam=13                     # decoding beam: WER within 0.1 of beam 16 at a third of its CPU time
+results=recipes/mini_librispeech/results
 train=train-clean-5
 dev=dev-clean-2
-device=cpu                  # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
-lm=en-us                    # stage 3: en-us = pocketsphinx's 72k-word trigram; train = 3-gram of the training transcripts
-lm_prune=1e-7               # en-us: relative-entropy pruning of the trigram the graph is built from (README: LM)
-num_senones=1000
-tree_args=""                # extra `asr-kd tree` options
-fraction=0.03               # E2 training fraction
+jobs=2                      # processes at a time (1 torch thread each): measured fastest on 2 cores
+members=4                   # E1 ensemble size (the members are also the baseline seeds)
+seeds="0 1 2"               # student / E2 seeds
+temperatures="2"            # E1 distillation temperatures (the paper's sweep: "1 2 5 10", local/e1_study.sh)
+alpha=0.666667              # weight of the soft term: the paper's relative weight 0.5 on the hard term = 1 / (1 + 0.5)
+store_kind=dense            # teacher store: dense | topk | topk-tail | a --store-kind of dump-teacher
+teacher_top_k=20            # senones per frame of the topk kinds
 conf=recipes/mini_librispeech/conf
 model_conf=$conf/dnn_mini.yaml
+student_conf=""             # default: --model-conf (students of the members' size)
 e2_conf=$conf/dnn_mini_3pct.yaml
-results=recipes/mini_librispeech/results
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --root) root=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --members) members=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --temperatures) temperatures=$2; shift 2 ;;
-    --model-conf) model_conf=$2; shift 2 ;;
-    --num-senones) num_senones=$2; shift 2 ;;
-    --tree-args) tree_args=$2; shift 2 ;;
-    --results) results=$2; shift 2 ;;
-    --train) train=$2; shift 2 ;;
-    --dev) dev=$2; shift 2 ;;
-    --teacher-top-k) teacher_top_k=$2; shift 2 ;;
-    --beam) beam=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --lm) lm=$2; shift 2 ;;
-    --lm-prune) lm_prune=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 1 ;;
-  esac
-done
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+e2_temperature=2
+e2_alpha=1.0                # E2's soft-target model: soft targets only
+fraction=0.03               # E2 training fraction (of the utterances outside the validation split)
+valid_fraction=0.1          # validation split: this share of every speaker's training utterances
+valid_seed=0
+num_senones=1000
+tree_args=""                # extra `asr-kd tree` options
+lm=en-us                    # stage 3: en-us = pocketsphinx's 72k-word trigram; train = 3-gram of the training transcripts
+lm_prune=1e-7               # en-us: relative-entropy pruning of the trigram the graph is built from (README: LM)
+beam=13                     # decoding beam: WER within 0.1 of beam 16 at a third of its CPU time
+device=cpu                  # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
+recovery=true               # false: results without recovery fractions (tiny data: the "gain" is noise)
+. recipes/mini_librispeech/local/common.sh
+parse_options "$@"
+student_conf=${student_conf:-$model_conf}
+log_dir=$exp/log
+split=$exp/splits/$train    # valid.txt (held out) + train.txt (the rest), from stage 0
 e1=$exp/e1
 e2=$exp/e2
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1   # every job is one of --jobs single-threaded processes
+data=(data.exp="$exp" data.train_subset="$train")
+# shellcheck disable=SC2206  # word lists
+member_ids=($(seq 0 $((members - 1)))) seed_list=($seeds) temperature_list=($temperatures)
+store_args=$(store_dump_args "$store_kind" "$teacher_top_k")
 mkdir -p "$exp"
-start_time=$(date +%s)
-stamp() { echo "== [$(( $(date +%s) - start_time )) s] $*"; }
 
-# A pool of at most $jobs background commands; `set -e` stops the recipe when one fails.
-pids=()
-spawn() {
-  "$@" & pids+=($!)
-  if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
-}
-wait_all() { for pid in "${pids[@]}"; do wait "$pid"; done; pids=(); }
+# The models of an experiment depend on these: continuing it with others would mix two protocols.
+check_settings "$exp/settings.txt" "train=$train" "valid_fraction=$valid_fraction valid_seed=$valid_seed" \
+  "members=$members" "model_conf=$model_conf $(sha256sum < "$model_conf" | cut -c1-16)" \
+  "student_conf=$student_conf $(sha256sum < "$student_conf" | cut -c1-16)" "alpha=$alpha" \
+  "store=$store_kind $store_args" "lm=$lm prune=$lm_prune" \
+  "e2=$e2_conf $(sha256sum < "$e2_conf" | cut -c1-16) T=$e2_temperature alpha=$e2_alpha fraction=$fraction"
 
-# Train one model unless its model.pt exists (then reuse it); --resume continues a killed run.
-train_model() {  # out_dir, then asr-kd train/distill arguments
-  local out=$1; shift
-  [ -f "$out/model.pt" ] && { echo "reusing $out/model.pt"; return 0; }
-  local resume=(); [ -f "$out/checkpoint.pt" ] && resume=(--resume)
-  "$@" "${resume[@]}" out_dir="$out" train.progress=false
+# ---- what the jobs run -------------------------------------------------------------------------
+prepare_data() {
+  asr-kd prepare --root "$root" --subsets "$train" "$dev" --exp "$exp"
+  asr-kd valid-split --exp "$exp" --subset "$train" --fraction "$valid_fraction" --seed "$valid_seed"
 }
 
-# Evaluate (frame accuracy JSON), compute dev log-posteriors, decode, score: one model or ensemble.
-# Output goes to <eval dir>/eval.log, since several run side by side.
-eval_and_decode() {  # name, model files...
-  local name=$1; shift
-  local dir=$e1/eval/$name
-  mkdir -p "$dir"
-  eval_and_decode_steps "$dir" "$@" > "$dir/eval.log" 2>&1 || { cat "$dir/eval.log" >&2; return 1; }
-  echo "$name: $(tail -n 1 "$dir/eval.log")"
-}
-eval_and_decode_steps() {  # eval dir, model files...  (`set -e` is off here: each step checks)
-  local dir=$1; shift
-  if [ ! -f "$dir/frame_acc.json" ]; then
-    asr-kd evaluate --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" \
-      --out "$dir/frame_acc.json" || return 1
-  fi
-  asr-kd posteriors --model "$@" --exp "$exp" --subset $dev --threads 1 --device "$device" --out "$dir/logpost" || return 1
-  if [ ! -f "$dir/decode/hyp.txt" ]; then
-    asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" --kind log-posteriors --tree-dir "$exp/tree" \
-      --beam "$beam" --out "$dir/decode" || return 1
-  fi
-  asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
-}
-
-if run_stage 0; then
-  stamp "stage 0: manifests + lexicon"
-  asr-kd prepare --root "$root" --subsets $train $dev --exp "$exp"
-fi
-if run_stage 1; then
-  stamp "stage 1: log-mel features + CMVN"
-  asr-kd features --exp "$exp" --subsets $train $dev
-fi
-if run_stage 2; then
-  stamp "stage 2: senone tree + forced alignment (train), alignment of dev with a quality report"
+align_all() {
   # shellcheck disable=SC2086  # tree_args is a list of options
-  asr-kd tree --exp "$exp" --subset $train --num-senones $num_senones $tree_args
+  asr-kd tree --exp "$exp" --subset "$train" --num-senones "$num_senones" $tree_args
+  local reference ref_args=()
   reference=$(dirname "$root")/alignments/mfa_word_segments.tsv
-  ref_args=(); [ -f "$reference" ] && ref_args=(--reference "$reference")
-  asr-kd align --exp "$exp" --subset $dev --report "${ref_args[@]}"
-fi
-if run_stage 3; then
+  [ -f "$reference" ] && ref_args=(--reference "$reference")
+  asr-kd align --exp "$exp" --subset "$dev" --report "${ref_args[@]}"
+}
+
+lm_and_graph() {  # the LM never sees the validation (or dev) transcripts; dev text only scores it
+  local arpa lmplz
   case "$lm" in
     train)
-      stamp "stage 3: 3-gram LM from the training transcripts (KenLM) + HCLG"
       lmplz=$(bash tools/install_kenlm.sh | tail -n 1)
       arpa=$exp/lm/train.3gram.arpa
-      ASR_KD_LMPLZ=$lmplz asr-kd lm --exp "$exp" --subset $train --order 3 --eval-subset $dev --out "$arpa" ;;
-    en-us)
-      # the full trigram is for rescoring, the pruned one for the first-pass graph; dev text only scores them
-      stamp "stage 3: pocketsphinx's en-us trigram (graph: pruned at $lm_prune) + HCLG"
+      ASR_KD_LMPLZ=$lmplz asr-kd lm --exp "$exp" --subset "$train" --exclude-utts "$split/valid.txt" --order 3 \
+        --eval-subset "$dev" --out "$arpa" ;;
+    en-us)  # the full trigram is for rescoring, the pruned one for the first-pass graph
       arpa=$exp/lm/en-us.3gram.pruned$lm_prune.arpa
-      [ -f "$exp/lm/en-us.3gram.json" ] || asr-kd lm --exp "$exp" --source pocketsphinx-en-us --eval-subset $dev \
+      [ -f "$exp/lm/en-us.3gram.json" ] || asr-kd lm --exp "$exp" --source pocketsphinx-en-us --eval-subset "$dev" \
         --out "$exp/lm/en-us.3gram.arpa"
       [ -f "${arpa%.arpa}.json" ] || asr-kd lm --exp "$exp" --source arpa --arpa "$exp/lm/en-us.3gram.arpa" \
-        --prune "$lm_prune" --eval-subset $dev --out "$arpa" ;;
-    *) echo "unknown --lm $lm (en-us or train)" >&2; exit 1 ;;
+        --prune "$lm_prune" --eval-subset "$dev" --out "$arpa" ;;
+    *) echo "unknown --lm $lm (en-us or train)" >&2; return 1 ;;
   esac
   asr-kd graph --exp "$exp" --arpa "$arpa" --graph-dir "$exp/graph"
-fi
-if run_stage 4; then
-  stamp "stage 4: E1 ensemble of $members DNNs (members double as the baseline seeds)"
-  [ -f "$e1/ensemble/ensemble.json" ] || asr-kd train-ensemble --config $model_conf --members "$members" \
-    --jobs "$jobs" data.exp="$exp" data.train_subset=$train data.dev_subset=$dev out_dir="$e1/ensemble" \
+}
+
+write_ensemble() {  # the members are finished: train-ensemble --resume only lists them in ensemble.json
+  [ -f "$e1/ensemble/ensemble.json" ] && { echo "reusing $e1/ensemble/ensemble.json"; return 0; }
+  asr-kd train-ensemble --config "$model_conf" --members "$members" --resume "${data[@]}" out_dir="$e1/ensemble" \
     train.progress=false
-fi
-if run_stage 5; then
-  stamp "stage 5: E1 teacher stores at T in {$temperatures} (top-$teacher_top_k, one teacher pass) + students, seeds $seeds"
-  # shellcheck disable=SC2086  # temperatures is a list
-  asr-kd distill dump-teacher --teacher "$e1/ensemble/ensemble.json" --exp "$exp" --subset $train \
-    --temperature $temperatures --top-k $teacher_top_k --device "$device" --out "$e1/teacher_T{T}"
-  for T in $temperatures; do
-    for seed in $seeds; do
-      spawn train_model "$e1/student_T${T}/seed$seed" asr-kd distill train --config $model_conf \
-        --store "$e1/teacher_T$T" --temperature "$T" --alpha 1.0 data.exp="$exp" data.train_subset=$train \
-        data.dev_subset=$dev train.seed="$seed"
-    done
+}
+
+dump_teacher() {  # teacher, utterance list, temperatures, --out pattern
+  # shellcheck disable=SC2086  # temperatures and store_args are word lists
+  asr-kd distill dump-teacher --teacher "$1" --exp "$exp" --subset "$train" --utts "$2" --temperature $3 \
+    $store_args --device "$device" --out "$4"
+}
+
+student() {  # T, seed
+  # shellcheck disable=SC2046  # store_train_args is a word list
+  train_model "$e1/student_T$1/seed$2" asr-kd distill train --config "$student_conf" --store "$e1/teacher_T$1" \
+    --temperature "$1" --alpha "$alpha" $(store_train_args "$store_kind") "${data[@]}" train.seed="$2"
+}
+
+# Frame accuracy on dev, dev log-posteriors, decoding, WER of one model or ensemble: <e1>/eval/<name>/.
+decode_system() {  # eval dir: its logpost/ -> decode/hyp.txt + WER (the one place to change decoding)
+  local dir=$1
+  [ -f "$dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" \
+    --kind log-posteriors --tree-dir "$exp/tree" --beam "$beam" --out "$dir/decode"
+  asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
+}
+eval_and_decode() {  # name, model files...
+  local dir=$e1/eval/$1
+  shift
+  mkdir -p "$dir"
+  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" --exp "$exp" --subset "$dev" --threads 1 \
+    --device "$device" --out "$dir/frame_acc.json" > /dev/null
+  asr-kd posteriors --model "$@" --exp "$exp" --subset "$dev" --threads 1 --device "$device" --out "$dir/logpost"
+  decode_system "$dir"
+}
+
+e2_common() {  # seed -> the `asr-kd train` arguments shared by the three E2 systems
+  echo --config "$e2_conf" "${data[@]}" data.train_fraction="$fraction" data.subset_seed="$1" train.seed="$1"
+}
+e2_soft() {  # seed: soft targets of the 100% model (E1 member 0) on the seed's 3% utterances
+  local store=$e2/teacher_seed$1
+  dump_teacher "$e1/ensemble/member0/model.pt" "$e2/hard/seed$1/train_utts.txt" "$e2_temperature" "$store"
+  # shellcheck disable=SC2046  # word lists
+  train_model "$e2/soft/seed$1" asr-kd distill train --store "$store" --temperature "$e2_temperature" \
+    --alpha "$e2_alpha" $(store_train_args "$store_kind") $(e2_common "$1") train.patience=0 train.keep=last
+}
+evaluate_once() {  # out JSON, model, subset, [--utts FILE]: frame accuracy unless the JSON exists
+  local out=$1 model=$2 subset=$3
+  shift 3
+  [ -f "$out" ] || asr-kd evaluate --model "$model" --exp "$exp" --subset "$subset" "$@" --threads 1 \
+    --device "$device" --out "$out" > /dev/null
+  echo "$out: $(grep -m1 '"frame_acc"' "$out" | tr -d ' ,')"
+}
+e2_full_model() {  # the 100% model (E1 member 0): dev frame accuracy, and on its training utterances
+  evaluate_once "$e2/full_dev_acc.json" "$e1/ensemble/member0/model.pt" "$dev"
+  evaluate_once "$e2/full_train_acc.json" "$e1/ensemble/member0/model.pt" "$train" --utts "$split/train.txt"
+}
+e2_evaluate() {  # seed: dev frame accuracy, and frame accuracy on the model's own training utterances
+  local run
+  for run in "$e2"/{hard,hard_no_es,soft}/seed"$1"; do
+    evaluate_once "$run/dev_acc.json" "$run/model.pt" "$dev"
+    evaluate_once "$run/train_acc.json" "$run/model.pt" "$train" --utts "$run/train_utts.txt"
   done
-  wait_all
-fi
-if run_stage 6; then
-  stamp "stage 6: E1 frame accuracy + WER (beam $beam) of each member, the ensemble and the students"
-  for m in "$e1"/ensemble/member*/; do spawn eval_and_decode "baseline_$(basename "$m")" "$m/model.pt"; done
-  spawn eval_and_decode ensemble "$e1/ensemble/ensemble.json"
-  for T in $temperatures; do
-    for seed in $seeds; do spawn eval_and_decode "student_T${T}_seed$seed" "$e1/student_T${T}/seed$seed/model.pt"; done
+  echo "E2 seed $1: 3 systems evaluated"
+}
+
+# ---- the jobs of each stage --------------------------------------------------------------------
+job prepare 0 "" prepare_data
+job features 1 "prepare" asr-kd features --exp "$exp" --subsets "$train" "$dev"
+job align 2 "features" align_all
+job graph 3 "align" lm_and_graph
+
+members_done=""
+for i in "${member_ids[@]}"; do
+  job "member$i" 4 "align" train_model "$e1/ensemble/member$i" asr-kd train --config "$model_conf" "${data[@]}" \
+    train.seed="$i"
+  members_done+=" member$i"
+done
+job ensemble 4 "$members_done" write_ensemble
+
+job e1_teacher 5 "ensemble" dump_teacher "$e1/ensemble/ensemble.json" "$split/train.txt" "$temperatures" \
+  "$e1/teacher_T{T}"
+for T in "${temperature_list[@]}"; do
+  for seed in "${seed_list[@]}"; do job "student_T${T}_seed$seed" 5 "e1_teacher" student "$T" "$seed"; done
+done
+
+evals=""
+for i in "${member_ids[@]}"; do
+  job "eval_member$i" 6 "member$i graph" eval_and_decode "baseline_member$i" "$e1/ensemble/member$i/model.pt"
+  evals+=" eval_member$i"
+done
+job eval_ensemble 6 "ensemble graph" eval_and_decode ensemble "$e1/ensemble/ensemble.json"
+evals+=" eval_ensemble"
+
+# E2 (declared before the students' decoding: it fills the slots the three students leave free).
+e2_evals=""
+for seed in "${seed_list[@]}"; do
+  # shellcheck disable=SC2046  # e2_common is a word list
+  job "e2_hard_seed$seed" 8 "align" train_model "$e2/hard/seed$seed" asr-kd train $(e2_common "$seed")
+  # shellcheck disable=SC2046
+  job "e2_hard_no_es_seed$seed" 8 "align" train_model "$e2/hard_no_es/seed$seed" asr-kd train \
+    $(e2_common "$seed") train.patience=0 train.keep=last
+  job "e2_soft_seed$seed" 8 "member0 e2_hard_seed$seed" e2_soft "$seed"
+  job "e2_eval_seed$seed" 8 "e2_hard_seed$seed e2_hard_no_es_seed$seed e2_soft_seed$seed" e2_evaluate "$seed"
+  e2_evals+=" e2_eval_seed$seed"
+done
+job e2_full_model 8 "member0" e2_full_model
+
+for T in "${temperature_list[@]}"; do
+  for seed in "${seed_list[@]}"; do
+    job "eval_student_T${T}_seed$seed" 6 "student_T${T}_seed$seed graph" eval_and_decode "student_T${T}_seed$seed" \
+      "$e1/student_T$T/seed$seed/model.pt"
+    evals+=" eval_student_T${T}_seed$seed"
   done
-  wait_all
-fi
-if run_stage 7; then
-  stamp "stage 7: E1 results tables and figures -> $results"
-  bash recipes/mini_librispeech/local/e1_results.sh --exp "$exp" --out "$results" --temperatures "$temperatures"
-fi
-if run_stage 8; then
-  stamp "stage 8: E2 on $fraction of the training utterances, seeds $seeds"
-  teacher=$e1/ensemble/member0/model.pt   # a single model trained on 100% of the data, as in the paper
-  for seed in $seeds; do
-    common=(--config $e2_conf data.exp="$exp" data.train_subset=$train data.dev_subset=$dev
-            data.train_fraction=$fraction data.subset_seed="$seed" train.seed="$seed")
-    train_model "$e2/hard/seed$seed" asr-kd train "${common[@]}" &
-    train_model "$e2/hard_no_es/seed$seed" asr-kd train "${common[@]}" train.patience=0 train.keep=last
-    wait
-    store=$e2/teacher_seed$seed
-    asr-kd distill dump-teacher --teacher "$teacher" --exp "$exp" --subset $train --utts "$e2/hard/seed$seed/train_utts.txt" \
-      --temperature 2 --top-k $teacher_top_k --out "$store"
-    # options before the section.key=value overrides: argparse takes one run of positionals only
-    train_model "$e2/soft/seed$seed" asr-kd distill train --store "$store" --temperature 2 --alpha 1.0 "${common[@]}" \
-      train.patience=0 train.keep=last
-  done
-  for run in "$e2"/*/seed*/; do
-    [ -f "$run/dev_acc.json" ] || asr-kd evaluate --model "$run/model.pt" --exp "$exp" --subset $dev --threads 1 --out "$run/dev_acc.json"
-    [ -f "$run/train_acc.json" ] || asr-kd evaluate --model "$run/model.pt" --exp "$exp" --subset $train \
-      --utts "$run/train_utts.txt" --threads 1 --out "$run/train_acc.json"
-  done
-  asr-kd evaluate --model "$teacher" --exp "$exp" --subset $train --threads 1 --out "$e2/full_train_acc.json"
-fi
-if run_stage 9; then
-  stamp "stage 9: E2 results tables and figures -> $results"
-  bash recipes/mini_librispeech/local/e2_results.sh --exp "$exp" --out "$results"
-fi
-stamp "done"
+done
+
+job e1_results 7 "$evals" bash recipes/mini_librispeech/local/e1_results.sh --exp "$exp" --out "$results" \
+  --dev "$dev" --temperatures "$temperatures" --recovery "$recovery"
+job e2_results 9 "$e2_evals e2_full_model" bash recipes/mini_librispeech/local/e2_results.sh \
+  --exp "$exp" --out "$results" --recovery "$recovery"
+
+say "stages $stage-$stop_stage of $exp: ${#job_order[@]} jobs, $jobs at a time"
+run_jobs
+stage_times 0=prepare+split 1=features 2=tree+alignment 3=LM+HCLG 4=E1-ensemble 5=E1-store+students \
+  6=E1-evaluation+decoding 7=E1-results 8=E2 9=E2-results
+say "done"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline end to end on the tiny real data in data/ (20 train + 10 dev
-# utterances): prepare, features, senone tree + alignment, LM + HCLG, a DNN ensemble, a student
-# distilled from it, frame accuracy, decoding, WER, and the E1-style table. It runs the Mini
-# LibriSpeech recipe's own stages with small settings; numbers at this size only show that the
-# pipeline works (a 20-utterance LM cannot cover the dev words, so WER is near 100%; the LM is
-# the training-transcript one: the 72k-word en-us graph takes minutes and GBs to build).
+# utterances): prepare + validation split, features, senone tree + alignment, LM + HCLG, a DNN
+# ensemble, students distilled from it, frame accuracy, decoding, WER, and the E1-style table.
+# It runs the Mini LibriSpeech recipe's own stages with small settings. Numbers at this size only
+# check that the pipeline works: the LM is the training-transcript one (the 72k-word en-us graph
+# takes minutes and GBs to build), and a 20-utterance LM cannot cover the dev words, so WER is
+# near 100%; the ensemble's "gain" is noise, so no recovery fraction is computed. The summary then
+# shows the Mini LibriSpeech recipe's committed E1 results.
 #
 # Usage: bash recipes/tiny/run.sh [--exp DIR] [any option of recipes/mini_librispeech/run.sh]
 set -euo pipefail
@@ -20,7 +22,20 @@ done
 bash recipes/mini_librispeech/run.sh --root data/LibriSpeech --exp "$exp" --results "$exp/results" \
   --model-conf recipes/mini_librispeech/conf/dnn_tiny.yaml --num-senones 150 \
   --tree-args "--mono-iters 2 --tri-iters 1 --min-leaf-frames 20" \
-  --members 3 --seeds "0 1" --temperatures 2 --lm train --stop-stage 7 "${args[@]}"
-echo
-echo "E1 on the tiny data (pipeline check only):"
-cat "$exp/results/e1.md" "$exp/results/e1_recovery.md"
+  --members 3 --seeds "0 1" --temperatures 2 --lm train --recovery false --stop-stage 7 "${args[@]}"
+[ -f "$exp/results/e1.md" ] || exit 0  # stopped before the E1 results
+
+mini=recipes/mini_librispeech/results
+cat <<EOF
+
+== The pipeline ran end to end on the tiny data ($exp). Its numbers only check the pipeline:
+   20 training utterances cannot train a useful model, so frame accuracy, WER and the ensemble's
+   "gain" are noise, and no recovery fraction is computed from them:
+EOF
+cat "$exp/results/e1.md"
+cat <<EOF
+
+== What the recipe measures on real data: recipes/mini_librispeech/run.sh on the Mini LibriSpeech
+   speaker subset (2.7 h), committed in $mini/ (see recipes/mini_librispeech/README.md):
+EOF
+cat "$mini/e1.md" "$mini/e1_recovery.md"

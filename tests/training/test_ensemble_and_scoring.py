@@ -11,7 +11,7 @@ from asr_kd.scoring.frame_accuracy import FrameAccuracy, score_subset
 from asr_kd.training.ensemble import member_configs, train_ensemble
 from asr_kd.utils.array_store import ArrayStore
 
-DEV, NUM_SENONES = "dev-clean-2", 5  # the synth_exp fixture's
+TRAIN, DEV, NUM_SENONES = "train-clean-5", "dev-clean-2", 5  # the synth_exp fixture's
 
 
 def test_frame_accuracy_counts_by_hand():
@@ -38,10 +38,12 @@ def test_ensemble_training_scoring_and_posteriors(tmp_path, make_config, synth_e
     ensemble, meta = load(ens_path)
     assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 2
 
-    # Member frame accuracy from the scorer equals the trainer's own dev evaluation.
+    # Member frame accuracy from the scorer on the validation utterances equals the trainer's own.
     member, _ = load(tmp_path / "ens" / "member0" / "model.pt")
+    valid = (synth_exp / "splits" / TRAIN / "valid.txt").read_text().split()
+    assert score_subset(member, synth_exp, TRAIN, utt_ids=valid)["frame_acc"] == pytest.approx(
+        result["members"][0]["valid_frame_acc"], abs=1e-9)
     scored = score_subset(member, synth_exp, DEV)
-    assert scored["frame_acc"] == pytest.approx(result["members"][0]["dev_frame_acc"], abs=1e-9)
     assert scored["silence"]["frames"] + scored["nonsilence"]["frames"] == scored["frames"]
 
     out = tmp_path / "eval.json"
@@ -71,7 +73,7 @@ def test_parallel_members_match_sequential(tmp_path, make_config):
     """Members trained in 2 worker processes are the same models as when trained one after the other."""
     seq = train_ensemble(make_config(tmp_path / "seq", epochs=1), num_members=2)
     par = train_ensemble(make_config(tmp_path / "par", epochs=1), num_members=2, jobs=2)
-    assert [m["dev_frame_acc"] for m in par["members"]] == [m["dev_frame_acc"] for m in seq["members"]]
+    assert [m["valid_frame_acc"] for m in par["members"]] == [m["valid_frame_acc"] for m in seq["members"]]
     for i in range(2):
         a = torch.load(tmp_path / "seq" / f"member{i}" / "model.pt", weights_only=True)["state_dict"]
         b = torch.load(tmp_path / "par" / f"member{i}" / "model.pt", weights_only=True)["state_dict"]

@@ -19,14 +19,14 @@ def state_dicts_equal(a: dict, b: dict) -> bool:
 
 def test_dnn_learns_the_rule_and_writes_outputs(tmp_path, make_config):
     summary = run(make_config(tmp_path / "run", epochs=4))
-    assert summary["dev_frame_acc"] > 0.6  # chance is ~0.2 (5 balanced classes)
+    assert summary["valid_frame_acc"] > 0.6  # chance is ~0.2 (5 balanced classes)
     out = tmp_path / "run"
     for name in ("model.pt", "best.pt", "checkpoint.pt", "log.csv", "summary.json", "config.yaml", "train_utts.txt"):
         assert (out / name).exists(), name
     rows = list(csv.DictReader((out / "log.csv").read_text().splitlines()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     model, meta = load(out / "model.pt")
-    assert meta["training"]["dev_frame_acc"] == pytest.approx(summary["dev_frame_acc"])
+    assert meta["training"]["valid_frame_acc"] == pytest.approx(summary["valid_frame_acc"])
     assert meta["feature"]["cmvn_mode"] == "speaker" and meta["feature"]["fbank"]["num_mel_bins"] == 8
     assert json.loads((out / "summary.json").read_text())["best_epoch"] == summary["best_epoch"]
 
@@ -55,10 +55,10 @@ def test_resume_after_interruption_gives_identical_result(tmp_path, make_config,
     resumed = run(make_config(tmp_path / "b"), resume=True)
 
     assert state_dicts_equal(torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"], ref_state)
-    for key in ("train_loss", "train_frame_acc", "dev_loss", "dev_frame_acc", "lr", "step"):
+    for key in ("train_loss", "train_frame_acc", "valid_loss", "valid_frame_acc", "lr", "step"):
         assert [h[key] for h in resumed["history"]] == [h[key] for h in reference["history"]], key
     # Resuming a finished run is a no-op returning the same summary.
-    assert run(make_config(tmp_path / "b"), resume=True)["dev_frame_acc"] == reference["dev_frame_acc"]
+    assert run(make_config(tmp_path / "b"), resume=True)["valid_frame_acc"] == reference["valid_frame_acc"]
 
 
 def test_resume_refuses_a_changed_config(tmp_path, make_config):
@@ -69,7 +69,7 @@ def test_resume_refuses_a_changed_config(tmp_path, make_config):
 
 def test_conformer_trains_on_utterance_batches(tmp_path, make_config):
     summary = run(make_config(tmp_path / "c", arch="conformer", epochs=2))
-    assert summary["epochs_run"] == 2 and 0 <= summary["dev_frame_acc"] <= 1
+    assert summary["epochs_run"] == 2 and 0 <= summary["valid_frame_acc"] <= 1
     model, meta = load(tmp_path / "c" / "model.pt")
     assert meta["arch"] == "conformer" and meta["context"] is None
 
@@ -103,11 +103,13 @@ def test_custom_objective_gets_contract_batches(tmp_path, make_config, arch):
     assert summary["history"][0]["train_my_stat"] == pytest.approx(1.0)
 
 
-def test_train_fraction_takes_a_seeded_subset(tmp_path, make_config):
+def test_train_fraction_takes_a_seeded_subset_of_the_non_validation_utterances(tmp_path, make_config, synth_exp):
     config = make_config(tmp_path / "f", epochs=1)
     config.data.train_fraction = 0.25
     run(config)
-    assert len((tmp_path / "f" / "train_utts.txt").read_text().split()) == 4  # of 16
+    chosen = (tmp_path / "f" / "train_utts.txt").read_text().split()
+    assert len(chosen) == 3  # ceil(0.25 * 12): 16 utterances less the 4 of the validation split
+    assert not set(chosen) & set((synth_exp / "splits" / "train-clean-5" / "valid.txt").read_text().split())
 
 
 def test_config_errors_are_clear(tmp_path, make_config):
@@ -128,7 +130,7 @@ def test_config_errors_are_clear(tmp_path, make_config):
 @pytest.mark.parametrize("arch", ["dnn", "conformer"])
 def test_cuda_amp_training(tmp_path, make_config, amp, arch):
     summary = run(make_config(tmp_path / "g", arch=arch, device="cuda", amp=amp, epochs=2))
-    assert summary["dev_frame_acc"] > (0.5 if arch == "dnn" else 0.0)
+    assert summary["valid_frame_acc"] > (0.5 if arch == "dnn" else 0.0)
     model, _ = load(tmp_path / "g" / "model.pt", map_location="cuda")
     assert next(model.parameters()).is_cuda
 
@@ -178,28 +180,14 @@ def test_keep_last_writes_the_final_epoch_model(tmp_path, make_config):
     config = make_config(tmp_path / "last", epochs=3)
     config.train.keep, config.train.patience = "last", 0
     summary = run(config)
-    final_acc = summary["history"][-1]["dev_frame_acc"]
-    assert summary["keep"] == "last" and summary["dev_frame_acc"] == final_acc
+    final_acc = summary["history"][-1]["valid_frame_acc"]
+    assert summary["keep"] == "last" and summary["valid_frame_acc"] == final_acc
     _, meta = load(tmp_path / "last" / "model.pt")
-    assert meta["training"]["epoch"] == 3 and meta["training"]["dev_frame_acc"] == final_acc
+    assert meta["training"]["epoch"] == 3 and meta["training"]["valid_frame_acc"] == final_acc
     bad = make_config(tmp_path / "bad", epochs=1)
     bad.train.keep = "sometimes"
     with pytest.raises(AsrKdError, match="train.keep must be 'best' or 'last'"):
         run(bad)
-
-
-def test_valid_fraction_validates_on_a_fixed_dev_subset(tmp_path, make_config):
-    from asr_kd.training.data import validation_utterances
-
-    config = make_config(tmp_path / "v", epochs=1)
-    everything = validation_utterances(config.data)
-    config.data.valid_fraction = 0.5
-    chosen = validation_utterances(config.data)
-    assert chosen == validation_utterances(config.data)
-    assert set(chosen) < set(everything) and len(chosen) == -(-len(everything) // 2)
-    config.data.valid_fraction = 0.0
-    with pytest.raises(AsrKdError, match="data.valid_fraction must be in"):
-        validation_utterances(config.data)
 
 
 def test_resume_accepts_checkpoints_from_before_a_new_config_key(tmp_path, make_config):

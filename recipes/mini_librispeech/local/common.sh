@@ -1,0 +1,169 @@
+# Shared by the recipe scripts (source it after declaring the option defaults):
+#   parse_options "$@"   Kaldi's parse_options.sh idiom: every lower-case variable set before the
+#                        call is an option, --foo-bar VALUE (or --foo-bar=VALUE) sets foo_bar;
+#                        --help prints the calling script's header comment.
+#   say MESSAGE          one log line with the seconds since the script started
+#   job NAME STAGE "DEPS" COMMAND...   declare a job of stage STAGE (skipped unless that stage
+#                        is in --stage..--stop-stage) that starts once the jobs named in DEPS
+#                        have finished; DEPS not declared in this run count as done (an earlier
+#                        run made their outputs)
+#   run_jobs             run the declared jobs, at most $jobs at a time, in declaration order as
+#                        their dependencies allow; the first failure stops the others and the
+#                        script. Each job logs to $log_dir/NAME.log; $log_dir/jobs.tsv records
+#                        start/end times and stage_times prints the wall time per stage.
+# Requires bash >= 5.1 (wait -n -p).
+
+script_start=$(date +%s)
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+say() { echo "== [$(( $(date +%s) - script_start )) s] $*"; }
+
+parse_options() {
+  local _opt _val _var
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+      --*=*) _opt=${1%%=*}; _val=${1#*=}; shift ;;
+      --*) [ $# -ge 2 ] || die "option $1 needs a value"; _opt=$1; _val=$2; shift 2 ;;
+      *) die "unexpected argument '$1' (options are --name value; --help lists them)" ;;
+    esac
+    _var=${_opt#--}; _var=${_var//-/_}
+    if ! [[ $_var =~ ^[a-z][a-z0-9_]*$ ]] || ! declare -p "$_var" > /dev/null 2>&1; then
+      die "unknown option $_opt (--help lists the options)"
+    fi
+    printf -v "$_var" '%s' "$_val"
+  done
+}
+
+in_stages() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+declare -a job_order=()
+declare -A job_command=() job_deps=() job_stage=() job_state=() job_of_pid=() job_started=()
+
+job() {
+  local name=$1 job_stage_number=$2 deps=$3
+  shift 3
+  in_stages "$job_stage_number" || return 0
+  [ -z "${job_state[$name]+x}" ] || die "job $name declared twice"
+  job_order+=("$name")
+  job_command[$name]=$(printf '%q ' "$@")
+  job_deps[$name]=$deps
+  job_stage[$name]=$job_stage_number
+  job_state[$name]=queued
+}
+
+_job_ready() {  # name -> 0 when every dependency is done (or not part of this run)
+  local dep
+  for dep in ${job_deps[$1]}; do
+    [ "${job_state[$dep]:-done}" = done ] || return 1
+  done
+}
+
+_stop_jobs() {  # each job runs in its own process group (set -m): stop it with everything it started
+  local pid
+  for pid in "${!job_of_pid[@]}"; do kill -- "-$pid" 2> /dev/null || true; done
+}
+
+run_jobs() {
+  local name pid status running=0 queued
+  mkdir -p "$log_dir"
+  trap _stop_jobs EXIT
+  set -m
+  while :; do
+    queued=0
+    for name in "${job_order[@]}"; do
+      [ "${job_state[$name]}" = queued ] || continue
+      queued=1
+      [ "$running" -lt "$jobs" ] && _job_ready "$name" || continue
+      say "start $name"
+      ( eval "${job_command[$name]}" ) > "$log_dir/$name.log" 2>&1 &
+      job_of_pid[$!]=$name
+      job_state[$name]=running
+      job_started[$name]=$(date +%s)
+      running=$((running + 1))
+    done
+    if [ "$running" -eq 0 ]; then
+      [ "$queued" -eq 0 ] || die "jobs wait for each other: $(for n in "${job_order[@]}"; do
+        [ "${job_state[$n]}" = queued ] && printf '%s ' "$n"; done)"
+      break
+    fi
+    status=0
+    wait -n -p pid || status=$?
+    name=${job_of_pid[$pid]}
+    unset "job_of_pid[$pid]"
+    running=$((running - 1))
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "${job_stage[$name]}" "${job_started[$name]}" "$(date +%s)" "$status" \
+      >> "$log_dir/jobs.tsv"
+    if [ "$status" -ne 0 ]; then
+      job_state[$name]=failed
+      echo "---- $log_dir/$name.log (last 40 lines)" >&2
+      tail -n 40 "$log_dir/$name.log" >&2
+      die "job $name failed (exit $status); rerun the same command to continue"
+    fi
+    job_state[$name]=done
+    say "done $name ($(( $(date +%s) - job_started[$name] )) s): $(tail -n 1 "$log_dir/$name.log")"
+  done
+  set +m
+  trap - EXIT
+  job_order=()
+}
+
+stage_times() {  # stage names as "N=name" words -> table of wall span and summed job time per stage
+  [ -f "$log_dir/jobs.tsv" ] || return 0
+  awk -F'\t' -v names="$*" -v since="$script_start" '
+    BEGIN { n = split(names, w, " "); for (i = 1; i <= n; i++) { split(w[i], kv, "="); label[kv[1]] = kv[2] } }
+    $3 >= since && $5 == 0 {
+      s = $2; if (!(s in first) || $3 < first[s]) first[s] = $3; if ($4 > last[s]) last[s] = $4
+      busy[s] += $4 - $3; count[s]++
+    }
+    END {
+      printf "%-6s %-28s %5s %12s %14s\n", "stage", "", "jobs", "wall span s", "job time s"
+      for (s = 0; s <= 20; s++) if (s in count)
+        printf "%-6s %-28s %5d %12d %14d\n", s, label[s], count[s], last[s] - first[s], busy[s]
+    }' "$log_dir/jobs.tsv"
+}
+
+# The settings an experiment's models depend on, one per line in FILE: written by the first run,
+# and any later run with other settings stops here instead of mixing two protocols in one --exp.
+check_settings() {  # file, setting...
+  local file=$1 now
+  shift
+  now=$(printf '%s\n' "$@")
+  if [ ! -f "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    echo "$now" > "$file"
+  elif [ "$(cat "$file")" != "$now" ]; then
+    die "$file: this experiment was made with other settings ($(diff <(echo "$now") "$file" | grep '^>' |
+      tr '\n' ' ')); use another --exp, or delete the file to continue anyway"
+  fi
+}
+
+# Train one model unless its model.pt exists (then reuse it); --resume continues a killed run.
+train_model() {  # out_dir, then `asr-kd train` / `asr-kd distill train` arguments
+  local out=$1
+  shift
+  if [ -f "$out/model.pt" ]; then echo "reusing $out/model.pt"; return 0; fi
+  local resume=()
+  [ -f "$out/checkpoint.pt" ] && resume=(--resume)
+  "$@" "${resume[@]}" out_dir="$out" train.progress=false
+}
+
+# Teacher store kinds: the `asr-kd distill dump-teacher` and `distill train` options of each.
+#   dense       every senone's probability in fp16 (exact; 2 bytes x senones per frame)
+#   topk        the k most probable senones, renormalised to sum to 1 (k = $2)
+#   topk-tail   the top k, the tail mass spread uniformly over the other senones
+# Any other kind is passed on as `dump-teacher --store-kind KIND` (the stores of the distillation
+# package that keep every T faithful).
+store_dump_args() {  # kind, k
+  case "$1" in
+    dense) echo "--top-k dense" ;;
+    topk|topk-tail) echo "--top-k $2" ;;
+    *) echo "--store-kind $1" ;;
+  esac
+}
+store_train_args() {  # kind
+  case "$1" in
+    topk-tail) echo "--topk-policy tail" ;;
+    *) echo "" ;;
+  esac
+}

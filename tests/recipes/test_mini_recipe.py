@@ -1,0 +1,99 @@
+"""recipes/mini_librispeech: run.sh's options and settings guard (fast), and the whole recipe plus the
+E1 study on the tiny data with the protocol's invariants checked (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr_kd.distillation.teacher_store import TeacherStore
+from asr_kd.models import load
+
+REPO = Path(__file__).resolve().parents[2]
+MINI = REPO / "recipes" / "mini_librispeech"
+TINY = ["--model-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--num-senones", "150",
+        "--tree-args", "--mono-iters 2 --tri-iters 1 --min-leaf-frames 20", "--recovery", "false"]
+
+
+def run_script(script: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a recipe script with this environment's ``asr-kd`` first on PATH, importing this checkout."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.run(["bash", str(script), *args], cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_help_and_unknown_options():
+    result = run_script(MINI / "run.sh", "--help")
+    assert result.returncode == 0 and "validation set held out of the TRAINING data" in result.stdout
+    assert "Stages (--stage N --stop-stage M)" in result.stdout
+    result = run_script(MINI / "run.sh", "--temperature", "2")
+    assert result.returncode != 0 and "unknown option --temperature" in result.stderr
+
+
+def test_an_experiment_refuses_other_settings(tmp_path):
+    nothing = ["--exp", str(tmp_path), "--stage", "99", "--stop-stage", "99"]
+    assert run_script(MINI / "run.sh", *nothing).returncode == 0
+    assert "alpha=0.666667" in (tmp_path / "settings.txt").read_text()
+    result = run_script(MINI / "run.sh", *nothing, "--alpha", "1")
+    assert result.returncode != 0 and "made with other settings" in result.stderr
+
+
+def models_under(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob("model.pt") if (p.parent / "train_utts.txt").exists())
+
+
+@pytest.mark.slow
+def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tiny_root, tmp_path):
+    exp = tmp_path / "exp"
+    result = run_script(MINI / "run.sh", "--root", str(tiny_root), "--exp", str(exp), "--results", str(exp / "results"),
+                        *TINY, "--members", "2", "--seeds", "0 1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    split = exp / "splits" / "train-clean-5"
+    valid = set((split / "valid.txt").read_text().split())
+    train = set((split / "train.txt").read_text().split())
+    assert valid and train and not valid & train
+    digest = json.loads((split / "split.json").read_text())["valid_sha256"]
+
+    # every model of run.sh (members, students, E2's three systems) validated on that split only
+    models = models_under(exp / "e1") + models_under(exp / "e2")
+    assert len(models) == 2 + 2 + 3 * 2
+    for run in models:
+        assert not valid & set((run / "train_utts.txt").read_text().split()), run
+        _, meta = load(run / "model.pt")
+        assert meta["training"]["validation"]["list_sha256"] == digest, run
+        assert meta["training"]["validation"]["held_out_of_training"] is True
+    # the teacher stores hold training utterances only; the LM left the validation transcripts out
+    assert set(TeacherStore(exp / "e1" / "teacher_T2").keys()) == train
+    for seed in (0, 1):
+        e2_utts = set((exp / "e2" / "hard" / f"seed{seed}" / "train_utts.txt").read_text().split())
+        assert set(TeacherStore(exp / "e2" / f"teacher_seed{seed}").keys()) == e2_utts
+    assert f"({len(valid)} in {split / 'valid.txt'} left out)" in (exp / "log" / "graph.log").read_text()
+    for name in ("e1.md", "e2_dev.md", "e2_train.md", "e2_epochs.md", "e1_learning_curves.png"):
+        assert (exp / "results" / name).exists(), name
+    assert not (exp / "results" / "e1_recovery.md").exists()  # --recovery false
+    assert "epochs trained" in (exp / "results" / "e1.md").read_text()
+    stages = result.stdout[result.stdout.index("stage "):]
+    assert "E1-store+students" in stages and "E2" in stages  # the wall time per stage
+
+    # a rerun finds everything done
+    again = run_script(MINI / "run.sh", "--root", str(tiny_root), "--exp", str(exp), "--results",
+                       str(exp / "results"), *TINY, "--members", "2", "--seeds", "0 1", "--stage", "4")
+    assert again.returncode == 0 and "reusing" in (exp / "log" / "member0.log").read_text()
+
+    # the study's protocol and alpha parts (4-epoch ensembles of its own, the dev-quarter ablation)
+    study = run_script(MINI / "local" / "e1_study.sh", "--exp", str(exp), "--out", str(exp / "results"),
+                       "--model-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--members", "2",
+                       "--seeds", "0", "--parts", "protocol alpha", "--recovery", "false")
+    assert study.returncode == 0, study.stdout[-3000:] + study.stderr[-3000:]
+    table = (exp / "results" / "e1_study.md").read_text()
+    for row in ("members (4ep_devq)", "ensemble (conv)", "old recipe", "+ converged students", "alpha 1, dense"):
+        assert row in table, row
+    devq = exp / "study" / "ens_4ep_devq" / "member0" / "model.pt"
+    _, meta = load(devq)
+    assert meta["training"]["validation"]["subset"] == "dev-clean-2"  # the ablation validates on dev, visibly
+    assert meta["training"]["train_utterances"] == len(valid | train)

@@ -1,0 +1,97 @@
+"""recipes/mini_librispeech/local/common.sh: option parsing, the job pool, the settings guard."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+COMMON = REPO / "recipes" / "mini_librispeech" / "local" / "common.sh"
+
+
+def bash(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ``script`` (after sourcing common.sh) as a file, so that --help can read its header."""
+    path = tmp_path / "script.sh"
+    path.write_text(f"#!/usr/bin/env bash\n# A test script.\n# Second line.\nset -euo pipefail\n. {COMMON}\n{script}\n")
+    return subprocess.run(["bash", str(path), *args], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+
+
+POOL = """
+stage=0; stop_stage=100; jobs=2; log_dir=$PWD/log
+parse_options "$@"
+step() { echo "start $1" >> order.txt; sleep "$2"; echo "end $1" >> order.txt; }
+"""
+
+
+def test_parse_options_sets_declared_variables_only(tmp_path):
+    script = 'foo_bar=1; other="a b"\nparse_options "$@"\necho "$foo_bar|$other"'
+    assert bash(script, tmp_path, "--foo-bar", "x y", "--other=z").stdout == "x y|z\n"
+    bad = bash(script, tmp_path, "--nope", "1")
+    assert bad.returncode != 0 and "unknown option --nope" in bad.stderr
+    assert "needs a value" in bash(script, tmp_path, "--foo-bar").stderr
+    assert "unexpected argument 'stray'" in bash(script, tmp_path, "stray").stderr
+    assert bash(script, tmp_path, "--PATH", "/x").returncode != 0  # only lower-case recipe variables
+    assert bash(script, tmp_path, "--help").stdout == "A test script.\nSecond line.\n"
+
+
+def test_jobs_run_in_dependency_order_at_most_jobs_at_a_time(tmp_path):
+    script = POOL + """
+job a 4 "" step a 0.4
+job b 4 "" step b 0.1
+job c 5 "b" step c 0.1
+job d 5 "a c" step d 0
+job skipped 9 "" step skipped 0
+run_jobs
+"""
+    result = bash(script, tmp_path, "--stop-stage", "5")
+    assert result.returncode == 0, result.stderr
+    order = (tmp_path / "order.txt").read_text().split("\n")
+    # a and b start together; c waits for b (not for a); d waits for both; stage 9 is not run
+    assert sorted(order[:2]) == ["start a", "start b"] and order.index("start c") > order.index("end b")
+    assert order.index("start d") > max(order.index("end a"), order.index("end c"))
+    assert "skipped" not in "".join(order)
+    rows = [line.split("\t") for line in (tmp_path / "log" / "jobs.tsv").read_text().splitlines()]
+    assert sorted(r[0] for r in rows) == ["a", "b", "c", "d"] and all(r[4] == "0" for r in rows)
+    # never more than 2 jobs at once: count overlapping [start, end) intervals at every start
+    running, peak = 0, 0
+    for event in order:
+        running += 1 if event.startswith("start") else -1 if event.startswith("end") else 0
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_jobs_of_stages_not_run_count_as_done(tmp_path):
+    script = POOL + 'job train 4 "" step train 0\njob decode 6 "train" step decode 0\nrun_jobs'
+    assert bash(script, tmp_path, "--stage", "6").returncode == 0
+    assert (tmp_path / "order.txt").read_text().split() == ["start", "decode", "end", "decode"]
+
+
+def test_a_failing_job_stops_the_others_and_the_script(tmp_path):
+    script = POOL + """
+job long 4 "" eval 'sleep 30 & echo $! > sleep.pid; wait; touch finished'
+job bad 4 "" eval 'until [ -f sleep.pid ]; do sleep 0.05; done; echo oops; exit 3'
+job after 4 "bad" touch after
+run_jobs
+echo unreachable
+"""
+    result = bash(script, tmp_path)
+    assert result.returncode != 0 and "job bad failed (exit 3)" in result.stderr and "oops" in result.stderr
+    assert "unreachable" not in result.stdout
+    assert not (tmp_path / "after").exists() and not (tmp_path / "finished").exists()
+    sleeper = (tmp_path / "sleep.pid").read_text().strip()
+    state = subprocess.run(["ps", "-o", "stat=", "-p", sleeper], capture_output=True, text=True).stdout.strip()
+    assert state in ("", "Z")  # the long job's process group was stopped (gone, or a zombie not yet reaped)
+
+
+def test_dependency_cycles_are_reported(tmp_path):
+    script = POOL + 'job a 4 "b" true\njob b 4 "a" true\nrun_jobs'
+    result = bash(script, tmp_path)
+    assert result.returncode != 0 and "jobs wait for each other: a b" in result.stderr
+
+
+def test_check_settings_refuses_to_mix_protocols(tmp_path):
+    script = 'x=1; parse_options "$@"; check_settings settings.txt "alpha=$x" "store=dense"; echo ok'
+    assert bash(script, tmp_path).stdout == "ok\n"
+    assert bash(script, tmp_path).stdout == "ok\n"  # same settings: continue
+    result = bash(script, tmp_path, "--x", "2")
+    assert result.returncode != 0 and "made with other settings (> alpha=1 )" in result.stderr
