@@ -130,6 +130,6 @@ def resolve_num_senones(config: ExperimentConfig) -> int:
         from asr_kd.alignment import SenoneTree
 
         num_senones, source = SenoneTree.load(tree_path).num_senones, str(tree_path)
-    for subset in (config.data.train_subset, config.data.dev_subset):
+    for subset in (config.data.train_subset, config.data.validation_subset):
         check_targets_fit(num_senones, f"the model to train ({source})", ArrayStore(config.data.targets_dir(subset)))
     return num_senones

@@ -19,7 +19,7 @@
 # Options (defaults in the script): --root --exp --results --train --dev --jobs --members
 #   --seeds --temperatures --alpha --store-kind --teacher-top-k --model-conf --student-conf
 #   --e2-conf --e2-temperature --e2-alpha --fraction --valid-fraction --valid-seed
-#   --num-senones --tree-args --lm --lm-prune --beam --device --recovery
+#   --num-senones --tree-args --lm --lm-prune --beam --max-active --device --recovery
 # All jobs of the stages run share one pool of --jobs processes (1 thread each) and start as
 # soon as what they need exists, so E2 and the decoding of finished models run beside the
 # students. Every job is idempotent: finished models/stores are reused, and a killed run
@@ -55,7 +55,8 @@ num_senones=1000
 tree_args=""                # extra `asr-kd tree` options
 lm=en-us                    # stage 3: en-us = pocketsphinx's 72k-word trigram; train = 3-gram of the training transcripts
 lm_prune=1e-7               # en-us: relative-entropy pruning of the trigram the graph is built from (README: LM)
-beam=13                     # decoding beam: WER within 0.1 of beam 16 at a third of its CPU time
+beam=10                     # decoding beam and max active states: on the 72k-word en-us graph (4.6M states)
+max_active=2000             # beam 13 / 7000 costs CPU RTF 0.66, beam 10 / 2000 RTF 0.07 (README: decoding beam)
 device=cpu                  # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
 recovery=true               # false: results without recovery fractions (tiny data: the "gain" is noise)
 . recipes/mini_librispeech/local/common.sh
@@ -135,7 +136,8 @@ student() {  # T, seed
 decode_system() {  # eval dir: its logpost/ -> decode/hyp.txt + WER (the one place to change decoding)
   local dir=$1
   [ -f "$dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" \
-    --kind log-posteriors --tree-dir "$exp/tree" --beam "$beam" --out "$dir/decode"
+    --kind log-posteriors --tree-dir "$exp/tree" --beam "$beam" \
+    --max-active "$max_active" --out "$dir/decode"
   asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
 }
 eval_and_decode() {  # name, model files...
