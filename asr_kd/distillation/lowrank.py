@@ -1,0 +1,274 @@
+"""Re-temperable low-rank soft targets: exact top-k + a PCA tail + exact tail masses.
+
+One teacher pass stores, per frame (``S`` senones):
+
+* the ``k`` senones with the largest log-probabilities ``l = log p_{T0}`` at the base
+  temperature ``T0`` (1 by default) and those log-probabilities, exactly (fp16);
+* ``r`` coefficients (fp16) of the frame's *tail profile* in a PCA basis fitted once on training
+  frames of the same teacher: the log-probability vector with its top-k entries clipped to the
+  k-th value and centred per frame (:func:`tail_profile`), so that the basis spends its rank on
+  the tail and not on the peaks that are stored exactly;
+* the exact tail mass ``R_T = 1 - sum_top p_T`` (as ``log R_T``, fp16) at ``T0`` and at every
+  temperature the store serves, from the teacher's own targets at that ``T`` (for an
+  ensemble: the paper's mean of the members' tempered probabilities).
+
+The target at a served ``T`` (:meth:`LowRankTargets.log_probs`): the top-k get
+``(1 - R_T) softmax(l_top T0 / T)``, the other ``S - k`` senones
+``R_T softmax(t T0 / T)`` with ``t`` the PCA reconstruction shifted so that its mass at ``T0``
+is ``R_{T0}`` and clipped to the k-th value. Both masses are exact at every served ``T``; the
+shape of the top-k is exact for one model and a re-tempering of the ``T0`` mean for an
+ensemble; the shape of the tail is the reconstruction's, which keeps which senones the teacher
+finds plausible (the "dark knowledge" that dominates at high ``T``). ``r = 0`` spreads the tail
+along the mean profile of the training frames; :func:`uniform_tail` spreads it uniformly.
+
+Why this and what it costs is measured in ``recipes/mini_librispeech/README.md`` (store
+fidelity) with ``asr-kd distill fidelity``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asr_kd.utils.atomic import write_with
+from asr_kd.utils.errors import AsrKdError
+
+#: log tail masses are clamped here: e^-80 is 0 for every purpose, and -inf would make NaNs
+MIN_LOG_MASS = -80.0
+INT8_MAX = 127
+#: the basis's coefficients are quantised to int8 with steps from this quantile of |coeff|
+STEP_QUANTILE = 0.999
+BASIS_ARRAYS = ("mean", "components", "explained", "steps")
+
+
+@dataclass(frozen=True)
+class LowRankBasis:
+    """A PCA basis of tail profiles: ``profile ~ mean + coeffs @ components``, with int8 coefficients.
+
+    Attributes:
+        mean: ``(S,)`` float32 mean tail profile of the fitting frames.
+        components: ``(r, S)`` float32 orthonormal rows, by decreasing variance (``r`` may be 0).
+        explained: ``(r,)`` float32 fraction of the profiles' variance each component explains.
+        steps: ``(r,)`` float32 quantisation step of each coefficient: ``coeff ~ step * int8``,
+            ``127 step`` = the 99.9th percentile of ``|coeff|`` on the fitting frames (rarer ones clip).
+    """
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    explained: torch.Tensor
+    steps: torch.Tensor
+
+    @property
+    def rank(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def num_senones(self) -> int:
+        return int(self.mean.shape[0])
+
+    def project(self, profiles: torch.Tensor) -> torch.Tensor:
+        """``(N, S)`` tail profiles -> ``(N, r)`` coefficients."""
+        return (profiles.float() - self.mean.to(profiles.device)) @ self.components.to(profiles.device).T
+
+    def reconstruct(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """``(N, r)`` coefficients -> ``(N, S)`` tail profiles (float32)."""
+        return self.mean.to(coeffs.device) + coeffs.float() @ self.components.to(coeffs.device)
+
+    def quantise(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """``(N, r)`` float coefficients -> int8 codes (what a store keeps)."""
+        steps = self.steps.to(coeffs.device)
+        return torch.round(coeffs.float() / steps).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+
+    def dequantise(self, codes: torch.Tensor) -> torch.Tensor:
+        """int8 codes ``(N, r)`` -> float32 coefficients."""
+        return codes.float() * self.steps.to(codes.device)
+
+    def to(self, device: torch.device | str) -> LowRankBasis:
+        return LowRankBasis(*(x.to(device) for x in (self.mean, self.components, self.explained, self.steps)))
+
+    def save(self, path: str | os.PathLike, fit_utts: Sequence[str] = ()) -> None:
+        """Atomically write ``path`` (``.npz``), with the utterances it was fitted on (provenance)."""
+        arrays = {name: getattr(self, name).cpu().numpy() for name in BASIS_ARRAYS}
+        arrays["fit_utts"] = np.array(list(fit_utts), dtype=str)
+        write_with(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LowRankBasis:
+        path = Path(path)
+        if not path.exists():
+            raise AsrKdError(f"{path}: missing PCA basis of a low-rank teacher store (store damaged)")
+        with np.load(path) as data:
+            return cls(*(torch.from_numpy(np.asarray(data[k], dtype=np.float32)) for k in BASIS_ARRAYS))
+
+
+def fit_utterances(path: str | os.PathLike) -> list[str]:
+    """The utterance ids a saved basis was fitted on."""
+    with np.load(path) as data:
+        return [str(u) for u in data["fit_utts"]]
+
+
+def uniform_tail(num_senones: int) -> LowRankBasis:
+    """Rank 0 with a flat mean: the tail mass is spread uniformly over the left-out senones."""
+    return LowRankBasis(torch.zeros(num_senones), torch.zeros(0, num_senones), torch.zeros(0), torch.zeros(0))
+
+
+def tail_profile(log_probs: torch.Tensor, top_k: int) -> torch.Tensor:
+    """What the PCA basis models: ``(N, S)`` log-probabilities with the top-k entries clipped
+    to the k-th largest value, centred per frame (softmax is blind to a per-frame shift)."""
+    kth = torch.topk(log_probs, top_k, dim=-1).values[..., -1:]
+    clipped = torch.minimum(log_probs.float(), kth)
+    return clipped - clipped.mean(-1, keepdim=True)
+
+
+def fit_basis(profiles: torch.Tensor, rank: int, seed: int = 0) -> LowRankBasis:
+    """PCA of ``(N, S)`` tail profiles (:func:`tail_profile` of a sample of training frames).
+
+    ``torch.svd_lowrank`` (randomised, Halko et al. 2011) with 4 power iterations instead of a
+    full SVD: ``N x S`` is ~20000 x 8000 at the paper's scale, and only ``r << S`` components
+    are kept. Seeded, so a refit gives the same basis.
+    """
+    if profiles.dim() != 2 or len(profiles) <= rank:
+        raise AsrKdError(f"fitting a rank-{rank} basis needs more than {rank} frames, got {tuple(profiles.shape)}")
+    x = profiles.float()
+    mean = x.mean(0)
+    centred = x - mean
+    total = float(centred.square().sum())
+    if rank == 0:
+        return LowRankBasis(mean, torch.zeros(0, x.shape[1]), torch.zeros(0), torch.zeros(0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _, sing, v = torch.svd_lowrank(centred, q=min(rank + 16, min(x.shape)), niter=4)
+    components = v[:, :rank].T.contiguous()
+    explained = sing[:rank].square() / max(total, 1e-30)
+    coeffs = centred @ components.T
+    steps = (torch.quantile(coeffs.abs(), STEP_QUANTILE, dim=0) / INT8_MAX).clamp_min(1e-6)
+    return LowRankBasis(mean, components, explained, steps)
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 - e^x)`` for ``x <= 0``, accurate at both ends (Maechler 2012: ``log(-expm1(x))``
+    near 0, ``log1p(-exp(x))`` below ``-log 2``)."""
+    x = x.clamp(max=0.0)
+    return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def log_tail_mass(log_probs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``log(1 - sum_top p)`` of ``(..., S)`` log-probabilities without the ``(..., k)`` ids, clamped at
+    :data:`MIN_LOG_MASS`: a logsumexp over the tail itself, since ``1 - sum_top p`` in float32 loses
+    a confident frame's tail (1e-7 and below at T = 1) to rounding."""
+    tail = log_probs.float().scatter(-1, ids, -math.inf)
+    return torch.logsumexp(tail, dim=-1).clamp(min=MIN_LOG_MASS)
+
+
+@dataclass(frozen=True)
+class EncodedFrames:
+    """Store form of low-rank targets (what :func:`encode` returns), ``(..., width)`` arrays."""
+
+    ids: torch.Tensor  # (..., k) int64
+    top_log_probs: torch.Tensor  # (..., k) float32 at the base temperature
+    coeffs: torch.Tensor  # (..., r) int8 codes (LowRankBasis.quantise)
+    log_tail: torch.Tensor  # (..., len(temperatures)) float32
+
+
+def encode(base_log_probs: torch.Tensor, served_log_probs: list[torch.Tensor], top_k: int,
+           basis: LowRankBasis) -> EncodedFrames:
+    """Low-rank targets of ``(..., S)`` teacher log-probabilities.
+
+    Args:
+        base_log_probs: the teacher's log soft targets at the base temperature ``T0``.
+        served_log_probs: its log soft targets at each served temperature, in the order of the
+            store's temperatures (the one at ``T0`` included), e.g. the paper's ensemble mean at T.
+        top_k: ``k`` senones stored exactly (``k < S``).
+        basis: the PCA basis of the tail profiles.
+    """
+    if not 1 <= top_k < base_log_probs.shape[-1]:
+        raise AsrKdError(f"low-rank targets need 1 <= k < {base_log_probs.shape[-1]} senones, got k={top_k}")
+    top, ids = torch.topk(base_log_probs.float(), top_k, dim=-1, sorted=True)
+    shape = base_log_probs.shape[:-1]
+    profiles = tail_profile(base_log_probs, top_k).reshape(-1, base_log_probs.shape[-1])
+    coeffs = basis.quantise(basis.project(profiles)).reshape(*shape, basis.rank)
+    log_tail = torch.stack([log_tail_mass(lp, ids) for lp in served_log_probs], dim=-1)
+    return EncodedFrames(ids, top, coeffs, log_tail)
+
+
+@dataclass(frozen=True)
+class LowRankTargets:
+    """Re-temperable soft targets of ``N`` frames (module docstring).
+
+    Attributes:
+        ids: ``(N, k)`` integer senone ids of the top-k at ``base_temperature``.
+        top_log_probs: ``(N, k)`` their log-probabilities at ``base_temperature``.
+        coeffs: ``(N, r)`` int8 codes of the tail-profile coefficients in ``basis``.
+        log_tail: ``(N, len(temperatures))`` exact ``log R_T`` at each of ``temperatures``.
+        temperatures: the temperatures of the ``log_tail`` columns (the ones this batch serves);
+            ``base_temperature`` is one of them.
+        base_temperature: ``T0``, the temperature of ``top_log_probs``.
+        basis: the store's :class:`LowRankBasis`.
+    """
+
+    ids: torch.Tensor
+    top_log_probs: torch.Tensor
+    coeffs: torch.Tensor
+    log_tail: torch.Tensor
+    temperatures: tuple[float, ...]
+    base_temperature: float
+    basis: LowRankBasis
+
+    def __post_init__(self) -> None:
+        n, k = self.ids.shape
+        if self.top_log_probs.shape != (n, k) or self.coeffs.shape != (n, self.basis.rank) \
+                or self.log_tail.shape != (n, len(self.temperatures)):
+            raise ValueError(f"low-rank targets: ids {tuple(self.ids.shape)}, top log-probs "
+                             f"{tuple(self.top_log_probs.shape)}, coeffs {tuple(self.coeffs.shape)} (rank "
+                             f"{self.basis.rank}), log tail {tuple(self.log_tail.shape)} for {self.temperatures}")
+        if self.base_temperature not in self.temperatures:
+            raise ValueError(f"base temperature {self.base_temperature} is not among {self.temperatures}")
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def num_senones(self) -> int:
+        return self.basis.num_senones
+
+    def to(self, device: torch.device | str) -> LowRankTargets:
+        """int64 ids and float32 values on ``device`` (stores keep int16 / fp16)."""
+        return LowRankTargets(self.ids.to(device=device, dtype=torch.int64),
+                              self.top_log_probs.to(device=device, dtype=torch.float32),
+                              self.coeffs.to(device=device),
+                              self.log_tail.to(device=device, dtype=torch.float32),
+                              self.temperatures, self.base_temperature, self.basis.to(device))
+
+    def column(self, temperature: float) -> int:
+        """Index of ``temperature`` in :attr:`temperatures`; a clear error for one not served."""
+        for i, t in enumerate(self.temperatures):
+            if math.isclose(t, temperature, rel_tol=1e-6):
+                return i
+        raise AsrKdError(f"this low-rank teacher store serves T in {list(self.temperatures)}, not T={temperature}; "
+                         "dump it again with that temperature in --temperature")
+
+    def log_probs(self, temperature: float) -> torch.Tensor:
+        """``(N, S)`` float32 log soft targets at a served ``temperature``."""
+        ids = self.ids.long()
+        top = self.top_log_probs.float()
+        scale = self.base_temperature / temperature
+        # the tail: reconstruction, top-k masked out, shifted to its exact mass at T0, clipped below the k-th
+        tail = self.basis.reconstruct(self.basis.dequantise(self.coeffs)).scatter(1, ids, -math.inf)
+        base_mass = self.log_tail[:, self.column(self.base_temperature)].float()
+        tail = tail + (base_mass - torch.logsumexp(tail, dim=-1))[:, None]
+        tail = torch.minimum(tail, top[:, -1:])
+        log_r = self.log_tail[:, self.column(temperature)].float()
+        log_top_mass = log1mexp(log_r)
+        out = torch.log_softmax(tail * scale, dim=-1) + log_r[:, None]
+        top_part = torch.log_softmax(top * scale, dim=-1) + log_top_mass[:, None]
+        return out.scatter(1, ids, top_part)
+
+    def probs(self, temperature: float) -> torch.Tensor:
+        """``(N, S)`` float32 soft targets at a served ``temperature`` (rows sum to 1)."""
+        return self.log_probs(temperature).exp()
