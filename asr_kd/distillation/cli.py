@@ -11,7 +11,7 @@ from asr_kd.training.config import add_train_arguments
 
 DEFAULT_KS = (1, 5, 10, 20, 50)
 DEFAULT_TOP_K = 10
-DEFAULT_LOWRANK_TOP_K, DEFAULT_RANK = 8, 60
+DEFAULT_LOWRANK_TOP_K, DEFAULT_RANK = 8, 96
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"senones kept exactly per frame (topk default {DEFAULT_TOP_K}, lowrank default "
                    f"{DEFAULT_LOWRANK_TOP_K}); 'dense' = --store-kind dense")
     p.add_argument("--rank", type=int, nargs="+", default=[DEFAULT_RANK], metavar="R",
-                   help=f"lowrank: PCA coefficients per frame (default {DEFAULT_RANK})")
+                   help=f"lowrank: PCA coefficients per frame (default {DEFAULT_RANK}: 60 bytes of codes)")
+    p.add_argument("--rank-8bit", type=int, default=None,
+                   help="lowrank: leading coefficients coded on 8 bits, the rest on 4 (default: a quarter)")
     p.add_argument("--base-temperature", type=float, default=1.0,
                    help="lowrank: T of the stored log-probabilities (default 1: exact for one model at every T)")
     p.add_argument("--fit-frames", type=int, default=DEFAULT_FIT_FRAMES,
@@ -179,7 +181,8 @@ def store_specs(args: argparse.Namespace) -> dict[Path, dict]:
         if None in (args.top_k or []):
             raise AsrKdError("--store-kind lowrank keeps a top-k exactly: --top-k dense does not apply")
         specs = [({"k": k, "r": r}, {"temperature": args.base_temperature, "top_k": k, "rank": r,
-                                      "temperatures": tuple(args.temperature), "fit_frames": args.fit_frames})
+                                      "rank_8bit": args.rank_8bit, "temperatures": tuple(args.temperature),
+                                      "fit_frames": args.fit_frames})
                  for k in args.top_k or [DEFAULT_LOWRANK_TOP_K] for r in args.rank]
         allowed = "{k} and {r}"
     else:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,28 +41,43 @@ from asr_kd.utils.errors import AsrKdError
 
 #: log tail masses are clamped here: e^-80 is 0 for every purpose, and -inf would make NaNs
 MIN_LOG_MASS = -80.0
-INT8_MAX = 127
-#: the basis's coefficients are quantised to int8 with steps from this quantile of |coeff|
+#: largest |code| of an 8-bit and of a 4-bit coefficient (symmetric: 0 stays exact)
+CODE_MAX = {8: 127, 4: 7}
+#: coefficients are quantised with steps from this quantile of |coeff| on the fitting frames
 STEP_QUANTILE = 0.999
 BASIS_ARRAYS = ("mean", "components", "explained", "steps")
 
 
+def default_rank_8bit(rank: int) -> int:
+    """How many of ``rank`` coefficients get 8 bits (the rest 4): a quarter, the leading ones.
+
+    Measured on the E1 ensemble at 60 coefficient bytes per frame (1000 senones): 24 x 8 + 72 x 4
+    bits gave KL 0.027 / 0.022 at T = 1 / 2, against 0.035 / 0.029 for 60 x 8 bits and 0.041 /
+    0.035 for 120 x 4 bits (16 x 8 + 88 x 4 and 32 x 8 + 56 x 4: within 3% of it).
+    """
+    return (rank + 2) // 4
+
+
 @dataclass(frozen=True)
 class LowRankBasis:
-    """A PCA basis of tail profiles: ``profile ~ mean + coeffs @ components``, with int8 coefficients.
+    """A PCA basis of tail profiles, ``profile ~ mean + coeffs @ components``, and how its
+    coefficients are coded: the first ``rank_8bit`` as 8-bit codes, the others as 4-bit codes
+    (two per byte), ``coeff ~ step * code``.
 
     Attributes:
         mean: ``(S,)`` float32 mean tail profile of the fitting frames.
         components: ``(r, S)`` float32 orthonormal rows, by decreasing variance (``r`` may be 0).
         explained: ``(r,)`` float32 fraction of the profiles' variance each component explains.
-        steps: ``(r,)`` float32 quantisation step of each coefficient: ``coeff ~ step * int8``,
-            ``127 step`` = the 99.9th percentile of ``|coeff|`` on the fitting frames (rarer ones clip).
+        steps: ``(r,)`` float32 quantisation step of each coefficient: ``CODE_MAX * step`` = the
+            99.9th percentile of ``|coeff|`` on the fitting frames (rarer values clip).
+        rank_8bit: leading coefficients with 8-bit codes.
     """
 
     mean: torch.Tensor
     components: torch.Tensor
     explained: torch.Tensor
     steps: torch.Tensor
+    rank_8bit: int
 
     @property
     def rank(self) -> int:
@@ -72,6 +87,11 @@ class LowRankBasis:
     def num_senones(self) -> int:
         return int(self.mean.shape[0])
 
+    @property
+    def code_bytes(self) -> int:
+        """Bytes of one frame's coefficient codes."""
+        return code_bytes(self.rank, self.rank_8bit)
+
     def project(self, profiles: torch.Tensor) -> torch.Tensor:
         """``(N, S)`` tail profiles -> ``(N, r)`` coefficients."""
         return (profiles.float() - self.mean.to(profiles.device)) @ self.components.to(profiles.device).T
@@ -80,21 +100,35 @@ class LowRankBasis:
         """``(N, r)`` coefficients -> ``(N, S)`` tail profiles (float32)."""
         return self.mean.to(coeffs.device) + coeffs.float() @ self.components.to(coeffs.device)
 
-    def quantise(self, coeffs: torch.Tensor) -> torch.Tensor:
-        """``(N, r)`` float coefficients -> int8 codes (what a store keeps)."""
-        steps = self.steps.to(coeffs.device)
-        return torch.round(coeffs.float() / steps).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+    def code_max(self) -> torch.Tensor:
+        """``(r,)`` largest |code| of each coefficient."""
+        return torch.tensor([CODE_MAX[8]] * self.rank_8bit + [CODE_MAX[4]] * (self.rank - self.rank_8bit))
 
-    def dequantise(self, codes: torch.Tensor) -> torch.Tensor:
-        """int8 codes ``(N, r)`` -> float32 coefficients."""
-        return codes.float() * self.steps.to(codes.device)
+    def encode(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """``(N, r)`` float coefficients -> ``(N, code_bytes)`` uint8 codes (what a store keeps)."""
+        cmax = self.code_max().to(coeffs.device)
+        codes = torch.round(coeffs.float() / self.steps.to(coeffs.device)).clamp(-cmax, cmax).to(torch.int8)
+        wide, narrow = codes[:, : self.rank_8bit], codes[:, self.rank_8bit :]
+        if narrow.shape[1] % 2:  # pad with a zero code
+            narrow = torch.cat([narrow, torch.zeros_like(narrow[:, :1])], dim=1)
+        nibbles = (narrow + 8).to(torch.uint8)  # 1..15
+        return torch.cat([wide.view(torch.uint8), nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)], dim=1)
+
+    def decode(self, packed: torch.Tensor) -> torch.Tensor:
+        """``(N, code_bytes)`` uint8 codes -> ``(N, r)`` float32 coefficients."""
+        wide = packed[:, : self.rank_8bit].contiguous().view(torch.int8).float()
+        pairs = packed[:, self.rank_8bit :]
+        narrow = torch.stack([pairs & 15, pairs >> 4], dim=-1).flatten(1)[:, : self.rank - self.rank_8bit]
+        return torch.cat([wide, narrow.float() - 8], dim=1) * self.steps.to(packed.device)
 
     def to(self, device: torch.device | str) -> LowRankBasis:
-        return LowRankBasis(*(x.to(device) for x in (self.mean, self.components, self.explained, self.steps)))
+        return LowRankBasis(*(x.to(device) for x in (self.mean, self.components, self.explained, self.steps)),
+                            self.rank_8bit)
 
     def save(self, path: str | os.PathLike, fit_utts: Sequence[str] = ()) -> None:
         """Atomically write ``path`` (``.npz``), with the utterances it was fitted on (provenance)."""
         arrays = {name: getattr(self, name).cpu().numpy() for name in BASIS_ARRAYS}
+        arrays["rank_8bit"] = np.array(self.rank_8bit)
         arrays["fit_utts"] = np.array(list(fit_utts), dtype=str)
         write_with(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
@@ -104,7 +138,26 @@ class LowRankBasis:
         if not path.exists():
             raise AsrKdError(f"{path}: missing PCA basis of a low-rank teacher store (store damaged)")
         with np.load(path) as data:
-            return cls(*(torch.from_numpy(np.asarray(data[k], dtype=np.float32)) for k in BASIS_ARRAYS))
+            return cls(*(torch.from_numpy(np.asarray(data[k], dtype=np.float32)) for k in BASIS_ARRAYS),
+                       int(data["rank_8bit"]))
+
+
+def code_bytes(rank: int, rank_8bit: int) -> int:
+    """Bytes of ``rank`` coefficient codes of which ``rank_8bit`` are 8-bit and the rest 4-bit."""
+    return rank_8bit + (rank - rank_8bit + 1) // 2
+
+
+def rank_for_bytes(nbytes: int) -> int:
+    """The largest rank whose codes (:func:`default_rank_8bit` of them 8-bit) fit ``nbytes``.
+
+    Example:
+        >>> rank_for_bytes(60), rank_for_bytes(120)
+        (96, 192)
+    """
+    rank = 0
+    while code_bytes(rank + 1, default_rank_8bit(rank + 1)) <= nbytes:
+        rank += 1
+    return rank
 
 
 def fit_utterances(path: str | os.PathLike) -> list[str]:
@@ -115,7 +168,7 @@ def fit_utterances(path: str | os.PathLike) -> list[str]:
 
 def uniform_tail(num_senones: int) -> LowRankBasis:
     """Rank 0 with a flat mean: the tail mass is spread uniformly over the left-out senones."""
-    return LowRankBasis(torch.zeros(num_senones), torch.zeros(0, num_senones), torch.zeros(0), torch.zeros(0))
+    return LowRankBasis(torch.zeros(num_senones), torch.zeros(0, num_senones), torch.zeros(0), torch.zeros(0), 0)
 
 
 def tail_profile(log_probs: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -126,29 +179,33 @@ def tail_profile(log_probs: torch.Tensor, top_k: int) -> torch.Tensor:
     return clipped - clipped.mean(-1, keepdim=True)
 
 
-def fit_basis(profiles: torch.Tensor, rank: int, seed: int = 0) -> LowRankBasis:
+def fit_basis(profiles: torch.Tensor, rank: int, rank_8bit: int | None = None, seed: int = 0) -> LowRankBasis:
     """PCA of ``(N, S)`` tail profiles (:func:`tail_profile` of a sample of training frames).
 
     ``torch.svd_lowrank`` (randomised, Halko et al. 2011) with 4 power iterations instead of a
     full SVD: ``N x S`` is ~20000 x 8000 at the paper's scale, and only ``r << S`` components
-    are kept. Seeded, so a refit gives the same basis.
+    are kept. Seeded, so a refit gives the same basis. ``rank_8bit`` defaults to
+    :func:`default_rank_8bit`.
     """
+    rank_8bit = default_rank_8bit(rank) if rank_8bit is None else rank_8bit
     if profiles.dim() != 2 or len(profiles) <= rank:
         raise AsrKdError(f"fitting a rank-{rank} basis needs more than {rank} frames, got {tuple(profiles.shape)}")
+    if not 0 <= rank_8bit <= rank:
+        raise AsrKdError(f"rank_8bit must be in 0..{rank}, got {rank_8bit}")
     x = profiles.float()
     mean = x.mean(0)
     centred = x - mean
     total = float(centred.square().sum())
     if rank == 0:
-        return LowRankBasis(mean, torch.zeros(0, x.shape[1]), torch.zeros(0), torch.zeros(0))
+        return LowRankBasis(mean, torch.zeros(0, x.shape[1]), torch.zeros(0), torch.zeros(0), 0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         _, sing, v = torch.svd_lowrank(centred, q=min(rank + 16, min(x.shape)), niter=4)
     components = v[:, :rank].T.contiguous()
     explained = sing[:rank].square() / max(total, 1e-30)
-    coeffs = centred @ components.T
-    steps = (torch.quantile(coeffs.abs(), STEP_QUANTILE, dim=0) / INT8_MAX).clamp_min(1e-6)
-    return LowRankBasis(mean, components, explained, steps)
+    basis = LowRankBasis(mean, components, explained, torch.ones(rank), rank_8bit)
+    spread = torch.quantile((centred @ components.T).abs(), STEP_QUANTILE, dim=0)
+    return replace(basis, steps=(spread / basis.code_max()).clamp_min(1e-6))
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -172,7 +229,7 @@ class EncodedFrames:
 
     ids: torch.Tensor  # (..., k) int64
     top_log_probs: torch.Tensor  # (..., k) float32 at the base temperature
-    coeffs: torch.Tensor  # (..., r) int8 codes (LowRankBasis.quantise)
+    coeffs: torch.Tensor  # (..., code_bytes) uint8 coefficient codes (LowRankBasis.encode)
     log_tail: torch.Tensor  # (..., len(temperatures)) float32
 
 
@@ -192,7 +249,7 @@ def encode(base_log_probs: torch.Tensor, served_log_probs: list[torch.Tensor], t
     top, ids = torch.topk(base_log_probs.float(), top_k, dim=-1, sorted=True)
     shape = base_log_probs.shape[:-1]
     profiles = tail_profile(base_log_probs, top_k).reshape(-1, base_log_probs.shape[-1])
-    coeffs = basis.quantise(basis.project(profiles)).reshape(*shape, basis.rank)
+    coeffs = basis.encode(basis.project(profiles)).reshape(*shape, basis.code_bytes)
     log_tail = torch.stack([log_tail_mass(lp, ids) for lp in served_log_probs], dim=-1)
     return EncodedFrames(ids, top, coeffs, log_tail)
 
@@ -204,7 +261,7 @@ class LowRankTargets:
     Attributes:
         ids: ``(N, k)`` integer senone ids of the top-k at ``base_temperature``.
         top_log_probs: ``(N, k)`` their log-probabilities at ``base_temperature``.
-        coeffs: ``(N, r)`` int8 codes of the tail-profile coefficients in ``basis``.
+        coeffs: ``(N, code_bytes)`` uint8 codes of the tail-profile coefficients in ``basis``.
         log_tail: ``(N, len(temperatures))`` exact ``log R_T`` at each of ``temperatures``.
         temperatures: the temperatures of the ``log_tail`` columns (the ones this batch serves);
             ``base_temperature`` is one of them.
@@ -222,11 +279,12 @@ class LowRankTargets:
 
     def __post_init__(self) -> None:
         n, k = self.ids.shape
-        if self.top_log_probs.shape != (n, k) or self.coeffs.shape != (n, self.basis.rank) \
+        if self.top_log_probs.shape != (n, k) or self.coeffs.shape != (n, self.basis.code_bytes) \
                 or self.log_tail.shape != (n, len(self.temperatures)):
             raise ValueError(f"low-rank targets: ids {tuple(self.ids.shape)}, top log-probs "
-                             f"{tuple(self.top_log_probs.shape)}, coeffs {tuple(self.coeffs.shape)} (rank "
-                             f"{self.basis.rank}), log tail {tuple(self.log_tail.shape)} for {self.temperatures}")
+                             f"{tuple(self.top_log_probs.shape)}, coefficient codes {tuple(self.coeffs.shape)} "
+                             f"({self.basis.code_bytes} bytes), log tail {tuple(self.log_tail.shape)} for "
+                             f"{self.temperatures}")
         if self.base_temperature not in self.temperatures:
             raise ValueError(f"base temperature {self.base_temperature} is not among {self.temperatures}")
 
@@ -255,20 +313,31 @@ class LowRankTargets:
 
     def log_probs(self, temperature: float) -> torch.Tensor:
         """``(N, S)`` float32 log soft targets at a served ``temperature``."""
-        ids = self.ids.long()
-        top = self.top_log_probs.float()
-        scale = self.base_temperature / temperature
-        # the tail: reconstruction, top-k masked out, shifted to its exact mass at T0, clipped below the k-th
-        tail = self.basis.reconstruct(self.basis.dequantise(self.coeffs)).scatter(1, ids, -math.inf)
-        base_mass = self.log_tail[:, self.column(self.base_temperature)].float()
-        tail = tail + (base_mass - torch.logsumexp(tail, dim=-1))[:, None]
-        tail = torch.minimum(tail, top[:, -1:])
-        log_r = self.log_tail[:, self.column(temperature)].float()
-        log_top_mass = log1mexp(log_r)
-        out = torch.log_softmax(tail * scale, dim=-1) + log_r[:, None]
-        top_part = torch.log_softmax(top * scale, dim=-1) + log_top_mass[:, None]
-        return out.scatter(1, ids, top_part)
+        profile = self.basis.reconstruct(self.basis.decode(self.coeffs))
+        return retemper(self.ids, self.top_log_probs, profile, self.log_tail[:, self.column(self.base_temperature)],
+                        self.log_tail[:, self.column(temperature)], self.base_temperature / temperature)
 
     def probs(self, temperature: float) -> torch.Tensor:
         """``(N, S)`` float32 soft targets at a served ``temperature`` (rows sum to 1)."""
         return self.log_probs(temperature).exp()
+
+
+def retemper(ids: torch.Tensor, top_log_probs: torch.Tensor, profile: torch.Tensor, base_log_tail: torch.Tensor,
+             log_tail: torch.Tensor, scale: float) -> torch.Tensor:
+    """``(N, S)`` log soft targets at ``T = T0 / scale`` from the stored parts of ``N`` frames.
+
+    Args:
+        ids, top_log_probs: ``(N, k)`` the exact top-k at ``T0`` (most probable first).
+        profile: ``(N, S)`` tail profile (any per-frame shift; its top-k entries are ignored).
+        base_log_tail, log_tail: ``(N,)`` log tail mass at ``T0`` and at ``T``.
+        scale: ``T0 / T``.
+    """
+    ids, top = ids.long(), top_log_probs.float()
+    # the tail: top-k masked out, shifted to its exact mass at T0, clipped below the k-th value
+    tail = profile.float().scatter(1, ids, -math.inf)
+    tail = tail + (base_log_tail.float() - torch.logsumexp(tail, dim=-1))[:, None]
+    tail = torch.minimum(tail, top[:, -1:])
+    log_tail = log_tail.float()
+    out = torch.log_softmax(tail * scale, dim=-1) + log_tail[:, None]
+    top_part = torch.log_softmax(top * scale, dim=-1) + log1mexp(log_tail)[:, None]
+    return out.scatter(1, ids, top_part)

@@ -11,7 +11,8 @@ order can read them). Three kinds (``TeacherStoreConfig.kind``), each a set of a
                      (1 - row sum = tail mass; the loss's ``topk_policy`` decides how to use it)
     lowrank  ids/    int16 (T, k) the top-k senones at the base temperature T0
              logp/   float16 (T, k) their log-probabilities at T0
-             coef/   int8 (T, r) tail-profile coefficients in the PCA basis basis.npz (quantised)
+             coef/   uint8 (T, c) codes of r tail-profile coefficients in the PCA basis basis.npz
+                     (the leading quarter 8-bit, the others 4-bit: c = r/4 + 3r/8 bytes)
              tail/   float16 (T, n) log tail mass at each of the n temperatures the store serves
              basis.npz  PCA basis of the tail profiles, fitted on training frames before the dump
     utts.txt the shard plan of the dump (shard size, utterance order), checked on rerun
@@ -26,7 +27,7 @@ it was dumped with from one teacher pass (what it stores and its measured error:
 
 Sizes (:func:`asr_kd.distillation.accounting.bytes_per_frame`): a dense fp16 frame costs
 ``2 S`` bytes, a top-k frame ``4 k`` (int16 id + fp16 probability), a low-rank frame
-``4 k + r + 2 n``, e.g. 2000, 80 and 100 bytes for S = 1000, k = 20 / k = 8, r = 60, n = 4.
+``4 k + c + 2 n``, e.g. 2000, 80 and 100 bytes for S = 1000, k = 20 / k = 8, r = 96 (c = 60), n = 4.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ PLAN_FILE = "utts.txt"  # utts_per_shard, then the utterance order that defines 
 STORE_KIND = "teacher_soft_targets"
 STORE_KINDS = ("dense", "topk", "lowrank")
 PROB_DTYPE = np.dtype("float16")
-COEF_DTYPE = np.dtype("int8")
+COEF_DTYPE = np.dtype("uint8")  # packed 8-bit and 4-bit codes (LowRankBasis.encode)
 #: frames a low-rank store's PCA basis is fitted on (drawn from ~4x as many frames of the dump set)
 DEFAULT_FIT_FRAMES = 20000
 FIT_POOL = 4
@@ -79,6 +80,8 @@ class TeacherStoreConfig:
         teachers: the model / ensemble files the targets come from (provenance).
         features: the feature directory the teacher ran on (provenance).
         rank: PCA coefficients per frame of a low-rank store; ``None`` for dense / top-k.
+        rank_8bit: low-rank: how many of them (the leading ones) get 8-bit codes, the rest 4-bit
+            (default :func:`~asr_kd.distillation.lowrank.default_rank_8bit`, a quarter).
         temperatures: low-rank: the temperatures it serves (exact tail mass stored for each);
             ``temperature`` is added if missing.
         fit_frames: low-rank: training frames its PCA basis is fitted on.
@@ -91,6 +94,7 @@ class TeacherStoreConfig:
     teachers: tuple[str, ...] = field(default_factory=tuple)
     features: str = ""
     rank: int | None = None
+    rank_8bit: int | None = None
     temperatures: tuple[float, ...] = field(default_factory=tuple)
     fit_frames: int = DEFAULT_FIT_FRAMES
 
@@ -113,11 +117,15 @@ class TeacherStoreConfig:
                                  f"got {self.top_k}")
             if not 0 <= self.rank < self.num_senones:
                 raise AsrKdError(f"teacher store: rank must be in 0..{self.num_senones - 1}, got {self.rank}")
+            if self.rank_8bit is None:  # resolved here so that meta.json holds the number
+                object.__setattr__(self, "rank_8bit", lowrank.default_rank_8bit(self.rank))
+            if not 0 <= self.rank_8bit <= self.rank:
+                raise AsrKdError(f"teacher store: rank_8bit must be in 0..{self.rank}, got {self.rank_8bit}")
             if self.fit_frames <= self.rank:
                 raise AsrKdError(f"teacher store: fitting a rank-{self.rank} basis needs more than {self.rank} "
                                  f"frames, got fit_frames={self.fit_frames}")
-        elif self.temperatures:
-            raise AsrKdError("teacher store: only a low-rank store serves several temperatures")
+        elif self.temperatures or self.rank_8bit is not None:
+            raise AsrKdError("teacher store: only a low-rank store serves several temperatures or has rank_8bit")
 
     @property
     def kind(self) -> str:
@@ -147,7 +155,8 @@ class TeacherStoreConfig:
         if self.kind == "topk":
             return [(IDS_DIR, self.ids_dtype, self.top_k), (PROBS_DIR, PROB_DTYPE, self.top_k)]
         return [(IDS_DIR, self.ids_dtype, self.top_k), (LOGP_DIR, PROB_DTYPE, self.top_k),
-                (COEF_DIR, COEF_DTYPE, self.rank), (TAIL_DIR, PROB_DTYPE, len(self.served_temperatures))]
+                (COEF_DIR, COEF_DTYPE, lowrank.code_bytes(self.rank, self.rank_8bit)),
+                (TAIL_DIR, PROB_DTYPE, len(self.served_temperatures))]
 
     @property
     def bytes_per_frame(self) -> int:
@@ -157,7 +166,7 @@ class TeacherStoreConfig:
     def to_meta(self) -> dict[str, Any]:
         meta = {"kind": STORE_KIND, **asdict(self), "teachers": list(self.teachers)}
         if self.rank is None:  # dense / top-k metas stay those of stores written before low-rank ones existed
-            for key in ("rank", "temperatures", "fit_frames"):
+            for key in ("rank", "rank_8bit", "temperatures", "fit_frames"):
                 meta.pop(key)
         else:
             meta["temperatures"] = list(self.served_temperatures)
@@ -230,9 +239,11 @@ class TeacherStoreWriter:
 
     def set_basis(self, basis: LowRankBasis, fit_utts: Sequence[str]) -> None:
         """Save the PCA basis of a low-rank store (before its first shard)."""
-        if basis.rank != self.config.rank or basis.num_senones != self.config.num_senones:
-            raise AsrKdError(f"{self.root}: a basis of rank {basis.rank} over {basis.num_senones} senones does not "
-                             f"fit this store (rank {self.config.rank}, {self.config.num_senones} senones)")
+        c = self.config
+        if (basis.rank, basis.rank_8bit, basis.num_senones) != (c.rank, c.rank_8bit, c.num_senones):
+            raise AsrKdError(f"{self.root}: a basis of rank {basis.rank} ({basis.rank_8bit} 8-bit) over "
+                             f"{basis.num_senones} senones does not fit this store (rank {c.rank}, {c.rank_8bit} "
+                             f"8-bit, {c.num_senones} senones)")
         basis.save(self.basis_path, fit_utts)
         self.basis = basis
 
@@ -431,7 +442,7 @@ def fit_bases(teacher: nn.Module, features: FeatureSet, utt_ids: Sequence[str],
         x = torch.cat(out)
         if len(x) > config.fit_frames:  # a store fitted on fewer frames than the largest one asks
             x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: config.fit_frames]]
-        bases.append(lowrank.fit_basis(x, config.rank))
+        bases.append(lowrank.fit_basis(x, config.rank, config.rank_8bit))
     return bases, list(sample)
 
 
@@ -544,7 +555,7 @@ class TeacherTargets:
     Row ``i`` belongs to the same frame as row ``i`` of the :class:`FrameTable` (utterances in
     ``FrameTable.utt_ids`` order, concatenated), so a training batch's ``frame_index`` gathers
     its targets. Tables keep the store's compact dtypes: ``N * bytes_per_frame`` bytes of RAM
-    (e.g. 970k frames: 78 MB at k = 20, 97 MB low-rank at k = 8, r = 60, 1.9 GB dense with
+    (e.g. 970k frames: 78 MB at k = 20, 97 MB low-rank at k = 8, r = 96, 1.9 GB dense with
     1000 senones).
 
     Attributes:

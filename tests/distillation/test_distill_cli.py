@@ -110,7 +110,7 @@ def test_lowrank_store_dump_inspect_fidelity_and_train(tmp_path, tiny_exp_dir, t
     result = json.loads(report.read_text())
     rows = {r["name"]: r for r in result["stores"]}
     low = rows[str(tmp_path / "lr_k4_r6")]
-    assert set(low) >= {"T1", "T2", "T5", "T10"} and low["array_bytes_per_frame"] == 4 * 4 + 6 + 8
+    assert set(low) >= {"T1", "T2", "T5", "T10"} and low["array_bytes_per_frame"] == 4 * 4 + (2 + 4 // 2) + 8
     assert low["T2"]["kl_dense_store"] < rows[f"{tmp_path / 'T2_k4'} (tail)"]["T2"]["kl_dense_store"]
     assert "T5" not in rows[f"{tmp_path / 'T2_k4'} (renormalise)"] and result["retemper_floor"]["T2"] < 1e-6
 

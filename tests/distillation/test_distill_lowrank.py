@@ -1,6 +1,5 @@
 """Re-temperable low-rank soft targets on synthetic logits: exactness, fidelity vs rank, ensembles."""
 
-from dataclasses import replace
 
 import pytest
 import torch
@@ -9,10 +8,14 @@ from asr_kd.distillation.fidelity import frame_divergences
 from asr_kd.distillation.lowrank import (
     LowRankBasis,
     LowRankTargets,
+    code_bytes,
+    default_rank_8bit,
     encode,
     fit_basis,
     fit_utterances,
     log1mexp,
+    rank_for_bytes,
+    retemper,
     tail_profile,
     uniform_tail,
 )
@@ -46,25 +49,26 @@ def mean_kl(member_logits, targets, temperature):
     return float(frame_divergences(ref, targets.log_probs(temperature))["kl_dense_store"].mean())
 
 
-def fitted_basis(member_logits, top_k, rank):
-    return fit_basis(tail_profile(combine_logits(list(member_logits), 1.0, "mean_prob"), top_k), rank)
+def fitted_basis(member_logits, top_k, rank, rank_8bit=None):
+    return fit_basis(tail_profile(combine_logits(list(member_logits), 1.0, "mean_prob"), top_k), rank, rank_8bit)
 
 
 def test_one_model_is_re_tempered_exactly_at_every_temperature():
-    # full rank and float coefficients: the tail profile is reconstructed exactly, so what is
-    # left is softmax(log p_1 / T) = softmax(z / T) for one model: exact at every T, even for
-    # frames whose T = 1 tail mass is far below float32's resolution of 1 - top-k mass
+    # the exact tail profile (no rank or code loss) leaves softmax(log p_1 / T) = softmax(z / T)
+    # for one model: exact at every T, even for frames whose T = 1 tail mass is far below
+    # float32's resolution of 1 - top-k mass
     train, test = low_rank_logits(400, 24, 24, seed=0), low_rank_logits(200, 24, 24, seed=0)[:, :100]
-    basis = fitted_basis(train, 4, rank=23)
-    stored = store_targets(test, top_k=4, basis=basis)
+    stored = store_targets(test, top_k=4, basis=fitted_basis(train, 4, rank=23, rank_8bit=23))
     assert float(stored.log_tail[:, 0].min()) < -20  # some tails of 1e-9 and below at T = 1
-    exact = LowRankTargets(stored.ids, stored.top_log_probs, basis.project(tail_profile(test[0].log_softmax(-1), 4)),
-                           stored.log_tail, TEMPERATURES, 1.0, replace(basis, steps=torch.ones(23)))
+    log_p1 = test[0].log_softmax(-1)
     for t in TEMPERATURES:
-        assert mean_kl(test, exact, t) < 1e-6, t
-        assert torch.allclose(exact.probs(t), torch.softmax(test[0] / t, -1), rtol=5e-3, atol=1e-6)  # fp16 values
-        assert torch.allclose(exact.probs(t).sum(-1), torch.ones(100), atol=1e-5)
-        # the store's int8 coefficients cost a rounding error, small against a top-k store's
+        exact = retemper(stored.ids, stored.top_log_probs, tail_profile(log_p1, 4), stored.log_tail[:, 0],
+                         stored.log_tail[:, stored.column(t)], 1.0 / t)
+        assert torch.allclose(exact.exp(), torch.softmax(test[0] / t, -1), rtol=5e-3, atol=1e-6)  # fp16 values
+        assert torch.allclose(exact.exp().sum(-1), torch.ones(100), atol=1e-5)
+        assert float(frame_divergences(test[0].log_softmax(-1) if t == 1 else torch.log_softmax(test[0] / t, -1),
+                                       exact)["kl_dense_store"].mean()) < 1e-6
+        # full rank in the store: what is left is the coefficients' 8-bit rounding
         assert mean_kl(test, stored, t) < 0.015, t
 
 
@@ -73,14 +77,29 @@ def test_fidelity_grows_with_rank_and_beats_a_uniform_tail():
     logits = low_rank_logits(3000, 200, 12, seed=1, scale=0.7)
     train, test = logits[:, :2000], logits[:, 2000:]
     kls = {}
-    for name, basis in (("uniform", uniform_tail(200)), ("r2", fitted_basis(train, 8, 2)),
-                        ("r6", fitted_basis(train, 8, 6)), ("r12", fitted_basis(train, 8, 12))):
+    for name, basis in (("uniform", uniform_tail(200)), ("r2", fitted_basis(train, 8, 2, 2)),
+                        ("r6", fitted_basis(train, 8, 6, 6)), ("r12", fitted_basis(train, 8, 12, 12))):
         targets = store_targets(test, 8, basis)
         kls[name] = [mean_kl(test, targets, t) for t in TEMPERATURES]
     for i, t in enumerate(TEMPERATURES):
         assert kls["r2"][i] > kls["r6"][i] > kls["r12"][i], (t, kls)
         assert kls["uniform"][i] > kls["r2"][i], (t, kls)
     assert max(kls["r12"]) < 5e-3 < min(kls["uniform"])  # rank >= the logits' rank: int8 rounding is left
+
+
+def test_4_bit_codes_buy_more_rank_than_they_cost_on_a_decaying_spectrum():
+    # what a trained teacher's tail profiles look like (and what the 1/4 8-bit default is for):
+    # a few strong directions and many weak ones; at 12 bytes of codes, 3 x 8 + 18 x 4 bits
+    # (rank 21) must beat 12 x 8 bits (rank 12)
+    g = torch.Generator().manual_seed(7)
+    h = torch.randn(4000, 40, generator=g) * (3.0 * 0.9 ** torch.arange(40.0))
+    logits = (h @ torch.randn(40, 150, generator=g))[None]
+    train, test = logits[:, :3000], logits[:, 3000:]
+    mixed = store_targets(test, 8, fitted_basis(train, 8, rank_for_bytes(12)))
+    wide = store_targets(test, 8, fitted_basis(train, 8, 12, 12))
+    assert mixed.basis.code_bytes == wide.basis.code_bytes == 12
+    for t in TEMPERATURES:
+        assert mean_kl(test, mixed, t) < mean_kl(test, wide, t), t
 
 
 def test_ensemble_re_tempering_error_is_bounded_as_measured():
@@ -90,7 +109,7 @@ def test_ensemble_re_tempering_error_is_bounded_as_measured():
     # KL(p_T || softmax(log p_1 / T)) plus 2e-4 (measured: 0.95-1.0x; real teachers: the README).
     logits = low_rank_logits(3000, 60, 60, seed=2, members=3)
     train, test = logits[:, :2000], logits[:, 2000:]
-    targets = store_targets(test, top_k=8, basis=fitted_basis(train, 8, rank=59))
+    targets = store_targets(test, top_k=8, basis=fitted_basis(train, 8, rank=59, rank_8bit=59))
     base = combine_logits(list(test), 1.0, "mean_prob")
     for t in TEMPERATURES:
         floor = float(frame_divergences(combine_logits(list(test), t, "mean_prob"),
@@ -121,15 +140,26 @@ def test_log1mexp_is_accurate_at_both_ends():
     assert torch.allclose(log1mexp(x.float()).double(), expected, rtol=1e-5)
 
 
-def test_int8_codes_round_trip_within_half_a_step():
+def test_codes_round_trip_within_half_a_step():
     logits = low_rank_logits(800, 30, 6, seed=5)
-    basis = fitted_basis(logits, 4, 5)
+    basis = fitted_basis(logits, 4, 7)
+    assert (basis.rank_8bit, basis.code_bytes) == (2, 2 + 3)  # 2 x 8 bits, 5 x 4 bits in 3 bytes
     coeffs = basis.project(tail_profile(logits[0], 4))
-    back = basis.dequantise(basis.quantise(coeffs))
-    inside = coeffs.abs() <= 127 * basis.steps
+    packed = basis.encode(coeffs)
+    assert packed.dtype == torch.uint8 and packed.shape == (800, 5)
+    back = basis.decode(packed)
+    inside = coeffs.abs() <= basis.code_max() * basis.steps
     assert inside.float().mean() > 0.99  # the steps cover the 99.9th percentile of the fitting frames
-    assert ((back - coeffs).abs()[inside] <= basis.steps.expand_as(coeffs)[inside] / 2 + 1e-6).all()
+    assert ((back - coeffs).abs()[inside] <= basis.steps.expand_as(coeffs)[inside] / 2 + 1e-5).all()
+    assert ((back - coeffs).abs()[~inside] <= coeffs.abs()[~inside]).all()  # clipped, with the right sign
     assert (basis.explained[:-1] >= basis.explained[1:]).all() and 0.9 < float(basis.explained.sum()) <= 1.0
+    with pytest.raises(AsrKdError, match="rank_8bit must be in 0..7"):
+        fit_basis(tail_profile(logits[0], 4), 7, rank_8bit=8)
+
+
+def test_rank_for_bytes_and_default_split():
+    assert [default_rank_8bit(r) for r in (0, 1, 4, 96, 192)] == [0, 0, 1, 24, 48]
+    assert code_bytes(96, 24) == 60 and rank_for_bytes(60) == 96 and rank_for_bytes(120) == 192
 
 
 def test_basis_save_load(tmp_path):
@@ -139,6 +169,7 @@ def test_basis_save_load(tmp_path):
     loaded = LowRankBasis.load(tmp_path / "basis.npz")
     for name in ("mean", "components", "explained", "steps"):
         assert torch.equal(getattr(loaded, name), getattr(basis, name))
+    assert loaded.rank_8bit == basis.rank_8bit == 1
     assert fit_utterances(tmp_path / "basis.npz") == ["u1", "u2"]
     with pytest.raises(AsrKdError, match="missing PCA basis"):
         LowRankBasis.load(tmp_path / "nope.npz")

@@ -161,10 +161,11 @@ def test_lowrank_store_serves_every_dumped_temperature_from_one_pass(tmp_path, f
     store = TeacherStore(tmp_path / "lr")
     assert store.config == config and store.config.kind == "lowrank"
     assert store.config.served_temperatures == (1.0, 2.0, 5.0, 10.0)
-    assert {n: s.dtype for n, s in store.fields.items()} == {"ids": np.int16, "logp": np.float16, "coef": np.int8,
+    assert {n: s.dtype for n, s in store.fields.items()} == {"ids": np.int16, "logp": np.float16, "coef": np.uint8,
                                                               "tail": np.float16}
     assert 0 < len(store.fit_utts) < 5 and store.basis.rank == 6
-    assert config.bytes_per_frame == bytes_per_frame(NUM_SENONES, 4, rank=6, num_temperatures=4) == 4 * 4 + 6 + 2 * 4
+    # 4 x (int16 id + fp16 log-prob) + 2 x 8-bit and 4 x 4-bit codes + 4 x fp16 tail mass
+    assert config.bytes_per_frame == bytes_per_frame(NUM_SENONES, 4, rank=6, num_temperatures=4) == 16 + 4 + 8
     for t in config.served_temperatures:
         reference = _reference(teacher, features, t)
         for utt_id, n in utt_lengths.items():
@@ -219,7 +220,7 @@ def test_lowrank_teacher_targets_stay_compact_in_ram(tmp_path, features, teacher
     targets = TeacherTargets.load(tmp_path / "lr", table)
     assert len(targets) == 17 and targets.probs is None and targets.ids.dtype == torch.int16
     assert {n: a.dtype for n, a in targets.fields.items()} == {"ids": torch.int16, "logp": torch.float16,
-                                                               "coef": torch.int8, "tail": torch.float16}
+                                                               "coef": torch.uint8, "tail": torch.float16}
     got = targets.gather(torch.tensor([0, 12, 16]))
     store = TeacherStore(tmp_path / "lr")
     expected = torch.cat([store.utterance("s3-c-0001").probs(2.0)[:1], store.utterance("s1-a-0002").probs(2.0)[[0, 4]]])

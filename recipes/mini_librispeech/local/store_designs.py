@@ -15,8 +15,8 @@ candidate fills ``--budget`` bytes per frame (``n`` = number of temperatures):
   quantised to 8 bits between the frame's k-th and first value (2 fp16 scalars), so ``k`` grows
   to ``(budget - 2 n - 4) / 3`` (study only, not a store kind);
 * ``(e) top-k + mean-profile tail``: rank 0, the tail shaped like the mean training profile;
-* ``(c) top-k + PCA``: the low-rank kind, ``r = budget - 4 k - 2 n`` int8 coefficients, for
-  several k;
+* ``(c) top-k + PCA``: the low-rank kind, ``r`` coefficients in ``budget - 4 k - 2 n`` bytes
+  (a quarter of them 8-bit codes, the rest 4-bit), for several k, and with 8-bit codes only;
 * ``(c) without per-T tail masses``: (c) decoded at T0 = 1 and re-tempered whole (what a store
   keeping only the T0 tail mass would give, at ``2 (n - 1)`` fewer bytes: study only);
 * ``(c) one store per T``: (c) with the base temperature at each T (exact top-k shape for an
@@ -45,7 +45,7 @@ from asr_kd.distillation.fidelity import (
     frame_divergences,
     temperature_key,
 )
-from asr_kd.distillation.lowrank import uniform_tail
+from asr_kd.distillation.lowrank import default_rank_8bit, rank_for_bytes, uniform_tail
 from asr_kd.distillation.soft_targets import TopKTargets
 from asr_kd.distillation.teacher_store import (
     LOGP_DIR,
@@ -85,14 +85,22 @@ def main(argv: list[str] | None = None) -> dict:
     features = teacher_features(args.exp, args.subset, meta)
     num_senones, temps, budget = int(teacher.num_senones), sorted(args.temperature), args.budget
     n = len(temps)
-    lowrank = {f"(c) top-{k} + PCA r={budget - 4 * k - 2 * n} int8": TeacherStoreConfig(
-        1.0, num_senones, top_k=k, rank=budget - 4 * k - 2 * n, temperatures=tuple(temps),
-        fit_frames=args.fit_frames) for k in args.ks if budget - 4 * k - 2 * n > 0}
+    lowrank = {}
+    for k in args.ks:
+        rank = rank_for_bytes(budget - 4 * k - 2 * n)
+        lowrank[f"(c) top-{k} + PCA r={rank} ({default_rank_8bit(rank)} x 8 bits, the rest 4)"] = TeacherStoreConfig(
+            1.0, num_senones, top_k=k, rank=rank, temperatures=tuple(temps), fit_frames=args.fit_frames)
+    rank_8 = budget - 32 - 2 * n
+    wide = {f"(c) top-8 + PCA r={rank_8}, all 8 bits": TeacherStoreConfig(
+        1.0, num_senones, top_k=8, rank=rank_8, rank_8bit=rank_8, temperatures=tuple(temps),
+        fit_frames=args.fit_frames)} if 8 in args.ks and rank_8 > 0 else {}
     chosen = next(iter(c for c in lowrank.values() if c.top_k == 8), next(iter(lowrank.values())))
-    per_t = {t: replace(chosen, temperature=t, temperatures=(t,), rank=budget - 4 * chosen.top_k - 2) for t in temps}
+    per_t_rank = rank_for_bytes(budget - 4 * chosen.top_k - 2)
+    per_t = {t: replace(chosen, temperature=t, temperatures=(t,), rank=per_t_rank, rank_8bit=None) for t in temps}
     k_uniform = (budget - 2 * n) // 4
     mean_profile = TeacherStoreConfig(1.0, num_senones, top_k=k_uniform, rank=0, temperatures=tuple(temps),
                                       fit_frames=args.fit_frames)
+    lowrank.update(wide)
     fitted = [*lowrank.values(), *per_t.values(), mean_profile]
     ids = features.utt_ids()
     bases, fit_utts = fit_bases(teacher, features, ids, fitted, args.device, args.max_frames)
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
              "mean_profile": f"(e) top-{k_uniform} T=1 + tail masses, mean-profile tail",
              **{name: name for name in lowrank},
              "no_masses": f"(c) top-{chosen.top_k} + PCA r={chosen.rank}, no per-T tail masses",
-             "per_t": f"(c) top-{chosen.top_k} + PCA r={per_t[temps[0]].rank}, one store per T (all T together)",
+             "per_t": f"(c) top-{chosen.top_k} + PCA r={per_t_rank}, one store per T (all T together)",
              "floor": "re-tempered exact T=1 mean (floor, no compression)"}
     sizes = {"topk_renorm": budget, "topk_tail": budget, "uniform": uniform.bytes_per_frame,
              "quantised": quantised.bytes_per_frame - k_8bit + 4,  # 1-byte log-probs + 2 fp16 range scalars
