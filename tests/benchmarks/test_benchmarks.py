@@ -21,8 +21,10 @@ CASES = {
                   {"frames_per_s", "flop_efficiency", "loader_overhead"}),
     "conformer_train": (["--preset", "tiny", "--max-frames", "1000", "--steps", "1", "--repeats", "1"],
                         {"frames_per_s", "flop_efficiency", "loader_overhead"}),
-    "distill": (["--student", "tiny", "--teacher", "tiny", "--num-senones", "50", "--steps", "2", "--repeats", "1"],
-                {"topk_over_hard", "online_over_hard", "bytes_per_frame_topk", "bytes_per_frame_dense"}),
+    "distill": (["--student", "tiny", "--teacher", "tiny", "--num-senones", "50", "--steps", "2", "--repeats", "1",
+                 "--rank", "12"],
+                {"topk_over_hard", "online_over_hard", "lowrank_over_hard", "bytes_per_frame_topk",
+                 "bytes_per_frame_dense", "bytes_per_frame_lowrank"}),
     "decode": (["--train-steps", "2", "--no-lattice"], {"graph_build_s", "rtf", "cpu_rtf", "lm"}),
 }
 

@@ -87,15 +87,15 @@ def main(argv: list[str] | None = None) -> dict:
     n = len(temps)
     lowrank = {}
     for k in args.ks:
-        rank = rank_for_bytes(budget - 4 * k - 2 * n)
+        rank = min(rank_for_bytes(budget - 4 * k - 2 * n), num_senones - 1)
         lowrank[f"(c) top-{k} + PCA r={rank} ({default_rank_8bit(rank)} x 8 bits, the rest 4)"] = TeacherStoreConfig(
             1.0, num_senones, top_k=k, rank=rank, temperatures=tuple(temps), fit_frames=args.fit_frames)
     rank_8 = budget - 32 - 2 * n
     wide = {f"(c) top-8 + PCA r={rank_8}, all 8 bits": TeacherStoreConfig(
         1.0, num_senones, top_k=8, rank=rank_8, rank_8bit=rank_8, temperatures=tuple(temps),
         fit_frames=args.fit_frames)} if 8 in args.ks and rank_8 > 0 else {}
-    chosen = next(iter(c for c in lowrank.values() if c.top_k == 8), next(iter(lowrank.values())))
-    per_t_rank = rank_for_bytes(budget - 4 * chosen.top_k - 2)
+    chosen = next(iter(c for c in lowrank.values() if c.top_k == 8), next(iter(lowrank.values())))  # the store's k
+    per_t_rank = min(rank_for_bytes(budget - 4 * chosen.top_k - 2), num_senones - 1)
     per_t = {t: replace(chosen, temperature=t, temperatures=(t,), rank=per_t_rank, rank_8bit=None) for t in temps}
     k_uniform = (budget - 2 * n) // 4
     mean_profile = TeacherStoreConfig(1.0, num_senones, top_k=k_uniform, rank=0, temperatures=tuple(temps),
