@@ -81,7 +81,7 @@ class DistillationObjective:
         self.teacher_targets = teacher_targets
 
     def __call__(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        teacher = self.teacher_targets.gather(batch["frame_index"]).to(logits.device)
+        teacher = self.teacher_targets.gather(batch["frame_index"], logits.device)
         if isinstance(teacher, LowRankTargets):  # decoded on the training device: (N, S) float32 at T
             teacher = teacher.probs(self.temperature)
         return _loss_and_stats(logits, teacher, batch, self.temperature, self.alpha, self.topk_policy)

@@ -584,6 +584,7 @@ class TeacherTargets:
             for name, array in arrays.items():
                 array[start:end] = store.fields[name][utt_id]
         self.fields = {name: torch.from_numpy(a) for name, a in arrays.items()}
+        self._bases: dict[str, LowRankBasis] = {}  # the basis on each device it was gathered to
 
     @classmethod
     def load(cls, root: str | os.PathLike, frames: FrameOrder) -> TeacherTargets:
@@ -607,8 +608,20 @@ class TeacherTargets:
     def temperature(self) -> float:
         return self.config.temperature
 
-    def gather(self, frame_index: torch.Tensor) -> torch.Tensor | TopKTargets | LowRankTargets:
-        """Targets of ``(B,)`` global frame indices on the CPU (:func:`decode_frames`); move them
-        with ``.to(device)`` and read a low-rank batch at a temperature with ``.probs(T)``."""
+    def gather(self, frame_index: torch.Tensor,
+               device: torch.device | str | None = None) -> torch.Tensor | TopKTargets | LowRankTargets:
+        """Targets of ``(B,)`` global frame indices (:func:`decode_frames`), on the CPU or moved to
+        ``device`` (a low-rank store's basis is moved there once, not every batch); read a
+        low-rank batch at a temperature with ``.probs(T)``."""
         index = frame_index.cpu()
-        return decode_frames(self.config, {name: a[index] for name, a in self.fields.items()}, self.basis)
+        targets = decode_frames(self.config, {name: a[index] for name, a in self.fields.items()},
+                                self._basis_on(device))
+        return targets if device is None else targets.to(device)
+
+    def _basis_on(self, device: torch.device | str | None) -> LowRankBasis | None:
+        if self.basis is None or device is None:
+            return self.basis
+        key = str(torch.device(device))
+        if key not in self._bases:
+            self._bases[key] = self.basis.to(device)
+        return self._bases[key]
