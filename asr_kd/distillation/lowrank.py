@@ -46,6 +46,12 @@ CODE_MAX = {8: 127, 4: 7}
 #: coefficients are quantised with steps from this quantile of |coeff| on the fitting frames
 STEP_QUANTILE = 0.999
 BASIS_ARRAYS = ("mean", "components", "explained", "steps")
+#: weight of the ensemble part of a profile in the PCA, relative to the T0 part (measured: 0.5
+#: beat 1.0 at every T on the E1 ensemble, the README's design study)
+ENSEMBLE_WEIGHT = 0.5
+#: the ensemble part enters the tail at T with w(T) = 1 - (T0 / T)^ENSEMBLE_EXPONENT (measured:
+#: 0.5 beat 1 and 2)
+ENSEMBLE_EXPONENT = 0.5
 
 
 def default_rank_8bit(rank: int) -> int:
@@ -60,13 +66,13 @@ def default_rank_8bit(rank: int) -> int:
 
 @dataclass(frozen=True)
 class LowRankBasis:
-    """A PCA basis of tail profiles, ``profile ~ mean + coeffs @ components``, and how its
-    coefficients are coded: the first ``rank_8bit`` as 8-bit codes, the others as 4-bit codes
-    (two per byte), ``coeff ~ step * code``.
+    """A PCA basis of tail profiles (:func:`tail_profile`, ``2 S`` values per frame),
+    ``profile ~ mean + coeffs @ components``, and how its coefficients are coded: the first
+    ``rank_8bit`` as 8-bit codes, the others as 4-bit codes (two per byte), ``coeff ~ step * code``.
 
     Attributes:
-        mean: ``(S,)`` float32 mean tail profile of the fitting frames.
-        components: ``(r, S)`` float32 orthonormal rows, by decreasing variance (``r`` may be 0).
+        mean: ``(2 S,)`` float32 mean tail profile of the fitting frames.
+        components: ``(r, 2 S)`` float32 orthonormal rows, by decreasing variance (``r`` may be 0).
         explained: ``(r,)`` float32 fraction of the profiles' variance each component explains.
         steps: ``(r,)`` float32 quantisation step of each coefficient: ``CODE_MAX * step`` = the
             99.9th percentile of ``|coeff|`` on the fitting frames (rarer values clip).
@@ -85,7 +91,7 @@ class LowRankBasis:
 
     @property
     def num_senones(self) -> int:
-        return int(self.mean.shape[0])
+        return int(self.mean.shape[0]) // 2
 
     @property
     def code_bytes(self) -> int:
@@ -93,11 +99,11 @@ class LowRankBasis:
         return code_bytes(self.rank, self.rank_8bit)
 
     def project(self, profiles: torch.Tensor) -> torch.Tensor:
-        """``(N, S)`` tail profiles -> ``(N, r)`` coefficients."""
+        """``(N, 2 S)`` tail profiles -> ``(N, r)`` coefficients."""
         return (profiles.float() - self.mean.to(profiles.device)) @ self.components.to(profiles.device).T
 
     def reconstruct(self, coeffs: torch.Tensor) -> torch.Tensor:
-        """``(N, r)`` coefficients -> ``(N, S)`` tail profiles (float32)."""
+        """``(N, r)`` coefficients -> ``(N, 2 S)`` tail profiles (float32)."""
         return self.mean.to(coeffs.device) + coeffs.float() @ self.components.to(coeffs.device)
 
     def code_max(self) -> torch.Tensor:
@@ -168,19 +174,43 @@ def fit_utterances(path: str | os.PathLike) -> list[str]:
 
 def uniform_tail(num_senones: int) -> LowRankBasis:
     """Rank 0 with a flat mean: the tail mass is spread uniformly over the left-out senones."""
-    return LowRankBasis(torch.zeros(num_senones), torch.zeros(0, num_senones), torch.zeros(0), torch.zeros(0), 0)
+    return LowRankBasis(torch.zeros(2 * num_senones), torch.zeros(0, 2 * num_senones), torch.zeros(0),
+                        torch.zeros(0), 0)
 
 
-def tail_profile(log_probs: torch.Tensor, top_k: int) -> torch.Tensor:
-    """What the PCA basis models: ``(N, S)`` log-probabilities with the top-k entries clipped
-    to the k-th largest value, centred per frame (softmax is blind to a per-frame shift)."""
-    kth = torch.topk(log_probs, top_k, dim=-1).values[..., -1:]
-    clipped = torch.minimum(log_probs.float(), kth)
-    return clipped - clipped.mean(-1, keepdim=True)
+def tail_profile(log_probs: torch.Tensor, top_k: int, asymptotic: torch.Tensor | None = None) -> torch.Tensor:
+    """What the PCA basis models: ``(..., 2 S)`` = [T0 part, ensemble part] of ``(..., S)`` log-probabilities.
+
+    * T0 part: the log-probabilities at ``T0`` with the top-k entries clipped to the k-th value,
+      centred per frame (softmax is blind to a per-frame shift);
+    * ensemble part: ``ENSEMBLE_WEIGHT * (asymptotic - log_probs)``, centred, top-k entries 0:
+      how far the high-T limit of an ensemble, ``asymptotic = log softmax(mean_m z_m / T0)``,
+      lies from its ``T0`` mean (0 for one model, the default).
+    """
+    kth = torch.topk(log_probs, top_k, dim=-1)
+    clipped = torch.minimum(log_probs.float(), kth.values[..., -1:])
+    if asymptotic is None:
+        ensemble = torch.zeros_like(clipped)
+    else:
+        diff = asymptotic.float() - log_probs.float()
+        ensemble = (ENSEMBLE_WEIGHT * (diff - diff.mean(-1, keepdim=True))).scatter(-1, kth.indices, 0.0)
+    return torch.cat([clipped - clipped.mean(-1, keepdim=True), ensemble], dim=-1)
+
+
+def ensemble_weight(base_temperature: float, temperature: float) -> float:
+    """w(T) = 1 - (T0 / T)^ENSEMBLE_EXPONENT in [0, 1]: 0 at T0 (the exact mean), towards 1 (the
+    mean of logits, the ensemble's first-order limit) as T grows; 0 below T0 (no extrapolation)."""
+    return max(0.0, 1.0 - (base_temperature / temperature) ** ENSEMBLE_EXPONENT)
+
+
+def profile_at(profiles: torch.Tensor, weight: float) -> torch.Tensor:
+    """``(N, 2 S)`` tail profiles -> the ``(N, S)`` log-domain tail shape used at ensemble weight ``weight``."""
+    num_senones = profiles.shape[-1] // 2
+    return profiles[..., :num_senones] + (weight / ENSEMBLE_WEIGHT) * profiles[..., num_senones:]
 
 
 def fit_basis(profiles: torch.Tensor, rank: int, rank_8bit: int | None = None, seed: int = 0) -> LowRankBasis:
-    """PCA of ``(N, S)`` tail profiles (:func:`tail_profile` of a sample of training frames).
+    """PCA of ``(N, 2 S)`` tail profiles (:func:`tail_profile` of a sample of training frames).
 
     ``torch.svd_lowrank`` (randomised, Halko et al. 2011) with 4 power iterations instead of a
     full SVD: ``N x S`` is ~20000 x 8000 at the paper's scale, and only ``r << S`` components
@@ -200,7 +230,8 @@ def fit_basis(profiles: torch.Tensor, rank: int, rank_8bit: int | None = None, s
         return LowRankBasis(mean, torch.zeros(0, x.shape[1]), torch.zeros(0), torch.zeros(0), 0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        _, sing, v = torch.svd_lowrank(centred, q=min(rank + 16, min(x.shape)), niter=4)
+        # q = r + 16 (oversampling): enough for the leading r, exact when the profiles' rank is lower
+        _, sing, v = torch.svd_lowrank(centred, q=min(rank + 16, *x.shape), niter=4)
     components = v[:, :rank].T.contiguous()
     explained = sing[:rank].square() / max(total, 1e-30)
     basis = LowRankBasis(mean, components, explained, torch.ones(rank), rank_8bit)
@@ -233,8 +264,8 @@ class EncodedFrames:
     log_tail: torch.Tensor  # (..., len(temperatures)) float32
 
 
-def encode(base_log_probs: torch.Tensor, served_log_probs: list[torch.Tensor], top_k: int,
-           basis: LowRankBasis) -> EncodedFrames:
+def encode(base_log_probs: torch.Tensor, served_log_probs: list[torch.Tensor], top_k: int, basis: LowRankBasis,
+           asymptotic: torch.Tensor | None = None) -> EncodedFrames:
     """Low-rank targets of ``(..., S)`` teacher log-probabilities.
 
     Args:
@@ -243,12 +274,15 @@ def encode(base_log_probs: torch.Tensor, served_log_probs: list[torch.Tensor], t
             store's temperatures (the one at ``T0`` included), e.g. the paper's ensemble mean at T.
         top_k: ``k`` senones stored exactly (``k < S``).
         basis: the PCA basis of the tail profiles.
+        asymptotic: an ensemble's ``log softmax(mean_m z_m / T0)`` (:func:`tail_profile`);
+            ``None`` for one model.
     """
-    if not 1 <= top_k < base_log_probs.shape[-1]:
-        raise AsrKdError(f"low-rank targets need 1 <= k < {base_log_probs.shape[-1]} senones, got k={top_k}")
+    num_senones = base_log_probs.shape[-1]
+    if not 1 <= top_k < num_senones:
+        raise AsrKdError(f"low-rank targets need 1 <= k < {num_senones} senones, got k={top_k}")
     top, ids = torch.topk(base_log_probs.float(), top_k, dim=-1, sorted=True)
     shape = base_log_probs.shape[:-1]
-    profiles = tail_profile(base_log_probs, top_k).reshape(-1, base_log_probs.shape[-1])
+    profiles = tail_profile(base_log_probs, top_k, asymptotic).reshape(-1, 2 * num_senones)
     coeffs = basis.encode(basis.project(profiles)).reshape(*shape, basis.code_bytes)
     log_tail = torch.stack([log_tail_mass(lp, ids) for lp in served_log_probs], dim=-1)
     return EncodedFrames(ids, top, coeffs, log_tail)
@@ -313,7 +347,8 @@ class LowRankTargets:
 
     def log_probs(self, temperature: float) -> torch.Tensor:
         """``(N, S)`` float32 log soft targets at a served ``temperature``."""
-        profile = self.basis.reconstruct(self.basis.decode(self.coeffs))
+        profiles = self.basis.reconstruct(self.basis.decode(self.coeffs))
+        profile = profile_at(profiles, ensemble_weight(self.base_temperature, temperature))
         return retemper(self.ids, self.top_log_probs, profile, self.log_tail[:, self.column(self.base_temperature)],
                         self.log_tail[:, self.column(temperature)], self.base_temperature / temperature)
 

@@ -144,6 +144,19 @@ class TeacherStoreConfig:
     def serves(self, temperature: float) -> bool:
         return any(math.isclose(t, temperature, rel_tol=1e-6) for t in self.served_temperatures)
 
+    def settings(self) -> list[tuple[float, str]]:
+        """The teacher outputs this store is encoded from: ``(temperature, combine)`` pairs.
+
+        Dense / top-k: its temperature. Low-rank: every served temperature, then the ensemble part
+        of the tail profiles (:func:`lowrank.tail_profile`): the members' mean logits at ``T0``
+        (their high-T limit) if the store serves a T above ``T0``, else ``T0`` again (no part).
+        """
+        served = [(t, self.combine) for t in self.served_temperatures]
+        if self.kind != "lowrank":
+            return served
+        above = any(t > self.temperature for t in self.served_temperatures)
+        return served + [(self.temperature, "mean_logits" if above else self.combine)]
+
     @property
     def ids_dtype(self) -> np.dtype:
         return np.dtype("int16") if self.num_senones <= np.iinfo(np.int16).max + 1 else np.dtype("int32")
@@ -186,9 +199,9 @@ def encode_frames(log_probs: Sequence[torch.Tensor], config: TeacherStoreConfig,
     """Soft targets in store form: ``{directory: (..., width) array}`` (:meth:`TeacherStoreConfig.fields`).
 
     Args:
-        log_probs: ``(..., S)`` teacher log soft targets at each of ``config.served_temperatures``
-            (one tensor for dense / top-k), e.g. ``(T, S)`` for one utterance or ``(B, T, S)``
-            for a padded batch; computed on their device, only the compact result moves.
+        log_probs: ``(..., S)`` teacher log soft targets for each of ``config.settings()`` (one
+            tensor for dense / top-k), e.g. ``(T, S)`` for one utterance or ``(B, T, S)`` for a
+            padded batch; computed on their device, only the compact result moves.
         basis: the PCA basis of a low-rank store.
     """
     for x in log_probs:
@@ -200,8 +213,9 @@ def encode_frames(log_probs: Sequence[torch.Tensor], config: TeacherStoreConfig,
         # top-k of the log-probabilities (same order) so that only k values per frame are exponentiated
         top, ids = torch.topk(log_probs[0].float(), config.top_k, dim=-1, sorted=True)
         return {IDS_DIR: ids.cpu().numpy().astype(config.ids_dtype), PROBS_DIR: top.exp().half().cpu().numpy()}
-    base = log_probs[config.served_temperatures.index(config.temperature)]
-    frames = lowrank.encode(base, list(log_probs), config.top_k, basis)
+    *served, asymptotic = log_probs
+    base = served[config.served_temperatures.index(config.temperature)]
+    frames = lowrank.encode(base, served, config.top_k, basis, asymptotic)
     return {IDS_DIR: frames.ids.cpu().numpy().astype(config.ids_dtype),
             LOGP_DIR: frames.top_log_probs.half().cpu().numpy(), COEF_DIR: frames.coeffs.cpu().numpy(),
             TAIL_DIR: frames.log_tail.half().cpu().numpy()}
@@ -367,11 +381,11 @@ def tempered_batches(teacher: nn.Module, features: FeatureSet, utt_ids: Sequence
 
 def store_settings(configs: Iterable[TeacherStoreConfig]) -> tuple[list[tuple[float, str]], list[list[int]]]:
     """The distinct ``(temperature, combine)`` settings several stores need, and for each store
-    the indices of its own (``config.served_temperatures`` order)."""
+    the indices of its own (:meth:`TeacherStoreConfig.settings` order)."""
     settings: list[tuple[float, str]] = []
     index = []
     for config in configs:
-        wanted = [(t, config.combine) for t in config.served_temperatures]
+        wanted = config.settings()
         for s in wanted:
             if s not in settings:
                 settings.append(s)
@@ -421,22 +435,27 @@ def fit_sample(features: FeatureSet, utt_ids: Sequence[str], num_frames: int,
 
 def fit_bases(teacher: nn.Module, features: FeatureSet, utt_ids: Sequence[str],
               configs: Sequence[TeacherStoreConfig], device: str | torch.device = "cpu", max_frames: int = 10000,
-              progress: bool = True) -> tuple[list[LowRankBasis], list[str]]:
+              progress: bool = True, ensemble_part: bool = True) -> tuple[list[LowRankBasis], list[str]]:
     """PCA bases of low-rank ``configs`` from one teacher pass over a :func:`fit_sample` of ``utt_ids``.
+
+    ``ensemble_part=False`` fits the ``T0`` part of the profiles only (as for one model): the
+    design study's ablation, never a store's.
 
     Returns:
         ``(a basis per config, the utterances of the sample)``.
     """
     sample = fit_sample(features, utt_ids, max(c.fit_frames for c in configs))
-    settings = list(dict.fromkeys((c.temperature, c.combine) for c in configs))
+    wanted = [[(c.temperature, c.combine), c.settings()[-1] if ensemble_part else (c.temperature, c.combine)]
+              for c in configs]
+    settings = list(dict.fromkeys(s for pair in wanted for s in pair))
     profiles: list[list[torch.Tensor]] = [[] for _ in configs]
     batches = tempered_batches(teacher, features, list(sample), settings, device, max_frames)
     for batch_ids, _, log_probs in tqdm(batches, desc="teacher -> PCA basis sample", unit="batch",
                                         disable=not progress):
-        for config, out in zip(configs, profiles):
-            lp = log_probs[settings.index((config.temperature, config.combine))]
-            rows = torch.cat([lp[b, torch.as_tensor(sample[u], device=lp.device)] for b, u in enumerate(batch_ids)])
-            out.append(lowrank.tail_profile(rows, config.top_k).cpu())
+        rows = [_sample_rows(lp, batch_ids, sample) for lp in log_probs]  # (n, S) per setting
+        for config, (base, asymptotic), out in zip(configs, wanted, profiles):
+            out.append(lowrank.tail_profile(rows[settings.index(base)], config.top_k,
+                                            rows[settings.index(asymptotic)]).cpu())
     bases = []
     for config, out in zip(configs, profiles):
         x = torch.cat(out)
@@ -444,6 +463,12 @@ def fit_bases(teacher: nn.Module, features: FeatureSet, utt_ids: Sequence[str],
             x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: config.fit_frames]]
         bases.append(lowrank.fit_basis(x, config.rank, config.rank_8bit))
     return bases, list(sample)
+
+
+def _sample_rows(log_probs: torch.Tensor, batch_ids: Sequence[str], sample: Mapping[str, np.ndarray]) -> torch.Tensor:
+    """The sampled frames of a padded ``(B, T, S)`` batch, concatenated: ``(n, S)``."""
+    return torch.cat([log_probs[b, torch.as_tensor(sample[u], device=log_probs.device)]
+                      for b, u in enumerate(batch_ids)])
 
 
 def _check_same_plan(path: Path, utt_ids: list[str], utts_per_shard: int) -> None:

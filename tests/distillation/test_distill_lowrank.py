@@ -11,6 +11,7 @@ from asr_kd.distillation.lowrank import (
     code_bytes,
     default_rank_8bit,
     encode,
+    ensemble_weight,
     fit_basis,
     fit_utterances,
     log1mexp,
@@ -39,7 +40,8 @@ def store_targets(member_logits: torch.Tensor, top_k: int, basis: LowRankBasis,
                   temperatures=TEMPERATURES) -> LowRankTargets:
     """Encode the ensemble (paper's mean of tempered members) as a store would, in its dtypes."""
     served = [combine_logits(list(member_logits), t, "mean_prob") for t in temperatures]
-    frames = encode(served[temperatures.index(1.0)], served, top_k, basis)
+    asymptotic = combine_logits(list(member_logits), 1.0, "mean_logits")
+    frames = encode(served[temperatures.index(1.0)], served, top_k, basis, asymptotic)
     return LowRankTargets(frames.ids.short(), frames.top_log_probs.half(), frames.coeffs, frames.log_tail.half(),
                           tuple(temperatures), 1.0, basis).to("cpu")
 
@@ -50,7 +52,10 @@ def mean_kl(member_logits, targets, temperature):
 
 
 def fitted_basis(member_logits, top_k, rank, rank_8bit=None):
-    return fit_basis(tail_profile(combine_logits(list(member_logits), 1.0, "mean_prob"), top_k), rank, rank_8bit)
+    members = list(member_logits)
+    asymptotic = combine_logits(members, 1.0, "mean_logits")
+    profiles = tail_profile(combine_logits(members, 1.0, "mean_prob"), top_k, asymptotic)
+    return fit_basis(profiles, rank, rank_8bit)
 
 
 def test_one_model_is_re_tempered_exactly_at_every_temperature():
@@ -62,7 +67,7 @@ def test_one_model_is_re_tempered_exactly_at_every_temperature():
     assert float(stored.log_tail[:, 0].min()) < -20  # some tails of 1e-9 and below at T = 1
     log_p1 = test[0].log_softmax(-1)
     for t in TEMPERATURES:
-        exact = retemper(stored.ids, stored.top_log_probs, tail_profile(log_p1, 4), stored.log_tail[:, 0],
+        exact = retemper(stored.ids, stored.top_log_probs, tail_profile(log_p1, 4)[:, :24], stored.log_tail[:, 0],
                          stored.log_tail[:, stored.column(t)], 1.0 / t)
         assert torch.allclose(exact.exp(), torch.softmax(test[0] / t, -1), rtol=5e-3, atol=1e-6)  # fp16 values
         assert torch.allclose(exact.exp().sum(-1), torch.ones(100), atol=1e-5)
@@ -103,23 +108,36 @@ def test_4_bit_codes_buy_more_rank_than_they_cost_on_a_decaying_spectrum():
 
 
 def test_ensemble_re_tempering_error_is_bounded_as_measured():
-    # An ensemble's mean of tempered members is no re-tempering of its T = 1 mean: the store
-    # keeps the masses exact at every served T and re-tempers only the shapes. On these
-    # 3-member synthetic ensembles the store's KL stays within 1.3x the re-tempering floor
-    # KL(p_T || softmax(log p_1 / T)) plus 2e-4 (measured: 0.95-1.0x; real teachers: the README).
-    logits = low_rank_logits(3000, 60, 60, seed=2, members=3)
+    # An ensemble's mean of tempered members is no re-tempering of its T = 1 mean: the store keeps
+    # the masses exact at every served T, re-tempers the top-k shape and moves the tail towards
+    # the members' mean logits as T grows (lowrank.ensemble_weight). On these 3-member synthetic
+    # ensembles (members far more different than trained seeds) its KL stays below the floor of
+    # re-tempering the exact T = 1 mean, KL(p_T || softmax(log p_1 / T)), at T >= 2: measured
+    # 0.94 / 0.75 / 0.57 x the floor at T = 2 / 5 / 10 (the real ensemble: the recipe README).
+    logits = low_rank_logits(3000, 60, 6, seed=2, members=3)
     train, test = logits[:, :2000], logits[:, 2000:]
-    targets = store_targets(test, top_k=8, basis=fitted_basis(train, 8, rank=59, rank_8bit=59))
+    targets = store_targets(test, top_k=8, basis=fitted_basis(train, 8, rank=40, rank_8bit=40))
     base = combine_logits(list(test), 1.0, "mean_prob")
-    for t in TEMPERATURES:
+    for t, bound in zip(TEMPERATURES, (None, 1.0, 0.85, 0.7)):
         floor = float(frame_divergences(combine_logits(list(test), t, "mean_prob"),
                                         torch.log_softmax(base / t, -1))["kl_dense_store"].mean())
         kl = mean_kl(test, targets, t)
-        assert (floor == pytest.approx(0.0, abs=1e-6)) if t == 1.0 else floor > 1e-4
-        assert kl <= 1.3 * floor + 2e-4, (t, kl, floor)
+        if bound is None:
+            assert floor == pytest.approx(0.0, abs=1e-6) and kl < 1e-3
+        else:
+            assert floor > 1e-3 and kl <= bound * floor, (t, kl, floor)
         # the masses are exact: the teacher's mass on the stored top-k, at this T
         top_mass = combine_logits(list(test), t, "mean_prob").exp().gather(1, targets.ids).sum(-1)
         assert torch.allclose(targets.probs(t).gather(1, targets.ids).sum(-1), top_mass, atol=2e-3)
+
+
+def test_one_model_has_no_ensemble_part():
+    log_p = low_rank_logits(50, 20, 4, seed=8)[0].log_softmax(-1)
+    profiles = tail_profile(log_p, 3, asymptotic=log_p)
+    assert profiles.shape == (50, 40) and torch.equal(profiles[:, 20:], torch.zeros(50, 20))
+    assert torch.equal(profiles, tail_profile(log_p, 3))
+    assert ensemble_weight(1.0, 1.0) == 0.0 and ensemble_weight(1.0, 0.5) == 0.0
+    assert ensemble_weight(1.0, 4.0) == pytest.approx(0.5) and ensemble_weight(2.0, 8.0) == pytest.approx(0.5)
 
 
 def test_unserved_temperature_and_bad_shapes_are_refused():

@@ -28,7 +28,7 @@ def test_design_study_measures_every_candidate(tmp_path, teacher, make_exp, caps
                           "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     rows = {r["name"]: r for r in result["rows"]}
-    assert result["eval_utterances"] == 8 and len(rows) == 10
+    assert result["eval_utterances"] == 8 and len(rows) == 11
     assert all(set(r) >= {"T1", "T2", "T5", "T10"} for r in rows.values())
     assert all(r["bytes_per_frame"] <= 40 for r in rows.values() if r["bytes_per_frame"] and "per T" not in r["name"])
     renorm = next(r for name, r in rows.items() if "renormalised" in name)

@@ -19,6 +19,8 @@ candidate fills ``--budget`` bytes per frame (``n`` = number of temperatures):
   (a quarter of them 8-bit codes, the rest 4-bit), for several k, and with 8-bit codes only;
 * ``(c) without per-T tail masses``: (c) decoded at T0 = 1 and re-tempered whole (what a store
   keeping only the T0 tail mass would give, at ``2 (n - 1)`` fewer bytes: study only);
+* ``(c) T=1 profile only``: (c) without the ensemble part of the tail profiles (its basis fitted
+  on the T0 part alone): what re-tempering the T = 1 mean's tail gives;
 * ``(c) one store per T``: (c) with the base temperature at each T (exact top-k shape for an
   ensemble too), n times the bytes in all;
 * the re-tempering floor: the exact T = 1 ensemble mean re-tempered, no compression.
@@ -105,6 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
     ids = features.utt_ids()
     bases, fit_utts = fit_bases(teacher, features, ids, fitted, args.device, args.max_frames)
     basis = dict(zip(map(id, fitted), bases))
+    t0_only = replace(chosen)  # the same store without the ensemble part of its profiles
+    basis[id(t0_only)] = fit_bases(teacher, features, ids, [t0_only], args.device, args.max_frames,
+                                   ensemble_part=False)[0][0]
     eval_utts = sorted(set(ids) - set(fit_utts))[: args.eval_utts]
     uniform = replace(mean_profile, top_k=k_uniform)
     k_8bit = (budget - 2 * n - 4) // 3
@@ -118,25 +123,32 @@ def main(argv: list[str] | None = None) -> dict:
              "mean_profile": f"(e) top-{k_uniform} T=1 + tail masses, mean-profile tail",
              **{name: name for name in lowrank},
              "no_masses": f"(c) top-{chosen.top_k} + PCA r={chosen.rank}, no per-T tail masses",
+             "t0_only": f"(c) top-{chosen.top_k} + PCA r={chosen.rank}, T=1 profile only (no ensemble part)",
              "per_t": f"(c) top-{chosen.top_k} + PCA r={per_t_rank}, one store per T (all T together)",
              "floor": "re-tempered exact T=1 mean (floor, no compression)"}
     sizes = {"topk_renorm": budget, "topk_tail": budget, "uniform": uniform.bytes_per_frame,
              "quantised": quantised.bytes_per_frame - k_8bit + 4,  # 1-byte log-probs + 2 fp16 range scalars
              "mean_profile": mean_profile.bytes_per_frame, **{name: c.bytes_per_frame for name, c in lowrank.items()},
-             "no_masses": chosen.bytes_per_frame - 2 * (n - 1),
+             "no_masses": chosen.bytes_per_frame - 2 * (n - 1), "t0_only": chosen.bytes_per_frame,
              "per_t": sum(c.bytes_per_frame for c in per_t.values()), "floor": None}
     acc = {key: FidelityAccumulator() for key in names}
-    settings = [(t, "mean_prob") for t in sorted({1.0, *temps})]
+    settings = [(t, "mean_prob") for t in sorted({1.0, *temps})] + [(1.0, "mean_logits")]
     for _, lengths, log_probs in tempered_batches(teacher, features, eval_utts, settings, args.device,
                                                   args.max_frames):
-        ref = {t: torch.cat([x[:m] for x, m in zip(lp, lengths)]) for (t, _), lp in zip(settings, log_probs)}
+        valid = [torch.cat([x[:m] for x, m in zip(lp, lengths)]) for lp in log_probs]
+        ref = {t: v for (t, combine), v in zip(settings, valid) if combine == "mean_prob"}
+        limit = valid[-1]  # mean logits at T0 = 1
         def add(key, targets, temperatures=temps, ref=ref):
             for t in temperatures:
                 acc[key].add(t, frame_divergences(ref[t], targets.log_probs(t), targets.ids))
 
-        def decoded(config, tail_basis, quantise=False, ref=ref):
+        def decoded(config, tail_basis, quantise=False, ensemble_part=True, ref=ref, limit=limit):
             """The candidate's targets as training reads them: encoded to store arrays, then decoded."""
-            arrays = encode_frames([ref[t] for t in config.served_temperatures], config, tail_basis)
+            served = [ref[t] for t in config.served_temperatures]
+            # the ensemble part: the mean logits at T0 against the T0 mean (none if it is the mean)
+            uses_part = ensemble_part and config.settings()[-1][1] == "mean_logits"
+            asymptotic = torch.log_softmax(limit / config.temperature, -1) if uses_part else ref[config.temperature]
+            arrays = encode_frames([*served, asymptotic], config, tail_basis)
             arrays = {k: torch.from_numpy(v) for k, v in arrays.items()}
             if quantise:
                 arrays[LOGP_DIR] = quantise_top_log_probs(arrays[LOGP_DIR].float())
@@ -158,6 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
             acc["floor"].add(t, frame_divergences(ref[t], torch.log_softmax(ref[1.0] / t, dim=-1)))
         for t, config in per_t.items():
             add("per_t", decoded(config, basis[id(config)]), [t])
+        add("t0_only", decoded(t0_only, basis[id(t0_only)], ensemble_part=False))
 
     dense = 2 * num_senones
     rows = [{"name": names[key], "bytes_per_frame": size, "fraction_of_dense": None if size is None else size / dense,
