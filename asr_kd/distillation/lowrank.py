@@ -106,6 +106,12 @@ class LowRankBasis:
         """``(N, r)`` coefficients -> ``(N, 2 S)`` tail profiles (float32)."""
         return self.mean.to(coeffs.device) + coeffs.float() @ self.components.to(coeffs.device)
 
+    def tail_shape(self, coeffs: torch.Tensor, weight: float) -> torch.Tensor:
+        """``(N, r)`` coefficients -> ``(N, S)`` :func:`profile_at` ``weight`` of their profiles,
+        combining the basis first (one ``N x r x S`` product instead of ``N x r x 2 S``)."""
+        mean = profile_at(self.mean.to(coeffs.device), weight)
+        return mean + coeffs.float() @ profile_at(self.components.to(coeffs.device), weight)
+
     def code_max(self) -> torch.Tensor:
         """``(r,)`` largest |code| of each coefficient."""
         return torch.tensor([CODE_MAX[8]] * self.rank_8bit + [CODE_MAX[4]] * (self.rank - self.rank_8bit))
@@ -347,8 +353,8 @@ class LowRankTargets:
 
     def log_probs(self, temperature: float) -> torch.Tensor:
         """``(N, S)`` float32 log soft targets at a served ``temperature``."""
-        profiles = self.basis.reconstruct(self.basis.decode(self.coeffs))
-        profile = profile_at(profiles, ensemble_weight(self.base_temperature, temperature))
+        profile = self.basis.tail_shape(self.basis.decode(self.coeffs),
+                                        ensemble_weight(self.base_temperature, temperature))
         return retemper(self.ids, self.top_log_probs, profile, self.log_tail[:, self.column(self.base_temperature)],
                         self.log_tail[:, self.column(temperature)], self.base_temperature / temperature)
 

@@ -454,11 +454,12 @@ def fit_bases(teacher: nn.Module, features: FeatureSet, utt_ids: Sequence[str],
                                         disable=not progress):
         rows = [_sample_rows(lp, batch_ids, sample) for lp in log_probs]  # (n, S) per setting
         for config, (base, asymptotic), out in zip(configs, wanted, profiles):
+            # fp16 while sampling: 2 S values x fit_frames per store (0.6 GB at 8000 senones)
             out.append(lowrank.tail_profile(rows[settings.index(base)], config.top_k,
-                                            rows[settings.index(asymptotic)]).cpu())
+                                            rows[settings.index(asymptotic)]).half().cpu())
     bases = []
     for config, out in zip(configs, profiles):
-        x = torch.cat(out)
+        x = torch.cat(out).float()
         if len(x) > config.fit_frames:  # a store fitted on fewer frames than the largest one asks
             x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: config.fit_frames]]
         bases.append(lowrank.fit_basis(x, config.rank, config.rank_8bit))

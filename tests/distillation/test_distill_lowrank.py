@@ -15,6 +15,7 @@ from asr_kd.distillation.lowrank import (
     fit_basis,
     fit_utterances,
     log1mexp,
+    profile_at,
     rank_for_bytes,
     retemper,
     tail_profile,
@@ -171,6 +172,8 @@ def test_codes_round_trip_within_half_a_step():
     assert ((back - coeffs).abs()[inside] <= basis.steps.expand_as(coeffs)[inside] / 2 + 1e-5).all()
     assert ((back - coeffs).abs()[~inside] <= coeffs.abs()[~inside]).all()  # clipped, with the right sign
     assert (basis.explained[:-1] >= basis.explained[1:]).all() and 0.9 < float(basis.explained.sum()) <= 1.0
+    for weight in (0.0, 0.3):  # the decoder's shortcut: combine the basis, then one product
+        assert torch.allclose(basis.tail_shape(back, weight), profile_at(basis.reconstruct(back), weight), atol=1e-4)
     with pytest.raises(AsrKdError, match="rank_8bit must be in 0..7"):
         fit_basis(tail_profile(logits[0], 4), 7, rank_8bit=8)
 
