@@ -276,7 +276,13 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def run_fidelity(args: argparse.Namespace) -> int:
     from asr_kd.distillation.accounting import bytes_per_frame
-    from asr_kd.distillation.fidelity import StoreUnderTest, markdown_table, measure_stores, temperature_key
+    from asr_kd.distillation.fidelity import (
+        StoreUnderTest,
+        format_kl,
+        markdown_table,
+        measure_stores,
+        temperature_key,
+    )
     from asr_kd.distillation.teacher_store import TeacherStore
     from asr_kd.utils.atomic import write_json
     from asr_kd.utils.errors import AsrKdError
@@ -321,7 +327,7 @@ def run_fidelity(args: argparse.Namespace) -> int:
         write_json(args.out, result)
     print(markdown_table(rows, args.temperature))
     print("teacher re-tempered from T=1 (KL(p_T || softmax(log p_1 / T)), no storage error): "
-          + ", ".join(f"T={t:g} {v:.2e}" for t, v in floor.items()))
+          + ", ".join(f"T={t:g} {format_kl(v)}" for t, v in floor.items()))
     print(f"distill fidelity: {len(rows)} store rows x {len(args.temperature)} T on {len(utt_ids)} utterances, "
           f"{frames} frames of {args.subset}" + (f" -> {args.out}" if args.out else ""))
     return 0
