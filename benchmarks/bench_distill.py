@@ -6,6 +6,8 @@ loss, backward, Adam step) on the tiny data, the same batches for every objectiv
 * ``hard``: frame cross-entropy against hard targets (the baseline).
 * ``topk``: :class:`DistillationObjective` over a top-k teacher store (goal <= 1.2x ``hard``).
 * ``dense``: the same over a dense fp16 store.
+* ``lowrank``: the same over a low-rank store (top-k + PCA codes, decoded to ``(B, S)`` targets
+  at T on the training device every batch).
 * ``online``: :class:`OnlineTeacherObjective`, the teacher ensemble run on every batch.
 
 The soft objectives use ``alpha=0.5`` (soft and hard term, the most work). The teachers are
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--teachers", type=int, default=2, help="members of the teacher ensemble")
     parser.add_argument("--num-senones", type=int, default=1000)
     parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--lowrank-top-k", type=int, default=8, help="k of the low-rank store")
+    parser.add_argument("--rank", type=int, default=96, help="PCA rank of the low-rank store")
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=None, help="batches per epoch (default: the whole tiny set)")
@@ -65,8 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
     teacher = Ensemble(members, temperature=args.temperature)
     features = FeatureSet(exp / "feats" / TRAIN)
     stores, dump_s = {}, {}
-    for name, top_k in (("topk", args.top_k), ("dense", None)):
-        config = TeacherStoreConfig(args.temperature, args.num_senones, top_k=top_k)
+    lowrank = dict(temperature=1.0, top_k=args.lowrank_top_k, rank=args.rank, temperatures=(args.temperature,),
+                   fit_frames=min(2000, 4 * args.rank + 1))
+    for name, spec in (("topk", dict(temperature=args.temperature, top_k=args.top_k)),
+                       ("dense", dict(temperature=args.temperature, top_k=None)), ("lowrank", lowrank)):
+        config = TeacherStoreConfig(num_senones=args.num_senones, **spec)
         summary = dump_teacher(teacher, features, exp / f"teacher_{name}", config, progress=False)
         stores[name], dump_s[name] = TeacherStore(exp / f"teacher_{name}"), summary.wall_seconds
 
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
         "hard": CrossEntropyObjective(),
         "topk": DistillationObjective(**soft, teacher_targets=TeacherTargets(stores["topk"], table)),
         "dense": DistillationObjective(**soft, teacher_targets=TeacherTargets(stores["dense"], table)),
+        "lowrank": DistillationObjective(**soft, teacher_targets=TeacherTargets(stores["lowrank"], table)),
         "online": OnlineTeacherObjective(members, table, **soft),
     }
     student = build("dnn", args.student, input_dim=40, num_senones=args.num_senones)
@@ -122,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         "teachers": f"{args.teachers} x dnn[{args.teacher}]",
         **{f"{name}_epoch_s": round(seconds, 3) for name, seconds in best.items()},
         "hard_frames_per_s": round(frames / best["hard"]),
-        **{f"{name}_over_hard": round(best[name] / best["hard"], 3) for name in ("topk", "dense", "online")},
+        **{f"{name}_over_hard": round(best[name] / best["hard"], 3) for name in ("topk", "dense", "lowrank", "online")},
         "goal_topk_over_hard": "<= 1.2",
         "online_over_topk": round(best["online"] / best["topk"], 3),
         **{f"{name}_objective_ms": round(ms, 2) for name, ms in objective_ms.items()},
@@ -131,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
         "bytes_per_frame_topk": round(bytes_topk, 1),
         "bytes_per_frame_dense": round(bytes_dense, 1),
         "topk_fraction_of_dense": round(bytes_topk / bytes_dense, 4),
+        "bytes_per_frame_lowrank": round(stores["lowrank"].measured_bytes_per_frame(), 1),
     }
 
 

@@ -2,7 +2,10 @@
 
 The two numbers that choose ``k``: a top-k store costs ``k * (id bytes + 2)`` bytes per frame
 instead of ``2 S`` for dense fp16, and keeps a fraction of each frame's probability mass
-that falls as the temperature rises (soft targets spread mass over more senones).
+that falls as the temperature rises (soft targets spread mass over more senones). A low-rank
+store costs ``k * (id bytes + 2) + c + 2 n`` (``c`` bytes of coefficient codes) for ``n`` served
+temperatures and keeps all of it
+(how faithfully: :mod:`asr_kd.distillation.fidelity`).
 """
 
 from __future__ import annotations
@@ -11,20 +14,25 @@ from collections.abc import Sequence
 
 import torch
 
-from asr_kd.distillation.teacher_store import PROB_DTYPE, TeacherStoreConfig
+from asr_kd.distillation.teacher_store import TeacherStoreConfig
 
 
-def bytes_per_frame(num_senones: int, top_k: int | None) -> int:
-    """Bytes one frame takes in a store: ``2 S`` dense (fp16), ``k * (id bytes + 2)`` top-k.
+def bytes_per_frame(num_senones: int, top_k: int | None, rank: int | None = None, num_temperatures: int = 1) -> int:
+    """Bytes one frame takes in a store: ``2 S`` dense (fp16), ``k * (id bytes + 2)`` top-k, plus
+    ``c + 2 n`` low-rank (``rank`` given; ``c`` bytes of codes for ``rank`` coefficients, a quarter
+    of them 8-bit, the others 4-bit) serving ``num_temperatures`` temperatures.
 
     Example:
         >>> bytes_per_frame(1000, None), bytes_per_frame(1000, 10), bytes_per_frame(40000, 10)
         (2000, 40, 60)
+        >>> bytes_per_frame(1000, 8, rank=96, num_temperatures=4)
+        100
+        >>> bytes_per_frame(8000, 8, rank=192, num_temperatures=4)
+        160
     """
-    if top_k is None:
-        return num_senones * PROB_DTYPE.itemsize
-    config = TeacherStoreConfig(temperature=1.0, num_senones=num_senones, top_k=top_k)
-    return top_k * (config.ids_dtype.itemsize + PROB_DTYPE.itemsize)
+    temperatures = tuple(float(t) for t in range(1, num_temperatures + 1)) if rank is not None else ()
+    return TeacherStoreConfig(temperature=1.0, num_senones=num_senones, top_k=top_k, rank=rank,
+                              temperatures=temperatures).bytes_per_frame
 
 
 def size_table(num_senones: int, ks: Sequence[int], num_frames: int) -> list[dict]:

@@ -1,4 +1,4 @@
-"""``asr-kd distill dump-teacher | train | inspect | topk-mass``."""
+"""``asr-kd distill dump-teacher | train | inspect | topk-mass | fidelity``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from asr_kd.distillation.teacher_store import DEFAULT_FIT_FRAMES, STORE_KINDS
 from asr_kd.training.config import add_train_arguments
 
 DEFAULT_KS = (1, 5, 10, 20, 50)
+DEFAULT_TOP_K = 10
+DEFAULT_LOWRANK_TOP_K, DEFAULT_RANK = 8, 96
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,20 +25,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser(
         "dump-teacher",
-        help="run a teacher once over a feature set and store its soft targets at T (top-k or dense)",
-        description="Writes teacher stores (probs/ and ids/ array stores keyed by utterance id; sharded, "
-        "memory-mapped, resumable: finished shards are skipped on rerun). Top-k stores keep the k largest "
-        "probabilities per frame, not renormalised. Several --temperature / --top-k values write one store "
-        "each from a single teacher pass; --out then needs the {T} and {k} placeholders.",
+        help="run a teacher once over a feature set and store its soft targets (dense, top-k or low-rank)",
+        description="Writes teacher stores (array stores keyed by utterance id; sharded, memory-mapped, "
+        "resumable: finished shards are skipped on rerun). --store-kind topk keeps the k largest probabilities "
+        "per frame at one T, not renormalised; dense all of them in fp16; lowrank (see "
+        "asr_kd/distillation/lowrank.py) the top-k log-probabilities at --base-temperature, --rank PCA "
+        "coefficients of the rest and the exact tail mass at every --temperature: ONE store serves all of "
+        "them. All stores come from a single teacher pass; --out takes the {T} (top-k / dense), {k} and {r} "
+        "placeholders when several are written.",
     )
     p.add_argument("--teacher", nargs="+", required=True, type=Path,
                    help="model file, ensemble JSON, or several model files (combined as an ensemble)")
     p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--subset", required=True, help="feature subset under <exp>/feats/")
-    p.add_argument("--out", required=True, help="store directory; may contain {T} and {k}, e.g. exp/teacher/T{T}_k{k}")
-    p.add_argument("--temperature", type=float, nargs="+", required=True, help="one or more T")
-    p.add_argument("--top-k", type=_top_k, nargs="+", default=[10], metavar="K",
-                   help="senones kept per frame, or 'dense' for all senones in fp16 (default 10)")
+    p.add_argument("--out", required=True,
+                   help="store directory; may contain {T}, {k} and {r}, e.g. exp/teacher/T{T}_k{k}")
+    p.add_argument("--temperature", type=float, nargs="+", required=True,
+                   help="one or more T (top-k / dense: a store each; lowrank: the Ts the one store serves)")
+    p.add_argument("--store-kind", choices=STORE_KINDS, default="topk",
+                   help="topk (default), dense, or lowrank (one store for every T; ~100 bytes/frame)")
+    p.add_argument("--top-k", type=_top_k, nargs="+", default=None, metavar="K",
+                   help=f"senones kept exactly per frame (topk default {DEFAULT_TOP_K}, lowrank default "
+                   f"{DEFAULT_LOWRANK_TOP_K}); 'dense' = --store-kind dense")
+    p.add_argument("--rank", type=int, nargs="+", default=[DEFAULT_RANK], metavar="R",
+                   help=f"lowrank: PCA coefficients per frame (default {DEFAULT_RANK}: 60 bytes of codes)")
+    p.add_argument("--rank-8bit", type=int, default=None,
+                   help="lowrank: leading coefficients coded on 8 bits, the rest on 4 (default: a quarter)")
+    p.add_argument("--base-temperature", type=float, default=1.0,
+                   help="lowrank: T of the stored log-probabilities (default 1: exact for one model at every T)")
+    p.add_argument("--fit-frames", type=int, default=DEFAULT_FIT_FRAMES,
+                   help=f"lowrank: training frames the PCA basis is fitted on (default {DEFAULT_FIT_FRAMES})")
     p.add_argument("--combine", default=None, help="mean_prob (paper), mean_logits or geometric "
                    "(default: the ensemble JSON's, else mean_prob)")
     p.add_argument("--utts", type=Path, help="dump only the utterance ids listed in this file")
@@ -72,6 +91,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser("inspect", help="size, bytes per frame and kept probability mass of a teacher store")
     p.add_argument("--store", required=True, type=Path)
     p.set_defaults(func=run_inspect)
+
+    p = commands.add_parser(
+        "fidelity",
+        help="how close stored soft targets are to the teacher's exact ones: KL, kept mass, bytes per frame",
+        description="Runs the teacher again over utterances of the stores (not those a low-rank basis was fitted "
+        "on) and compares, per frame, its exact soft targets at each T (float32; an ensemble: the paper's mean of "
+        "tempered member probabilities) with what distillation trains towards from each store at that T: "
+        "KL(dense || store), KL(store || dense), kept mass = sum min(p, q), the teacher's mass on the exactly kept "
+        "senones; plus bytes/frame and %% of dense fp16, and the teacher's own re-tempering floor "
+        "KL(p_T || softmax(log p_1 / T)). Prints a markdown table; --out writes the JSON.",
+    )
+    p.add_argument("--teacher", nargs="+", required=True, type=Path, help="the teacher the stores were dumped from")
+    p.add_argument("--exp", required=True, type=Path)
+    p.add_argument("--subset", required=True, help="the feature subset the stores hold")
+    p.add_argument("--store", nargs="+", required=True, type=Path, metavar="DIR", help="teacher stores to measure")
+    p.add_argument("--temperature", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0],
+                   help="measure at these T (each store at those it serves)")
+    p.add_argument("--topk-policy", nargs="+", choices=("renormalise", "tail"), default=["renormalise"],
+                   help="how top-k stores are read (one row per policy)")
+    p.add_argument("--max-utts", type=int, default=40, help="first N utterances (sorted ids) the stores share")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-frames", type=int, default=10000, help="padded frames per teacher batch")
+    p.add_argument("--out", type=Path, help="also write the JSON here")
+    p.set_defaults(func=run_fidelity)
 
     p = commands.add_parser(
         "topk-mass",
@@ -113,18 +156,34 @@ def _top_k(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number of senones or 'dense', got {text!r}") from None
 
 
-def store_dirs(pattern: str, temperatures: list[float],
-               top_ks: list[int | None]) -> dict[Path, tuple[float, int | None]]:
-    """``--out`` pattern -> ``{store dir: (T, k)}`` for every combination; the directories must differ."""
+def store_specs(args: argparse.Namespace) -> dict[Path, dict]:
+    """dump-teacher's ``--out`` pattern and options -> ``{store dir: TeacherStoreConfig keywords}``.
+
+    Top-k / dense: one store per (T, k); low-rank: one store per (k, r) serving every T. The
+    directories must differ, so several stores need the placeholders that tell them apart.
+    """
     from asr_kd.utils.errors import AsrKdError
 
+    pattern, kind = args.out, args.store_kind
+    if kind == "lowrank":
+        if None in (args.top_k or []):
+            raise AsrKdError("--store-kind lowrank keeps a top-k exactly: --top-k dense does not apply")
+        specs = [({"k": k, "r": r}, {"temperature": args.base_temperature, "top_k": k, "rank": r,
+                                      "rank_8bit": args.rank_8bit, "temperatures": tuple(args.temperature),
+                                      "fit_frames": args.fit_frames})
+                 for k in args.top_k or [DEFAULT_LOWRANK_TOP_K] for r in args.rank]
+        allowed = "{k} and {r}"
+    else:
+        top_ks = [None] if kind == "dense" else args.top_k or [DEFAULT_TOP_K]
+        specs = [({"T": f"{t:g}", "k": k or "dense"}, {"temperature": t, "top_k": k})
+                 for t in args.temperature for k in top_ks]
+        allowed = "{T} and {k}"
     try:
-        dirs = {Path(pattern.format(T=f"{t:g}", k=k or "dense")): (t, k) for t in temperatures for k in top_ks}
+        dirs = {Path(pattern.format(**names)): config for names, config in specs}
     except (KeyError, IndexError, ValueError) as err:
-        raise AsrKdError(f"--out {pattern}: only the {{T}} and {{k}} placeholders are allowed ({err})") from None
-    if len(dirs) != len(temperatures) * len(top_ks):
-        raise AsrKdError(f"--out {pattern}: several temperatures / k would share a directory; "
-                         "add the {T} and {k} placeholders")
+        raise AsrKdError(f"--out {pattern}: only the {allowed} placeholders are allowed here ({err})") from None
+    if len(dirs) != len(specs):
+        raise AsrKdError(f"--out {pattern}: several stores would share a directory; add the {allowed} placeholders")
     return dirs
 
 
@@ -132,22 +191,24 @@ def run_dump_teacher(args: argparse.Namespace) -> int:
     from asr_kd.distillation.accounting import bytes_per_frame
     from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher_stores
 
-    dirs = store_dirs(args.out, args.temperature, args.top_k)
+    specs = store_specs(args)
     loaded, features = load_teacher(args.teacher, args.combine, args.device, args.exp, args.subset)
     teacher = loaded.model
     provenance = {"teachers": tuple(str(p.resolve()) for p in args.teacher), "features": str(features.dir.resolve())}
-    configs = {d: TeacherStoreConfig(temperature=t, num_senones=int(teacher.num_senones), top_k=k,
-                                     combine=teacher.combine, **provenance) for d, (t, k) in dirs.items()}
+    configs = {d: TeacherStoreConfig(num_senones=int(teacher.num_senones), combine=teacher.combine, **spec,
+                                     **provenance) for d, spec in specs.items()}
     utt_ids = args.utts.read_text().split() if args.utts else None
     summaries = dump_teacher_stores(teacher, features, configs, utt_ids, args.utts_per_shard, args.device,
                                     args.max_frames)
     for root, s in summaries.items():
         store = TeacherStore(root)
         dense = bytes_per_frame(store.config.num_senones, None)
+        served = ", ".join(f"{t:g}" for t in store.config.served_temperatures)
         print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
               f"({s.shards_written} shards written, {s.shards_skipped} already done, {s.wall_seconds:.1f} s) -> "
-              f"{root}: {s.store_bytes / 1e6:.2f} MB, {store.measured_bytes_per_frame():.1f} bytes/frame "
-              f"= {store.measured_bytes_per_frame() / dense:.2%} of dense fp16 ({dense} bytes/frame)")
+              f"{root}: {store.config.kind} at T = {served}, {s.store_bytes / 1e6:.2f} MB, "
+              f"{store.measured_bytes_per_frame():.1f} bytes/frame = {store.measured_bytes_per_frame() / dense:.2%} "
+              f"of dense fp16 ({dense} bytes/frame)")
     return 0
 
 
@@ -189,12 +250,73 @@ def run_inspect(args: argparse.Namespace) -> int:
     store = TeacherStore(args.store)
     c = store.config
     dense = bytes_per_frame(c.num_senones, None)
-    result = {"store": str(args.store), **c.to_meta(), "utterances": len(store), "frames": store.total_rows(),
-              "bytes": store.nbytes(), "bytes_per_frame": round(store.measured_bytes_per_frame(), 2),
-              "dense_fp16_bytes_per_frame": dense,
+    kept = store.mean_kept_mass()
+    result = {"store": str(args.store), **c.to_meta(), "store_kind": c.kind, "utterances": len(store),
+              "frames": store.total_rows(), "bytes": store.nbytes(),
+              "bytes_per_frame": round(store.measured_bytes_per_frame(), 2), "dense_fp16_bytes_per_frame": dense,
               "fraction_of_dense": round(store.measured_bytes_per_frame() / dense, 5),
-              "mean_kept_mass": round(store.mean_kept_mass(), 5)}
+              "mean_kept_mass": None if kept is None else round(kept, 5),
+              "mean_top_k_mass": {f"{t:g}": round(m, 5) for t, m in store.mean_top_k_mass().items()}}
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_fidelity(args: argparse.Namespace) -> int:
+    from asr_kd.distillation.accounting import bytes_per_frame
+    from asr_kd.distillation.fidelity import (
+        StoreUnderTest,
+        format_kl,
+        markdown_table,
+        measure_stores,
+        temperature_key,
+    )
+    from asr_kd.distillation.teacher_store import TeacherStore
+    from asr_kd.utils.atomic import write_json
+    from asr_kd.utils.errors import AsrKdError
+
+    loaded, features = load_teacher(args.teacher, None, args.device, args.exp, args.subset)
+    teacher = loaded.model
+    teachers = [str(p.resolve()) for p in args.teacher]
+    stores, fitted_on = [], set()
+    for root in args.store:
+        store = TeacherStore(root)
+        c = store.config
+        if c.num_senones != teacher.num_senones or (c.teachers and list(c.teachers) != teachers):
+            raise AsrKdError(f"{root}: dumped from {list(c.teachers)} ({c.num_senones} senones), not from the "
+                             f"given teacher {teachers} ({teacher.num_senones} senones)")
+        fitted_on |= set(store.fit_utts)
+        policies = args.topk_policy if c.kind == "topk" else [None]
+        for policy in policies:
+            name = str(root) if len(policies) == 1 else f"{root} ({policy})"
+            stores.append(StoreUnderTest(name, store, policy or "renormalise"))
+    shared = set.intersection(*(set(s.store.keys()) for s in stores)) - fitted_on
+    utt_ids = sorted(shared)[: args.max_utts]
+    if not utt_ids:
+        raise AsrKdError(f"{args.store}: the stores share no utterance outside their PCA fitting sample")
+    results, floor = measure_stores(teacher, features, utt_ids, stores, args.temperature, args.device,
+                                    args.max_frames)
+    frames = sum(features.store.num_rows(u) for u in utt_ids)
+    rows = []
+    for s in stores:
+        c = s.store.config
+        dense = bytes_per_frame(c.num_senones, None)
+        measured = s.store.measured_bytes_per_frame()
+        row = {"name": s.name, "store": str(s.store.root), "store_kind": c.kind,
+               "topk_policy": s.topk_policy if c.kind == "topk" else None, "top_k": c.top_k, "rank": c.rank,
+               "served_temperatures": list(c.served_temperatures), "bytes_per_frame": round(measured, 2),
+               "array_bytes_per_frame": c.bytes_per_frame, "fraction_of_dense": measured / dense}
+        row.update({temperature_key(t): {k: float(v) for k, v in m.items()} for t, m in results[s.name].items()})
+        rows.append(row)
+    result = {"teacher": teachers, "subset": args.subset, "utterances": len(utt_ids), "frames": frames,
+              "num_senones": int(teacher.num_senones), "stores": rows,
+              "retemper_floor": {temperature_key(t): v for t, v in floor.items()}}
+    if args.out:
+        write_json(args.out, result)
+    print(markdown_table(rows, args.temperature))
+    print("teacher re-tempered from T=1 (KL(p_T || softmax(log p_1 / T)), no storage error): "
+          + ", ".join(f"T={t:g} {format_kl(v)}" for t, v in floor.items()))
+    print(f"distill fidelity: {len(rows)} store rows x {len(args.temperature)} T on {len(utt_ids)} utterances, "
+          f"{frames} frames of {args.subset}" + (f" -> {args.out}" if args.out else ""))
     return 0
 
 

@@ -38,7 +38,9 @@ mass (19% for k = 10 at T = 5 with that teacher), so prefer a larger k, a dense 
 
 The teacher's dense ``(N, S)`` distribution is never built from top-k targets: the loss gathers
 the student's log-probabilities at the top-k ids and needs only the student's row sums of
-log-probabilities for the tail.
+log-probabilities for the tail. Low-rank store targets
+(:class:`~asr_kd.distillation.lowrank.LowRankTargets`, faithful at every stored T) are decoded
+to dense ``(N, S)`` probabilities by the objective and take the dense path.
 """
 
 from __future__ import annotations

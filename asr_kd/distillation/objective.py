@@ -1,7 +1,8 @@
 """Distillation objectives for the trainer (contract (C)): the same trainer, another loss.
 
 * :class:`DistillationObjective` reads the teacher's soft targets from a teacher store
-  (dumped once, :mod:`asr_kd.distillation.teacher_store`) by ``batch["frame_index"]``.
+  (dumped once, :mod:`asr_kd.distillation.teacher_store`) by ``batch["frame_index"]``; a
+  low-rank store's compact rows are moved to the training device and decoded there at T.
 * :class:`OnlineTeacherObjective` runs the teacher on every batch instead (no store; costs a
   teacher forward pass per step, but works for any T without a new dump).
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from asr_kd.distillation.loss import DEFAULT_TOPK_POLICY, TOPK_POLICIES, SoftTargets, distillation_loss
+from asr_kd.distillation.lowrank import LowRankTargets
 from asr_kd.distillation.soft_targets import TopKTargets, check_temperature
 from asr_kd.distillation.teacher_store import TeacherTargets
 from asr_kd.features.dataset import FrameTable
@@ -55,7 +57,8 @@ class DistillationObjective:
     """Distillation loss against stored teacher targets.
 
     Args:
-        temperature: T of the soft term; must be the T the store was dumped at.
+        temperature: T of the soft term; one the store serves (the T of a dense / top-k dump,
+            any T a low-rank store was dumped with).
         alpha: weight of the soft term (1 = soft targets only).
         teacher_targets: the store's targets aligned with the training :class:`FrameTable`.
         topk_policy: tail-mass policy for top-k stores (see :mod:`asr_kd.distillation.loss`).
@@ -67,16 +70,20 @@ class DistillationObjective:
     def __init__(self, temperature: float, alpha: float, teacher_targets: TeacherTargets,
                  topk_policy: str = DEFAULT_TOPK_POLICY) -> None:
         check_settings(temperature, alpha, topk_policy)
-        if abs(teacher_targets.temperature - temperature) > 1e-6 * temperature:
+        config = teacher_targets.config
+        if not config.serves(temperature):
+            held = ", ".join(f"{t:g}" for t in config.served_temperatures)
             raise AsrKdError(
-                f"distilling at T={temperature} but the teacher store holds soft targets at "
-                f"T={teacher_targets.temperature}; dump the teacher again at T={temperature}"
+                f"distilling at T={temperature} but the teacher store holds soft targets at T={held}; dump the "
+                f"teacher again at T={temperature} (a low-rank store serves every T it was dumped with)"
             )
         self.temperature, self.alpha, self.topk_policy = temperature, alpha, topk_policy
         self.teacher_targets = teacher_targets
 
     def __call__(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        teacher = self.teacher_targets.gather(batch["frame_index"]).to(logits.device)
+        teacher = self.teacher_targets.gather(batch["frame_index"], logits.device)
+        if isinstance(teacher, LowRankTargets):  # decoded on the training device: (N, S) float32 at T
+            teacher = teacher.probs(self.temperature)
         return _loss_and_stats(logits, teacher, batch, self.temperature, self.alpha, self.topk_policy)
 
 

@@ -69,6 +69,12 @@ def make_feature_dir():
 
 
 @pytest.fixture
+def make_exp():
+    """``make_exp(exp, {subset: lengths}) -> exp``: write a synthetic experiment directory."""
+    return write_exp
+
+
+@pytest.fixture
 def features(tmp_path: Path) -> FeatureSet:
     return FeatureSet(write_feature_dir(tmp_path / "feats", LENGTHS))
 

@@ -85,8 +85,53 @@ def test_train_refuses_mismatched_temperature_and_settings(tmp_path, tiny_exp_di
                  "--subset", "train", "--out", str(store), "--temperature", "2", "--top-k", "dense"]) == 0
     student = _train_overrides(tiny_exp_dir, tmp_path / "student")
     assert _run(["distill", "train", "--store", str(store), "--temperature", "5", *student]) == 2
-    assert "T=5.0 but the teacher store holds soft targets at T=2.0" in capsys.readouterr().err
+    assert "T=5.0 but the teacher store holds soft targets at T=2;" in capsys.readouterr().err
     assert _run(["distill", "train", "--store", str(store), "--temperature", "2", *student]) == 0
     assert _run(["distill", "train", "--store", str(store), "--temperature", "2", "--alpha", "0.5", "--resume",
                  *student]) == 2
     assert "holds a run with other distillation settings" in capsys.readouterr().err
+
+
+def test_lowrank_store_dump_inspect_fidelity_and_train(tmp_path, tiny_exp_dir, teacher_file, capsys):
+    base = ["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset", "train"]
+    out = tmp_path / "lr_k{k}_r{r}"
+    assert _run([*base, "--out", str(out), "--store-kind", "lowrank", "--temperature", "1", "2", "5", "10",
+                 "--top-k", "4", "--rank", "3", "6", "--fit-frames", "12"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("lowrank at T = 1, 2, 5, 10") == 2 and (tmp_path / "lr_k4_r3" / "basis.npz").exists()
+    assert _run(["distill", "inspect", "--store", str(tmp_path / "lr_k4_r6")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["store_kind"], info["rank"], info["temperatures"]) == ("lowrank", 6, [1.0, 2.0, 5.0, 10.0])
+    assert info["mean_kept_mass"] is None and set(info["mean_top_k_mass"]) == {"1", "2", "5", "10"}
+    assert _run([*base, "--out", str(tmp_path / "T{T}_k{k}"), "--temperature", "2", "--top-k", "4"]) == 0
+    capsys.readouterr()
+    report = tmp_path / "fidelity.json"
+    assert _run(["distill", "fidelity", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset",
+                 "train", "--store", str(tmp_path / "lr_k4_r6"), str(tmp_path / "T2_k4"), "--topk-policy",
+                 "renormalise", "tail", "--out", str(report)]) == 0
+    table = capsys.readouterr().out
+    assert "| lowrank |" in table and "∞" in table and "distill fidelity: 3 store rows x 4 T" in table
+    result = json.loads(report.read_text())
+    rows = {r["name"]: r for r in result["stores"]}
+    low = rows[str(tmp_path / "lr_k4_r6")]
+    assert set(low) >= {"T1", "T2", "T5", "T10"} and low["array_bytes_per_frame"] == 4 * 4 + (2 + 4 // 2) + 8
+    assert low["T2"]["kl_dense_store"] < rows[f"{tmp_path / 'T2_k4'} (tail)"]["T2"]["kl_dense_store"]
+    assert "T5" not in rows[f"{tmp_path / 'T2_k4'} (renormalise)"] and result["retemper_floor"]["T2"] < 1e-6
+
+    student = _train_overrides(tiny_exp_dir, tmp_path / "student")
+    assert _run(["distill", "train", "--store", str(tmp_path / "lr_k4_r6"), "--temperature", "5", *student]) == 0
+    assert (tmp_path / "student" / "model.pt").exists()
+    other = _train_overrides(tiny_exp_dir, tmp_path / "other")
+    assert _run(["distill", "train", "--store", str(tmp_path / "lr_k4_r6"), "--temperature", "3", *other]) == 2
+    assert "holds soft targets at T=1, 2, 5, 10" in capsys.readouterr().err
+
+
+def test_dump_teacher_refuses_bad_lowrank_options(tmp_path, tiny_exp_dir, teacher_file, capsys):
+    base = ["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir), "--subset", "train",
+            "--store-kind", "lowrank", "--temperature", "1", "2"]
+    assert _run([*base, "--out", str(tmp_path / "x"), "--top-k", "dense"]) == 2
+    assert "--top-k dense does not apply" in capsys.readouterr().err
+    assert _run([*base, "--out", str(tmp_path / "T{T}")]) == 2
+    assert "only the {k} and {r} placeholders" in capsys.readouterr().err
+    assert _run([*base, "--out", str(tmp_path / "same"), "--rank", "2", "3"]) == 2
+    assert "several stores would share a directory" in capsys.readouterr().err

@@ -52,8 +52,27 @@ def test_store_objective_uses_frame_index(tmp_path, features, teacher, targets):
 
 def test_store_objective_refuses_another_temperature(tmp_path, features, teacher, targets):
     table = FrameTable(features, targets=targets)
-    with pytest.raises(AsrKdError, match="T=5.0 but the teacher store holds soft targets at T=2.0"):
+    with pytest.raises(AsrKdError, match="T=5.0 but the teacher store holds soft targets at T=2;"):
         StoreObjectiveFactory(_store(tmp_path, features, teacher), 5.0, 1.0)(table, torch.device("cpu"))
+
+
+def test_lowrank_store_objective_at_each_served_temperature(tmp_path, features, teacher, targets):
+    table = FrameTable(features, targets=targets)
+    config = TeacherStoreConfig(1.0, NUM_SENONES, top_k=4, rank=5, temperatures=(2.0, 5.0), fit_frames=12)
+    dump_teacher(teacher, features, tmp_path / "lr", config, progress=False)
+    stored = TeacherTargets.load(tmp_path / "lr", table)
+    batch = _frame_batch(table)
+    logits = torch.randn(len(batch["targets"]), NUM_SENONES, requires_grad=True)
+    for t in (1.0, 2.0, 5.0):  # T0 = 1 is served too
+        loss, stats = DistillationObjective(t, 0.5, stored)(logits, batch)
+        dense = stored.gather(batch["frame_index"]).probs(t)
+        reference = distillation_loss(logits.detach(), dense, batch["targets"], t, 0.5)
+        assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-6)
+        assert stats["soft_ce"] == pytest.approx(reference.soft.item(), rel=1e-6)
+    loss.backward()
+    assert logits.grad is not None
+    with pytest.raises(AsrKdError, match=r"T=3.0 but the teacher store holds soft targets at T=1, 2, 5;"):
+        StoreObjectiveFactory(tmp_path / "lr", 3.0, 1.0)(table, torch.device("cpu"))
 
 
 def test_online_dnn_teacher_with_other_context_matches_dense_store(tmp_path, features, teacher, targets):

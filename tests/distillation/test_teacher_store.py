@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from asr_kd.distillation.accounting import bytes_per_frame
+from asr_kd.distillation.lowrank import LowRankTargets
 from asr_kd.distillation.soft_targets import TopKTargets, ensemble_soft_targets
 from asr_kd.distillation.teacher_store import (
     TeacherStore,
@@ -10,6 +11,7 @@ from asr_kd.distillation.teacher_store import (
     TeacherTargets,
     dump_teacher,
     dump_teacher_stores,
+    fit_sample,
 )
 from asr_kd.features.dataset import FeatureSet, FrameTable
 from asr_kd.models import Ensemble, build, utterance_log_posteriors
@@ -147,3 +149,101 @@ def test_bytes_per_frame_top_k_vs_dense():
         bytes_per_frame(10, 11)
     with pytest.raises(AsrKdError, match="temperature"):
         TeacherStoreConfig(0.0, 10)
+
+
+LOWRANK = dict(top_k=4, rank=6, temperatures=(1.0, 2.0, 5.0, 10.0), fit_frames=12)
+
+
+def test_lowrank_store_serves_every_dumped_temperature_from_one_pass(tmp_path, features, teacher, utt_lengths):
+    config = TeacherStoreConfig(1.0, NUM_SENONES, **LOWRANK)
+    summary = dump_teacher(teacher, features, tmp_path / "lr", config, utts_per_shard=2, progress=False)
+    assert (summary.utterances, summary.shards_written) == (5, 3)
+    store = TeacherStore(tmp_path / "lr")
+    assert store.config == config and store.config.kind == "lowrank"
+    assert store.config.served_temperatures == (1.0, 2.0, 5.0, 10.0)
+    assert {n: s.dtype for n, s in store.fields.items()} == {"ids": np.int16, "logp": np.float16, "coef": np.uint8,
+                                                              "tail": np.float16}
+    assert 0 < len(store.fit_utts) < 5 and store.basis.rank == 6
+    # 4 x (int16 id + fp16 log-prob) + 2 x 8-bit and 4 x 4-bit codes + 4 x fp16 tail mass
+    assert config.bytes_per_frame == bytes_per_frame(NUM_SENONES, 4, rank=6, num_temperatures=4) == 16 + 4 + 8
+    for t in config.served_temperatures:
+        reference = _reference(teacher, features, t)
+        for utt_id, n in utt_lengths.items():
+            targets = store.utterance(utt_id)
+            assert isinstance(targets, LowRankTargets) and targets.ids.shape == (n, 4)
+            top, ids = reference[utt_id].exp().topk(4, dim=-1)
+            probs = targets.probs(t)
+            if t == 1.0:
+                assert torch.equal(targets.ids, ids)  # the top-k is chosen at T0 = 1
+            # the stored top-k keep their exact probabilities at every T (one model)
+            assert torch.allclose(probs.gather(1, targets.ids), reference[utt_id].exp().gather(1, targets.ids),
+                                  rtol=5e-3, atol=1e-4)
+            assert torch.allclose(probs.sum(-1), torch.ones(n), atol=1e-4)
+    assert store.mean_kept_mass() is None
+    masses = store.mean_top_k_mass()
+    assert list(masses) == [1.0, 2.0, 5.0, 10.0] and masses[1.0] > masses[10.0] > 0
+
+
+def test_lowrank_store_resumes_with_the_same_basis(tmp_path, features, teacher):
+    config = TeacherStoreConfig(1.0, NUM_SENONES, **LOWRANK)
+    out = tmp_path / "lr"
+    dump_teacher(teacher, features, out, config, utts_per_shard=2, progress=False)
+    basis = (out / "basis.npz").read_bytes()
+    first = TeacherStore(out).utterance("s2-b-0002").probs(5.0)
+    # a kill after coef/ but before tail/ (the marker) of shard 1; the basis is never refitted
+    (out / "tail" / "shard-00001.index.tsv").unlink()
+    (out / "tail" / "shard-00001.npy").unlink()
+    again = dump_teacher(teacher, features, out, config, utts_per_shard=2, progress=False)
+    assert (again.shards_written, again.shards_skipped) == (1, 2)
+    assert (out / "basis.npz").read_bytes() == basis
+    assert torch.equal(TeacherStore(out).utterance("s2-b-0002").probs(5.0), first)
+    with pytest.raises(AsrKdError, match="different configuration"):
+        dump_teacher(teacher, features, out, TeacherStoreConfig(1.0, NUM_SENONES, **{**LOWRANK, "rank": 5}),
+                     progress=False)
+    (out / "basis.npz").unlink()
+    with pytest.raises(AsrKdError, match="missing PCA basis"):
+        TeacherStore(out)
+
+
+def test_one_pass_writes_lowrank_and_top_k_stores(tmp_path, features, teacher):
+    configs = {tmp_path / "lr": TeacherStoreConfig(1.0, NUM_SENONES, **LOWRANK),
+               tmp_path / "T2_k5": TeacherStoreConfig(2.0, NUM_SENONES, top_k=5)}
+    dump_teacher_stores(teacher, features, configs, utts_per_shard=2, progress=False)
+    top = TeacherStore(tmp_path / "T2_k5").utterance("s1-a-0001")
+    low = TeacherStore(tmp_path / "lr").utterance("s1-a-0001").probs(2.0)
+    assert torch.allclose(low.gather(1, top.ids[:, :4]), top.probs[:, :4], rtol=5e-3, atol=1e-4)
+
+
+def test_lowrank_teacher_targets_stay_compact_in_ram(tmp_path, features, teacher):
+    dump_teacher(teacher, features, tmp_path / "lr", TeacherStoreConfig(1.0, NUM_SENONES, **LOWRANK), progress=False)
+    table = FrameTable(features, ["s3-c-0001", "s1-a-0002"])
+    targets = TeacherTargets.load(tmp_path / "lr", table)
+    assert len(targets) == 17 and targets.probs is None and targets.ids.dtype == torch.int16
+    assert {n: a.dtype for n, a in targets.fields.items()} == {"ids": torch.int16, "logp": torch.float16,
+                                                               "coef": torch.uint8, "tail": torch.float16}
+    got = targets.gather(torch.tensor([0, 12, 16]))
+    store = TeacherStore(tmp_path / "lr")
+    expected = torch.cat([store.utterance("s3-c-0001").probs(2.0)[:1], store.utterance("s1-a-0002").probs(2.0)[[0, 4]]])
+    assert isinstance(got, LowRankTargets) and torch.allclose(got.probs(2.0), expected)
+
+
+def test_dense_and_top_k_metas_are_unchanged_by_the_lowrank_kind():
+    # stores dumped before the low-rank kind existed must still open, and reruns must still match
+    legacy = {"kind", "temperature", "num_senones", "top_k", "combine", "teachers", "features"}
+    assert set(TeacherStoreConfig(2.0, NUM_SENONES, top_k=5).to_meta()) == legacy
+    assert set(TeacherStoreConfig(2.0, NUM_SENONES, top_k=None).to_meta()) == legacy
+    assert TeacherStoreConfig.from_meta(TeacherStoreConfig(2.0, NUM_SENONES, top_k=5).to_meta(), "x").kind == "topk"
+    with pytest.raises(AsrKdError, match="only a low-rank store serves several temperatures"):
+        TeacherStoreConfig(2.0, NUM_SENONES, top_k=5, temperatures=(1.0, 2.0))
+    with pytest.raises(AsrKdError, match="a low-rank store needs top_k < 24"):
+        TeacherStoreConfig(1.0, NUM_SENONES, top_k=None, rank=3)
+    with pytest.raises(AsrKdError, match="rank must be in 0..23"):
+        TeacherStoreConfig(1.0, NUM_SENONES, top_k=4, rank=24)
+
+
+def test_fit_sample_is_seeded_and_spread_over_utterances(features):
+    sample = fit_sample(features, features.utt_ids(), num_frames=10)
+    assert sample.keys() == fit_sample(features, features.utt_ids(), num_frames=10).keys()
+    assert sum(len(v) for v in sample.values()) == 10 and len(sample) >= 2
+    for utt_id, rows in sample.items():
+        assert (np.diff(rows) > 0).all() and rows.max() < features.store.num_rows(utt_id)

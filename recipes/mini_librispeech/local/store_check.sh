@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Faithful soft targets: the low-rank teacher store against dense and top-k stores.
+#   1. the design study (local/store_designs.py): candidate encodings at one byte budget;
+#   2. one teacher pass writes the low-rank store (serving every T of --temperatures), and one
+#      more the dense and top-k stores at --temperature;
+#   3. `asr-kd distill fidelity`: KL(dense || store), kept mass, bytes/frame of each store;
+#   4. students distilled from each store at --temperature (same config, seeds), dev frame accuracy.
+# Needs run.sh stages 0-4 (features, alignments, the E1 ensemble).
+#
+# Usage: bash recipes/mini_librispeech/local/store_check.sh [--exp DIR] [--ensemble JSON]
+#            [--temperatures "1 2 5 10"] [--temperature 2] [--top-k 8] [--rank 96] [--baseline-k 20]
+#            [--alpha 1.0] [--seeds "0"] [--budget 100] [--jobs 3] [--model-conf YAML] [--out DIR]
+#            [--train SUBSET] [--dev SUBSET] [--device cpu|cuda] [--stage N]
+# Writes <exp>/e1/store/{teacher_*,student_*/seed<s>} and <out>/store_{designs,fidelity,students}.*
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+exp=exp/mini_librispeech
+ensemble=
+temperatures="1 2 5 10"
+temperature=2
+top_k=8
+rank=96
+baseline_k=20
+alpha=1.0
+seeds="0"
+budget=100
+jobs=3        # students side by side (1 thread each)
+model_conf=recipes/mini_librispeech/conf/dnn_mini.yaml
+out=recipes/mini_librispeech/results
+train=train-clean-5
+dev=dev-clean-2
+device=cpu
+stage=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --exp) exp=$2; shift 2 ;;
+    --ensemble) ensemble=$2; shift 2 ;;
+    --temperatures) temperatures=$2; shift 2 ;;
+    --temperature) temperature=$2; shift 2 ;;
+    --top-k) top_k=$2; shift 2 ;;
+    --rank) rank=$2; shift 2 ;;
+    --baseline-k) baseline_k=$2; shift 2 ;;
+    --alpha) alpha=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --budget) budget=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --model-conf) model_conf=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --train) train=$2; shift 2 ;;
+    --dev) dev=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --stage) stage=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 1 ;;
+  esac
+done
+ensemble=${ensemble:-$exp/e1/ensemble/ensemble.json}
+dir=$exp/e1/store
+lowrank=$dir/teacher_lowrank_k${top_k}_r$rank
+topk=$dir/teacher_T${temperature}_k$baseline_k
+dense=$dir/teacher_T${temperature}_kdense
+mkdir -p "$dir" "$out"
+stamp() { echo "== $(date +%T) $*"; }
+
+if [ "$stage" -le 1 ]; then
+  stamp "design study at $budget bytes/frame"
+  # shellcheck disable=SC2086  # temperatures is a list
+  python recipes/mini_librispeech/local/store_designs.py --teacher "$ensemble" --exp "$exp" --subset "$train" \
+    --budget "$budget" --temperature $temperatures --device "$device" --out "$out/store_designs.json" \
+    > "$out/store_designs.md"
+  cat "$out/store_designs.md"
+fi
+if [ "$stage" -le 2 ]; then
+  stamp "teacher stores: low-rank (k=$top_k, r=$rank, T in {$temperatures}), top-$baseline_k and dense at T=$temperature"
+  # shellcheck disable=SC2086
+  asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" --store-kind lowrank \
+    --temperature $temperatures --top-k "$top_k" --rank "$rank" --device "$device" --out "$lowrank"
+  asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" --temperature "$temperature" \
+    --top-k "$baseline_k" dense --device "$device" --out "$dir/teacher_T{T}_k{k}"
+  for store in "$lowrank" "$topk" "$dense"; do asr-kd distill inspect --store "$store" > "$store/inspect.json"; done
+fi
+if [ "$stage" -le 3 ]; then
+  stamp "fidelity of the stores against the teacher's exact targets"
+  # shellcheck disable=SC2086
+  asr-kd distill fidelity --teacher "$ensemble" --exp "$exp" --subset "$train" --store "$lowrank" "$topk" "$dense" \
+    --temperature $temperatures --topk-policy renormalise tail --device "$device" --out "$out/store_fidelity.json" \
+    | tee "$out/store_fidelity.md"
+fi
+if [ "$stage" -le 4 ]; then
+  stamp "students at T=$temperature, alpha $alpha, seeds $seeds"
+  pids=()
+  student() {  # name, store, seed
+    local run=$dir/student_$1/seed$3
+    mkdir -p "$(dirname "$run")"
+    if [ ! -f "$run/model.pt" ]; then
+      local resume=(); [ -f "$run/checkpoint.pt" ] && resume=(--resume)
+      asr-kd distill train --config "$model_conf" --store "$2" --temperature "$temperature" --alpha "$alpha" \
+        "${resume[@]}" data.exp="$exp" data.train_subset="$train" data.dev_subset="$dev" train.seed="$3" \
+        out_dir="$run" train.progress=false > "$run.log" 2>&1 || { cat "$run.log" >&2; return 1; }
+    fi
+    [ -f "$run/frame_acc.json" ] || asr-kd evaluate --model "$run/model.pt" --exp "$exp" --subset "$dev" \
+      --threads 1 --device "$device" --out "$run/frame_acc.json" > /dev/null
+  }
+  rows=()
+  for entry in "lowrank:$lowrank" "top-$baseline_k renormalised:$topk" "dense:$dense"; do
+    name=${entry%%:*}; store=${entry#*:}; tag=${name%% *}
+    for seed in $seeds; do
+      student "$tag" "$store" "$seed" & pids+=($!)
+      if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+    done
+    rows+=(--row "$name=$dir/student_$tag/seed*/frame_acc.json" --row "$name=$store/inspect.json")
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  asr-kd report table "${rows[@]}" --metric "frame_acc:100=dev frame accuracy (%)" \
+    --metric "fraction_of_dense:100=store size (% of dense fp16)" --out-dir "$out" \
+    --name "store_students_T$temperature"
+fi
+stamp "store_check: $out/store_{designs,fidelity}.md, $out/store_students_T$temperature.md"
