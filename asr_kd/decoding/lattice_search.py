@@ -148,11 +148,13 @@ def _prune_links_of(i: int, first_col: int, count_col: int, tok_i: np.ndarray, t
 
 @numba.njit(cache=True)
 def _prune_forward_links(first: int, end: int, tok_i: np.ndarray, tok_f: np.ndarray, link_i: np.ndarray,
-                         link_f: np.ndarray, lattice_beam: float, delta: float) -> tuple[bool, bool, int]:
+                         link_f: np.ndarray, lattice_beam: float, delta: float,
+                         backward: bool) -> tuple[bool, bool, int]:
     """Kaldi's ``PruneForwardLinks`` over tokens ``first..end-1`` of one frame.
 
     Returns ``(extra costs changed, links pruned, links excised)``. Tokens are visited newest
-    first: epsilon successors are usually newer, so the fixed point comes in fewer sweeps.
+    first, so an epsilon link to a newer token sees its final extra cost; Kaldi sweeps until
+    nothing changes, which only frames with an epsilon link to an older token (``backward``) need.
     """
     changed, any_change, excised = True, False, 0
     while changed:
@@ -168,6 +170,7 @@ def _prune_forward_links(first: int, end: int, tok_i: np.ndarray, tok_f: np.ndar
                 changed = True
             tok_f[i, _EXTRA] = extra
         any_change = any_change or changed
+        changed = changed and backward
     return any_change, excised > 0, excised
 
 
@@ -241,7 +244,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
             prune_interval, prune_delta, state_token):
     """The search of the module docstring over ``scores`` ``(T, num_senones)`` (scaled log-likelihoods).
 
-    ``state_token`` ``(num_states,)`` int64 must be all -1 (a scratch map, state -> token of the
+    ``state_token`` ``(num_states,)`` int32 must be all -1 (a scratch map, state -> token of the
     frame being built; left all -1 again). Returns ``(status, reached_final, lattice arrays...,
     stats)``; see :func:`search`.
     """
@@ -254,6 +257,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
     frame_start = np.zeros(num_frames + 2, dtype=np.int64)
     must_prune_links = np.ones(num_frames + 1, dtype=np.bool_)
     must_prune_tokens = np.ones(num_frames + 1, dtype=np.bool_)
+    backward = np.zeros(num_frames + 1, dtype=np.bool_)  # the frame has an epsilon link to an older token
     stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
     ntok, nlink = 1, 0
     dead_tokens, dead_links = 0, 0
@@ -318,6 +322,8 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
                     tok_f[j, _COST] = tot
                 else:
                     changed = False
+                if j <= i:
+                    backward[t] = True
                 link_i[nlink, _DST] = j
                 link_i[nlink, _ILABEL] = 0
                 link_i[nlink, _OLABEL] = arcs[k].olabel
@@ -344,7 +350,8 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
                 if must_prune_links[f]:
                     stats[6] += 1
                     changed_extra, pruned, excised = _prune_forward_links(
-                        frame_start[f], frame_start[f + 1], tok_i, tok_f, link_i, link_f, lattice_beam, prune_delta)
+                        frame_start[f], frame_start[f + 1], tok_i, tok_f, link_i, link_f, lattice_beam, prune_delta,
+                        backward[f])
                     dead_links += excised
                     if changed_extra and f > 0:
                         must_prune_links[f - 1] = True
@@ -460,8 +467,10 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
             if not _approx_equal(tok_f[i, _EXTRA], extra, 1e-5):
                 changed = True
             tok_f[i, _EXTRA] = extra
+        changed = changed and backward[num_frames]
     for f in range(num_frames - 1, -1, -1):
-        _prune_forward_links(frame_start[f], frame_start[f + 1], tok_i, tok_f, link_i, link_f, lattice_beam, 0.0)
+        _prune_forward_links(frame_start[f], frame_start[f + 1], tok_i, tok_f, link_i, link_f, lattice_beam, 0.0,
+                             backward[f])
         _prune_tokens(frame_start[f + 1], frame_start[f + 2], tok_i, tok_f)
     _prune_tokens(frame_start[0], frame_start[1], tok_i, tok_f)
     return status, reached_final, _raw_lattice(num_frames, frame_start, tok_i, tok_f, link_i, link_f, final,
@@ -518,7 +527,7 @@ class LatticeSearch:
             raise ValueError(f"beam, lattice beam and prune interval must be positive: {options}")
         self.graph = graph
         self.options = options
-        self._state_token = np.full(graph.num_states, -1, dtype=np.int64)
+        self._state_token = np.full(graph.num_states, -1, dtype=np.int32)
         self.last_stats: dict[str, int] = {}
 
     def __call__(self, scores: np.ndarray) -> tuple[int, RawLattice | None]:
