@@ -22,6 +22,7 @@ A search that finds no path raises :class:`NoPathError` (an :class:`AsrKdError`)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -126,6 +127,25 @@ class Decoder:
         self._faster: kaldi_decoder.FasterDecoder | None = None
         self._lattice_search: lattice_search.LatticeSearch | None = None
 
+    def prepare(self, lattice: bool) -> None:
+        """Load the graph and make the search now (and, for ``lattice``, load the compiled numba code by
+        searching one silent frame), so that the first utterance's time is its search alone."""
+        if not lattice:
+            self._faster_decoder()
+            return
+        with contextlib.suppress(NoPathError):  # a graph without a one-frame path: warm enough
+            self.nbest(self.lattice(np.zeros((1, self.graph.num_senones), dtype=np.float32), "<warm-up>"), 1)
+
+    def _faster_decoder(self) -> kaldi_decoder.FasterDecoder:
+        if self._faster is None:
+            options = kaldi_decoder.FasterDecoderOptions()
+            options.beam = self.config.beam
+            options.max_active = self.config.max_active
+            options.min_active = self.config.min_active
+            options.beam_delta = self.config.beam_delta
+            self._faster = kaldi_decoder.FasterDecoder(self.graph.fst, options)
+        return self._faster
+
     def _scaled(self, loglik: np.ndarray, utt_id: str) -> np.ndarray:
         """``acoustic_scale * loglik`` as contiguous float32, after checking shape and values."""
         loglik = np.asarray(loglik)
@@ -140,16 +160,10 @@ class Decoder:
 
     def best_path(self, loglik: np.ndarray, utt_id: str = "<utt>") -> BestPath:
         """Best word sequence for ``loglik`` ``(T, num_senones)`` (unscaled log-likelihoods)."""
-        if self._faster is None:
-            options = kaldi_decoder.FasterDecoderOptions()
-            options.beam = self.config.beam
-            options.max_active = self.config.max_active
-            options.min_active = self.config.min_active
-            options.beam_delta = self.config.beam_delta
-            self._faster = kaldi_decoder.FasterDecoder(self.graph.fst, options)
-        self._faster.decode(kaldi_decoder.DecodableCtc(self._scaled(loglik, utt_id)))
-        reached = self._faster.reached_final()
-        ok, path = self._faster.get_best_path()
+        faster = self._faster_decoder()
+        faster.decode(kaldi_decoder.DecodableCtc(self._scaled(loglik, utt_id)))
+        reached = faster.reached_final()
+        ok, path = faster.get_best_path()
         if not ok:
             raise NoPathError(f"{utt_id}: search found no path through the graph (beam too small?)")
         return _linear_hypothesis(path, self.graph.words, reached)

@@ -25,8 +25,8 @@ structure is built in steps, each exact:
    above the best path are dropped as they appear (forward-backward costs of the raw lattice).
 3. :func:`nbest`: the word graph has no epsilons; its tropical determinization (pruned at
    ``beam``, OpenFst through kaldifst) gives the ``n`` best distinct word sequences, and a
-   composition of each one with the word graph (arc ids on the input side) recovers the arcs
-   of its best path, hence its exact (graph, acoustic, prior) costs.
+   search of the word graph constrained to each sequence recovers the arcs of its best path,
+   hence its exact (graph, acoustic, prior) costs.
    :func:`cheapest_path` is the word graph's best path under any other per-arc cost.
 
 The passes that visit every arc or segment are compiled with numba: a 16 s utterance's lattice
@@ -422,7 +422,7 @@ class WordGraph:
     Attributes:
         num_states, start: nodes are anchors of the raw lattice in its canonical order,
             renumbered ``0..num_states-1``.
-        src, dst, word: ``(E,)`` arcs, sorted by ``src``.
+        src, dst, word: ``(E,)`` arcs, sorted by ``src`` then ``word``.
         graph, acoustic, prior: ``(E,)`` graph cost, scaled acoustic cost and sum of the log
             priors of the senones on the arc's best segment (0 without priors).
         final_graph, final_acoustic, final_prior: ``(num_states,)`` (``inf`` graph = not final).
@@ -500,7 +500,7 @@ def _assemble(lat: RawLattice, anchor: np.ndarray, arc: np.ndarray, costs: np.nd
                                return_inverse=True)
     n = len(arc)
     src, dst, end = inverse[1 : 1 + n], inverse[1 + n : 1 + 2 * n], inverse[1 + 2 * n :]
-    by_src = np.argsort(src, kind="stable")
+    by_src = np.lexsort((lat.olabel[arc], src))
     final = np.full((len(nodes), 3), [np.inf, 0.0, 0.0])
     final[end] = end_costs[best_end]
     return WordGraph(
@@ -572,22 +572,75 @@ def cheapest_path(graph: WordGraph, arc_cost: np.ndarray, final_cost: np.ndarray
     return _path_costs(graph, np.asarray(path[::-1], dtype=np.int64), end)
 
 
+@numba.njit(cache=True)
+def _best_path_with_words(start: int, arc_start: np.ndarray, dst: np.ndarray, word: np.ndarray, cost: np.ndarray,
+                          final_cost: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Arcs of the cheapest path that spells ``words`` (empty if none; ``[-1]`` for the empty path missing).
+
+    Every word-graph arc carries one word, so the position in ``words`` grows by one per arc: a
+    layered search (layer ``k`` = nodes reached after ``k`` words) over the arcs of each node
+    that carry the next word (a binary search: arcs are sorted by word within a node), in any
+    graph, cyclic or not.
+    """
+    num_states = len(arc_start) - 1
+    node = np.empty(1024, dtype=np.int64)
+    total = np.empty(1024, dtype=np.float64)
+    prev = np.empty(1024, dtype=np.int64)
+    via = np.empty(1024, dtype=np.int64)
+    slot = np.full(num_states, -1, dtype=np.int64)
+    node[0], total[0], prev[0], via[0] = start, 0.0, -1, -1
+    first, end, n = 0, 1, 1
+    for k in range(len(words)):
+        for e in range(first, end):
+            u = node[e]
+            lo, hi = arc_start[u], arc_start[u + 1]
+            a = lo + np.searchsorted(word[lo:hi], words[k])
+            while a < hi and word[a] == words[k]:
+                c = total[e] + cost[a]
+                j = slot[dst[a]]
+                if j < 0:
+                    if n == len(node):
+                        node, total = np.concatenate((node, node)), np.concatenate((total, total))
+                        prev, via = np.concatenate((prev, prev)), np.concatenate((via, via))
+                    j = n
+                    n += 1
+                    slot[dst[a]] = j
+                    node[j] = dst[a]
+                    total[j] = np.inf
+                if c < total[j]:
+                    total[j], prev[j], via[j] = c, e, a
+                a += 1
+        for e in range(end, n):
+            slot[node[e]] = -1
+        first, end = end, n
+    best, best_e = np.inf, -1
+    for e in range(first, end):
+        if total[e] + final_cost[node[e]] < best:
+            best, best_e = total[e] + final_cost[node[e]], e
+    if best_e < 0:
+        return np.full(1, -1, dtype=np.int64)
+    arcs = np.empty(len(words), dtype=np.int64)
+    e = best_e
+    for k in range(len(words) - 1, -1, -1):
+        arcs[k] = via[e]
+        e = prev[e]
+    return arcs
+
+
 def nbest(graph: WordGraph, n: int, beam: float) -> list[PathCosts]:
     """The ``n`` cheapest distinct word sequences of ``graph`` (within ``beam`` of the best), best first."""
-    acceptor = _fst(graph, graph.word)
-    det = kaldifst.determinize(acceptor, weight=f"{beam:g}")
+    det = kaldifst.determinize(_fst(graph, graph.word), weight=f"{beam:g}")
     paths = kaldifst.convert_nbest_to_vector(kaldifst.shortest_path(det, n=n))
-    by_arc = _fst(graph, np.arange(1, len(graph.src) + 1))
-    # compose needs a side known to be sorted; without it OpenFst returns an empty result
-    kaldifst.arcsort(by_arc, sort_type="olabel")
+    arc_start, _, _ = graph._csr()
+    cost = graph.graph + graph.acoustic
+    final = graph.final_graph + graph.final_acoustic
     out = []
     for path in paths:
         _, _, words, _ = kaldifst.get_linear_symbol_sequence(path)
-        best = kaldifst.shortest_path(kaldifst.compose(by_arc, kaldifst.make_linear_acceptor(words)))
-        ok, arc_ids, _, _ = kaldifst.get_linear_symbol_sequence(best)
-        if not ok:
+        arcs = _best_path_with_words(graph.start, arc_start, graph.dst, graph.word, cost, final,
+                                     np.asarray(words, dtype=np.int64))
+        if len(arcs) and arcs[0] < 0:
             raise AsrKdError("word sequence of the N-best list not found in its word graph (internal error)")
-        arcs = np.asarray(arc_ids, dtype=np.int64) - 1
         out.append(_path_costs(graph, arcs, int(graph.dst[arcs[-1]]) if len(arcs) else graph.start))
     out.sort(key=lambda p: p.graph + p.acoustic)
     return out

@@ -71,6 +71,7 @@ class _UttResult:
     wall_s: float
     cpu_s: float
     nbest_s: float = 0.0
+    lattice_arcs: int = 0
     words: tuple[str, ...] = ()
     hyps: list[Hypothesis] | None = None
     reached_final: bool = True
@@ -83,6 +84,7 @@ class _UttDecoder:
     def __init__(self, job: _DecodeJob) -> None:
         self.job = job
         self.decoder = Decoder(job.graph, job.config)
+        self.decoder.prepare(lattice=job.nbest > 0)  # start-up costs stay out of the per-utterance times
         self.store = ArrayStore(job.scores_dir)
         self.priors_for_nbest = job.log_priors if job.kind != "log-likelihoods" else None
 
@@ -94,6 +96,7 @@ class _UttDecoder:
         try:
             if job.nbest:
                 lattice = self.decoder.lattice(loglik, utt_id)
+                result.lattice_arcs = lattice.lattice.num_arcs
                 t1 = time.perf_counter()
                 result.hyps = self.decoder.nbest(lattice, job.nbest, self.priors_for_nbest, utt_id, job.coverage,
                                                  job.prior_scale)
@@ -130,7 +133,7 @@ def _decoded(job: _DecodeJob, utt_ids: Sequence[str], jobs: int) -> Iterator[_Ut
         decode = _UttDecoder(job)
         yield from (decode(u) for u in utt_ids)
         return
-    _ = job.graph.search_graph if job.nbest else job.graph.fst  # loaded once, before the fork
+    _ = job.graph.search_graph if job.nbest else job.graph.fst  # loaded once, before the fork (shared)
     with worker_pool(min(jobs, len(utt_ids)), "fork", initializer=_init_worker, initargs=(job,)) as pool:
         # small chunks keep the workers balanced (utterance lengths vary 10x) and the order is kept
         yield from pool.map(_decode_in_worker, utt_ids, chunksize=2)
@@ -158,8 +161,8 @@ def decode_store(
     the settings, failures and the real-time factors (search seconds per second of audio at 10 ms
     frames, summed over utterances: ``rtf`` wall clock, ``cpu_rtf`` CPU time of the process that
     decoded it, which is what one core costs when the machine is shared; with ``nbest`` also
-    ``nbest_rtf``, the N-best extraction alone, included in ``rtf``; ``elapsed_s``: the whole
-    decode, all workers together).
+    ``nbest_rtf``, the N-best extraction alone, included in ``rtf``, and the raw lattices' size,
+    ``lattice_arcs_per_frame``; ``elapsed_s``: the whole decode, all workers together).
 
     ``utt_ids`` restricts the decode to those utterances (all of the store by default).
     ``coverage``: the settings whose best word-graph paths join each N-best list (default
@@ -191,12 +194,13 @@ def decode_store(
     lists: dict[str, list[Hypothesis]] = {}
     failed: dict[str, str] = {}
     not_final: list[str] = []  # best path ended in a non-final state (the search ran out of beam)
-    frames, search_s, search_cpu_s, nbest_s = 0, 0.0, 0.0, 0.0
+    frames, search_s, search_cpu_s, nbest_s, lattice_arcs = 0, 0.0, 0.0, 0.0, 0
     for result in tqdm(_decoded(job, utt_ids, jobs), total=len(utt_ids), desc="decode", unit="utt", leave=False):
         frames += result.frames
         search_s += result.wall_s
         search_cpu_s += result.cpu_s
         nbest_s += result.nbest_s
+        lattice_arcs += result.lattice_arcs
         if result.error is not None:
             failed[result.utt_id] = result.error
             log.warning("%s", result.error)
@@ -234,6 +238,7 @@ def decode_store(
                   "scores": str(scores_dir)}
         write_nbest(out_dir / NBEST_FILE, NBestLists(header, lists))
         summary["nbest_rtf"] = nbest_s / audio_s
+        summary["lattice_arcs_per_frame"] = lattice_arcs / max(frames, 1)
         summary["nbest_file"] = str(out_dir / NBEST_FILE)
     write_json(out_dir / "decode.json", summary)
     return summary

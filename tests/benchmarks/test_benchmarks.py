@@ -23,7 +23,7 @@ CASES = {
                         {"frames_per_s", "flop_efficiency", "loader_overhead"}),
     "distill": (["--student", "tiny", "--teacher", "tiny", "--num-senones", "50", "--steps", "2", "--repeats", "1"],
                 {"topk_over_hard", "online_over_hard", "bytes_per_frame_topk", "bytes_per_frame_dense"}),
-    "decode": (["--train-steps", "2", "--no-lattice"], {"graph_build_s", "rtf", "cpu_rtf", "lm"}),
+    "decode": (["--train-steps", "2", "--nbest", "5"], {"graph_build_s", "rtf", "cpu_rtf", "lm", "lattice_cpu_rtf"}),
 }
 
 def test_every_cpu_benchmark_has_a_case() -> None:
