@@ -245,8 +245,8 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
     """The search of the module docstring over ``scores`` ``(T, num_senones)`` (scaled log-likelihoods).
 
     ``state_token`` ``(num_states,)`` int32 must be all -1 (a scratch map, state -> token of the
-    frame being built; left all -1 again). Returns ``(status, reached_final, lattice arrays...,
-    stats)``; see :func:`search`.
+    frame being built; left all -1 again). Returns ``(status, reached_final, (num_states, lattice
+    arrays), stats)``; :class:`LatticeSearch` wraps it.
     """
     num_frames = scores.shape[0]
     tok_i = np.zeros((4096, 5), dtype=np.int64)
