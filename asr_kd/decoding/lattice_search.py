@@ -46,8 +46,10 @@ from asr_kd.decoding.search_graph import SearchGraph
 INT_MAX = 2**31 - 1
 #: Status codes of :func:`_search`.
 OK, NO_TOKENS, EPSILON_LOOP = 0, 1, 2
-# token columns (int64 table): state (-1 = pruned), emitting links (first, count), epsilon links (first, count)
-_STATE, _EMIT, _EMIT_N, _EPS, _EPS_N = 0, 1, 2, 3, 4
+# token columns (int64 table): state (-1 = pruned), emitting links (first, count), epsilon links (first, count),
+# and the state's arcs (emitting from, epsilon from, end), copied from the graph when the token is made: one
+# random access to the graph's offsets per token instead of one per pass over the frame
+_STATE, _EMIT, _EMIT_N, _EPS, _EPS_N, _ARCS, _EPS_ARCS, _ARCS_END = 0, 1, 2, 3, 4, 5, 6, 7
 # token columns (float64 table): best cost from the start, extra cost
 _COST, _EXTRA = 0, 1
 # link columns: int32 (destination token, ilabel, olabel), float32 (graph cost, acoustic cost)
@@ -149,12 +151,13 @@ def _prune_links_of(i: int, first_col: int, count_col: int, tok_i: np.ndarray, t
 @numba.njit(cache=True)
 def _prune_forward_links(first: int, end: int, tok_i: np.ndarray, tok_f: np.ndarray, link_i: np.ndarray,
                          link_f: np.ndarray, lattice_beam: float, delta: float,
-                         backward: bool) -> tuple[bool, bool, int]:
+                         cyclic: bool) -> tuple[bool, bool, int]:
     """Kaldi's ``PruneForwardLinks`` over tokens ``first..end-1`` of one frame.
 
-    Returns ``(extra costs changed, links pruned, links excised)``. Tokens are visited newest
-    first, so an epsilon link to a newer token sees its final extra cost; Kaldi sweeps until
-    nothing changes, which only frames with an epsilon link to an older token (``backward``) need.
+    Returns ``(extra costs changed, links pruned, links excised)``. Tokens are in topological
+    order of their epsilon links (:func:`_sort_frame`) and visited last first, so each link sees
+    its destination's final extra cost; Kaldi sweeps until nothing changes, which only a
+    ``cyclic`` frame needs.
     """
     changed, any_change, excised = True, False, 0
     while changed:
@@ -170,7 +173,7 @@ def _prune_forward_links(first: int, end: int, tok_i: np.ndarray, tok_f: np.ndar
                 changed = True
             tok_f[i, _EXTRA] = extra
         any_change = any_change or changed
-        changed = changed and backward
+        changed = changed and cyclic
     return any_change, excised > 0, excised
 
 
@@ -240,6 +243,69 @@ def _compact(num_frames: int, frame_start: np.ndarray, ntok: int, nlink: int, li
 
 
 @numba.njit(cache=True)
+def _sort_frame(first: int, end: int, links_from: int, nlink: int, tok_i: np.ndarray, tok_f: np.ndarray,
+                link_i: np.ndarray) -> bool:
+    """Renumber tokens ``first..end-1`` (one frame) in topological order of their epsilon links (Kaldi's
+    ``TopSortTokens``), so that pruning, which visits them newest first, meets every epsilon successor
+    before its predecessor and settles in one sweep. Links ``links_from..nlink-1`` (all links into this
+    frame: the last emitting phase's and this frame's epsilon links) get the new numbers.
+
+    Returns False when the frame's epsilon links form a cycle (those tokens keep their order at the end).
+    """
+    n = end - first
+    indegree = np.zeros(n, dtype=np.int64)
+    for i in range(first, end):
+        for k in range(tok_i[i, _EPS], tok_i[i, _EPS] + tok_i[i, _EPS_N]):
+            indegree[link_i[k, _DST] - first] += 1
+    order = np.empty(n, dtype=np.int64)
+    count = 0
+    for i in range(first, end):
+        if indegree[i - first] == 0:
+            order[count] = i
+            count += 1
+    head = 0
+    while head < count:
+        i = order[head]
+        head += 1
+        for k in range(tok_i[i, _EPS], tok_i[i, _EPS] + tok_i[i, _EPS_N]):
+            d = link_i[k, _DST] - first
+            indegree[d] -= 1
+            if indegree[d] == 0:
+                order[count] = d + first
+                count += 1
+    acyclic = count == n
+    if not acyclic:
+        for i in range(first, end):
+            if indegree[i - first] > 0:
+                order[count] = i
+                count += 1
+    position = np.empty(n, dtype=np.int64)
+    for p in range(n):
+        position[order[p] - first] = p
+    rows_i = tok_i[first:end].copy()
+    rows_f = tok_f[first:end].copy()
+    for p in range(n):
+        tok_i[first + p] = rows_i[order[p] - first]
+        tok_f[first + p] = rows_f[order[p] - first]
+    for k in range(links_from, nlink):
+        d = link_i[k, _DST]
+        if first <= d < end:
+            link_i[k, _DST] = first + position[d - first]
+    return acyclic
+
+
+@numba.njit(cache=True)
+def _new_token(j: int, state: int, cost: float, tok_i: np.ndarray, tok_f: np.ndarray, offsets: np.ndarray) -> None:
+    tok_i[j, _STATE] = state
+    tok_i[j, _EMIT:_ARCS] = 0
+    tok_i[j, _ARCS] = offsets[2 * state]
+    tok_i[j, _EPS_ARCS] = offsets[2 * state + 1]
+    tok_i[j, _ARCS_END] = offsets[2 * state + 2]
+    tok_f[j, _COST] = cost
+    tok_f[j, _EXTRA] = 0.0
+
+
+@numba.njit(cache=True)
 def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, beam_delta, lattice_beam,
             prune_interval, prune_delta, state_token):
     """The search of the module docstring over ``scores`` ``(T, num_senones)`` (scaled log-likelihoods).
@@ -249,7 +315,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
     arrays), stats)``; :class:`LatticeSearch` wraps it.
     """
     num_frames = scores.shape[0]
-    tok_i = np.zeros((4096, 5), dtype=np.int64)
+    tok_i = np.zeros((4096, 8), dtype=np.int64)
     tok_f = np.zeros((4096, 2), dtype=np.float64)
     link_i = np.zeros((8192, 3), dtype=np.int32)
     link_f = np.zeros((8192, 2), dtype=np.float32)
@@ -257,18 +323,16 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
     frame_start = np.zeros(num_frames + 2, dtype=np.int64)
     must_prune_links = np.ones(num_frames + 1, dtype=np.bool_)
     must_prune_tokens = np.ones(num_frames + 1, dtype=np.bool_)
-    backward = np.zeros(num_frames + 1, dtype=np.bool_)  # the frame has an epsilon link to an older token
+    cyclic = np.zeros(num_frames + 1, dtype=np.bool_)  # the frame's epsilon links form a cycle
     stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
     ntok, nlink = 1, 0
     dead_tokens, dead_links = 0, 0
     created_tokens = created_links = 0  # before the last compaction
     created_from = links_from = 0  # ntok / nlink right after it
-    tok_i[0, _STATE] = start
-    tok_i[0, 1:] = 0
-    tok_f[0, _COST] = 0.0
-    tok_f[0, _EXTRA] = 0.0
+    _new_token(0, start, 0.0, tok_i, tok_f, offsets)
     state_token[start] = 0
     cutoff = beam  # frame 0's epsilon closure, as InitDecoding's ProcessNonemitting(beam)
+    links_into_frame = 0  # first link made by the last emitting phase
     status = OK
     t = 0
     while True:
@@ -276,8 +340,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
         first = frame_start[t]
         top = 0
         for i in range(first, ntok):
-            s = tok_i[i, _STATE]
-            if offsets[2 * s + 2] > offsets[2 * s + 1]:
+            if tok_i[i, _ARCS_END] > tok_i[i, _EPS_ARCS]:
                 stack = _grow1(stack, top + 1)
                 stack[top] = i
                 top += 1
@@ -293,8 +356,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
             cur = tok_f[i, _COST]
             if cur >= cutoff:
                 continue
-            s = tok_i[i, _STATE]
-            e0, e1 = offsets[2 * s + 1], offsets[2 * s + 2]
+            e0, e1 = tok_i[i, _EPS_ARCS], tok_i[i, _ARCS_END]
             tok_i = _grow(tok_i, ntok + e1 - e0)
             tok_f = _grow(tok_f, ntok + e1 - e0)
             link_i = _grow(link_i, nlink + e1 - e0)
@@ -313,30 +375,27 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
                 if j < 0:
                     j = ntok
                     ntok += 1
-                    tok_i[j, _STATE] = ns
-                    tok_i[j, 1:] = 0
-                    tok_f[j, _COST] = tot
-                    tok_f[j, _EXTRA] = 0.0
+                    _new_token(j, ns, tot, tok_i, tok_f, offsets)
                     state_token[ns] = j
                 elif tot < tok_f[j, _COST]:
                     tok_f[j, _COST] = tot
                 else:
                     changed = False
-                if j <= i:
-                    backward[t] = True
                 link_i[nlink, _DST] = j
                 link_i[nlink, _ILABEL] = 0
                 link_i[nlink, _OLABEL] = arcs[k].olabel
                 link_f[nlink, _GRAPH] = graph_cost
                 link_f[nlink, _ACOUSTIC] = 0.0
                 nlink += 1
-                if changed and offsets[2 * ns + 2] > offsets[2 * ns + 1]:
+                if changed and tok_i[j, _ARCS_END] > tok_i[j, _EPS_ARCS]:
                     stack[top] = j
                     top += 1
             tok_i[i, _EPS] = block
             tok_i[i, _EPS_N] = nlink - block
         for i in range(first, ntok):
             state_token[tok_i[i, _STATE]] = -1
+        if status == OK:
+            cyclic[t] = not _sort_frame(first, ntok, links_into_frame, nlink, tok_i, tok_f, link_i)
         frame_start[t + 1] = ntok
         stats[2] = max(stats[2], ntok)
         stats[3] = max(stats[3], nlink)
@@ -351,7 +410,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
                     stats[6] += 1
                     changed_extra, pruned, excised = _prune_forward_links(
                         frame_start[f], frame_start[f + 1], tok_i, tok_f, link_i, link_f, lattice_beam, prune_delta,
-                        backward[f])
+                        cyclic[f])
                     dead_links += excised
                     if changed_extra and f > 0:
                         must_prune_links[f - 1] = True
@@ -386,17 +445,16 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
         bound = 0
         for i in range(first, end):
             if tok_f[i, _COST] <= cur_cutoff:
-                s = tok_i[i, _STATE]
-                bound += offsets[2 * s + 1] - offsets[2 * s]
+                bound += tok_i[i, _EPS_ARCS] - tok_i[i, _ARCS]
         tok_i = _grow(tok_i, ntok + bound)
         tok_f = _grow(tok_f, ntok + bound)
         link_i = _grow(link_i, nlink + bound)
         link_f = _grow(link_f, nlink + bound)
         scores_t = scores[t]
+        links_into_frame = nlink
         next_cutoff = np.inf
         if best_tok >= 0:
-            s = tok_i[best_tok, _STATE]
-            for k in range(offsets[2 * s], offsets[2 * s + 1]):
+            for k in range(tok_i[best_tok, _ARCS], tok_i[best_tok, _EPS_ARCS]):
                 tot = best + np.float64(arcs[k].weight) - np.float64(scores_t[arcs[k].ilabel - 1])
                 if tot + adaptive_beam < next_cutoff:
                     next_cutoff = tot + adaptive_beam
@@ -405,8 +463,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
             cur = tok_f[i, _COST]
             block = nlink
             if cur <= cur_cutoff:
-                s = tok_i[i, _STATE]
-                for k in range(offsets[2 * s], offsets[2 * s + 1]):
+                for k in range(tok_i[i, _ARCS], tok_i[i, _EPS_ARCS]):
                     ilabel = arcs[k].ilabel
                     acoustic = -scores_t[ilabel - 1]
                     graph_cost = arcs[k].weight
@@ -420,10 +477,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
                     if j < 0:
                         j = ntok
                         ntok += 1
-                        tok_i[j, _STATE] = ns
-                        tok_i[j, 1:] = 0
-                        tok_f[j, _COST] = tot
-                        tok_f[j, _EXTRA] = 0.0
+                        _new_token(j, ns, tot, tok_i, tok_f, offsets)
                         state_token[ns] = j
                     elif tot < tok_f[j, _COST]:
                         tok_f[j, _COST] = tot
@@ -467,10 +521,10 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
             if not _approx_equal(tok_f[i, _EXTRA], extra, 1e-5):
                 changed = True
             tok_f[i, _EXTRA] = extra
-        changed = changed and backward[num_frames]
+        changed = changed and cyclic[num_frames]
     for f in range(num_frames - 1, -1, -1):
         _prune_forward_links(frame_start[f], frame_start[f + 1], tok_i, tok_f, link_i, link_f, lattice_beam, 0.0,
-                             backward[f])
+                             cyclic[f])
         _prune_tokens(frame_start[f + 1], frame_start[f + 2], tok_i, tok_f)
     _prune_tokens(frame_start[0], frame_start[1], tok_i, tok_f)
     return status, reached_final, _raw_lattice(num_frames, frame_start, tok_i, tok_f, link_i, link_f, final,
