@@ -46,9 +46,10 @@ from asr_kd.decoding.search_graph import SearchGraph
 INT_MAX = 2**31 - 1
 #: Status codes of :func:`_search`.
 OK, NO_TOKENS, EPSILON_LOOP = 0, 1, 2
-# token columns (int64 table): state (-1 = pruned), emitting links (first, count), epsilon links (first, count),
-# and the state's arcs (emitting from, epsilon from, end), copied from the graph when the token is made: one
-# random access to the graph's offsets per token instead of one per pass over the frame
+# token columns (int32 table: its size is what the search's memory traffic is made of): state (-1 = pruned),
+# emitting links (first, count), epsilon links (first, count), and the state's arcs (emitting from, epsilon
+# from, end), copied from the graph when the token is made: one random access to the graph's offsets per
+# token instead of one per pass over the frame
 _STATE, _EMIT, _EMIT_N, _EPS, _EPS_N, _ARCS, _EPS_ARCS, _ARCS_END = 0, 1, 2, 3, 4, 5, 6, 7
 # token columns (float64 table): best cost from the start, extra cost
 _COST, _EXTRA = 0, 1
@@ -279,6 +280,13 @@ def _sort_frame(first: int, end: int, links_from: int, nlink: int, tok_i: np.nda
             if indegree[i - first] > 0:
                 order[count] = i
                 count += 1
+    in_order = True
+    for p in range(n):
+        if order[p] != first + p:
+            in_order = False
+            break
+    if in_order:
+        return acyclic
     position = np.empty(n, dtype=np.int64)
     for p in range(n):
         position[order[p] - first] = p
@@ -315,7 +323,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
     arrays), stats)``; :class:`LatticeSearch` wraps it.
     """
     num_frames = scores.shape[0]
-    tok_i = np.zeros((4096, 8), dtype=np.int64)
+    tok_i = np.zeros((4096, 8), dtype=np.int32)
     tok_f = np.zeros((4096, 2), dtype=np.float64)
     link_i = np.zeros((8192, 3), dtype=np.int32)
     link_f = np.zeros((8192, 2), dtype=np.float32)
@@ -579,6 +587,8 @@ class LatticeSearch:
     def __init__(self, graph: SearchGraph, options: SearchOptions = SearchOptions()) -> None:
         if options.beam <= 0 or options.lattice_beam <= 0 or options.prune_interval < 1:
             raise ValueError(f"beam, lattice beam and prune interval must be positive: {options}")
+        if graph.num_arcs >= 2**31:
+            raise ValueError(f"{graph.num_arcs} arcs: the search's token table holds 32-bit arc offsets")
         self.graph = graph
         self.options = options
         self._state_token = np.full(graph.num_states, -1, dtype=np.int32)
