@@ -9,16 +9,22 @@ less peaky than with a good model, which makes the RTF pessimistic rather than f
 run over the tiny dev set and decoded with :func:`decode_store` (Kaldi's default beams).
 
 Figures: ``graph_build_s`` (wall), ``graph_states``/``graph_arcs``, ``rtf`` / ``cpu_rtf``
-(search wall / CPU seconds per audio second, best path), ``lattice_rtf`` (lattice search plus
-N-best extraction, ``asr-kd decode --nbest``) and ``nbest_rtf`` (the N-best extraction alone),
-``wer`` of the best path (a sanity check, not a goal: tiny LM, barely trained model).
+(search wall / CPU seconds per audio second, best path: kaldi-decoder's ``FasterDecoder``),
+``lattice_rtf`` / ``lattice_cpu_rtf`` (our lattice search plus N-best extraction, ``asr-kd decode
+--nbest``), ``lattice_over_best_path`` (their CPU ratio), ``nbest_rtf`` (the N-best extraction
+alone), ``wer`` of the best path (a sanity check, not a goal: tiny LM, barely trained model).
 
-``--graph-dir G --scores S --tree-dir T --ref R`` instead compares the searches on real scores
-of a prepared experiment (the first ``--max-utts`` utterances of ``S``): best path at
-``--beam``, and lattice + N-best at each ``--lattice-beams`` value, with the WER of each at the
-search setting and ``nbest_exact``, the fraction of (utterance, LM weight) cases in which the
-N-best list's best hypothesis (with the Kaldi-grid coverage of ``asr-kd decode --nbest``) is the
-raw lattice's exact best path at that LM weight.
+``--graph-dir G --scores S --tree-dir T --ref DEV_MANIFEST --work-dir W`` instead compares the
+searches on real scores of a prepared experiment, through the commands a user runs (``asr-kd
+decode --jobs``, ``asr-kd score``, each a child process whose peak RSS is measured): the reported
+set is ``--utts`` random utterances (``--seed``) of half the dev speakers (alternate speakers in
+id order), the tuning set as many of the other half. Per ``--beams`` pair (beam:max-active):
+the best path (``<tag>_best_path_*``) and, per ``--lattice-beams`` value, the lattice search +
+``--nbest`` lists (``<tag>_lb<L>_*``): CPU RTF (search + N-best, and the N-best part alone),
+its ratio to the best path's, peak RSS, raw-lattice arcs per frame, WER at the search's own
+setting (``untuned``, LMWT 10) and tuned (LMWT 7..17 x WIP 0/0.5/1 chosen on the tuning set,
+``tuned_lmwt_wip``). Also the time to make (or open) the graph's array cache and the numba
+compile time: a fresh process's first lattice with an empty numba cache, and with the cache.
 """
 
 from __future__ import annotations
@@ -81,57 +87,131 @@ def train_posteriors(exp: Path, num_senones: int, steps: int, out_dir: Path) -> 
                          dtype="float32")
 
 
+def split_dev(manifest: Path, num_utts: int, seed: int, available: set[str]) -> tuple[list[str], list[str]]:
+    """``num_utts`` random utterances (``seed``) of each half of the speakers (alternate speakers in id order):
+    the reported set from half A, the tuning set from half B (as ``local/decode_study.sh`` splits dev).
+    Only utterances in ``available`` (those with scores) are drawn."""
+    import numpy as np
+
+    from asr_kd.data import read_manifest
+
+    utts = [u for u in read_manifest(manifest) if u.utt_id in available]
+    speakers = sorted({u.speaker for u in utts})
+    half_a = set(speakers[::2])
+    rng = np.random.default_rng(seed)
+    halves = [[u.utt_id for u in utts if (u.speaker in half_a) == first] for first in (True, False)]
+    return tuple(sorted(rng.choice(h, min(num_utts, len(h)), replace=False).tolist()) for h in halves)
+
+
+def run_measured(argv: list[str], log: Path) -> float:
+    """Run ``argv`` (stdout + stderr to ``log``); its peak RSS in MB (its whole process tree)."""
+    import os
+    import subprocess
+
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed; see {log}")
+    return usage.ru_maxrss / 1024
+
+
+def numba_compile_s(graph_dir: Path, scores: Path, tree_dir: Path, cache_dir: Path) -> float:
+    """Seconds from a fresh process to the first lattice of one utterance, numba's cache in ``cache_dir``."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import time, sys; t = time.perf_counter()\n"
+        "from asr_kd.alignment import load_senone_log_priors\n"
+        "from asr_kd.decoding import Decoder, DecoderConfig, load_graph\n"
+        "from asr_kd.decoding.run import hmm_log_likelihoods\n"
+        "from asr_kd.utils.array_store import ArrayStore\n"
+        "store = ArrayStore(sys.argv[2]); u = min(store, key=lambda k: len(store[k]))\n"
+        "loglik = hmm_log_likelihoods(store[u], 'log-posteriors', load_senone_log_priors(sys.argv[3]))\n"
+        "decoder = Decoder(load_graph(sys.argv[1]), DecoderConfig(beam=9, max_active=1500, lattice_beam=4))\n"
+        "decoder.nbest(decoder.lattice(loglik[:100]), 10)\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
+    out = subprocess.run([sys.executable, "-c", code, str(graph_dir), str(scores), str(tree_dir)], env=env,
+                         check=True, capture_output=True, text=True)
+    return float(out.stdout.split()[-1])
+
+
 def compare_searches(args: argparse.Namespace) -> dict:
-    """Best path vs lattice + N-best on the same real scores (see the module docstring)."""
-    from asr_kd.alignment import load_senone_log_priors
-    from asr_kd.decoding import Decoder, DecoderConfig, NoPathError, ScoringSetting, lattice_best_path, load_graph
-    from asr_kd.decoding.nbest import best_hypothesis, kaldi_grid
-    from asr_kd.decoding.run import hmm_log_likelihoods
-    from asr_kd.scoring.wer import align_words, read_references, summarize
+    """FasterDecoder best path vs the lattice search + N-best on the same real scores (module docstring)."""
+    import json
+    import shutil
+    import sys
+
+    from asr_kd.data import read_manifest
+    from asr_kd.decoding.graph import load_graph
+    from asr_kd.decoding.search_graph import CACHE_DIR
     from asr_kd.utils.array_store import ArrayStore
 
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    report, tune = split_dev(args.ref, args.utts, args.seed, set(ArrayStore(args.scores)))
+    texts = {u.utt_id: u.transcript for u in read_manifest(args.ref)}
+    for name, ids in (("report", report), ("tune", tune)):
+        (work / f"{name}.utts").write_text("".join(f"{u}\n" for u in ids))
+        (work / f"{name}_ref.txt").write_text("".join(f"{u} {texts[u]}\n" for u in ids))
     graph = load_graph(args.graph_dir)
-    store = ArrayStore(args.scores)
-    log_priors = load_senone_log_priors(args.tree_dir)
-    utt_ids = list(store)[: args.max_utts]
-    scores = {u: hmm_log_likelihoods(store[u], "log-posteriors", log_priors, args.prior_scale) for u in utt_ids}
-    refs = {u: t for u, t in read_references(args.ref).items() if u in scores}
-    audio_s = sum(len(x) for x in scores.values()) * 0.01
-    result = {"stage": "decode", "utterances": len(utt_ids), "audio_s": round(audio_s, 1),
-              "graph_states": graph.info["num_states"], "beam": args.beam}
+    made = not (args.graph_dir / CACHE_DIR / "meta.json").exists()
+    start = time.perf_counter()
+    _ = graph.search_graph
+    result = {"stage": "decode", "utterances": len(report), "tuning_utterances": len(tune), "seed": args.seed,
+              "graph_states": graph.info["num_states"], "graph_arcs": graph.info["num_arcs"],
+              f"search_graph_{'made' if made else 'opened'}_s": round(time.perf_counter() - start, 2)}
+    shutil.rmtree(work / "numba_cache", ignore_errors=True)
+    result["numba_first_run_s"] = round(numba_compile_s(args.graph_dir, args.scores, args.tree_dir,
+                                                        work / "numba_cache"), 1)
+    result["numba_cached_run_s"] = round(numba_compile_s(args.graph_dir, args.scores, args.tree_dir,
+                                                         work / "numba_cache"), 1)
+    asr_kd = [sys.executable, "-m", "asr_kd.cli"]
+    common = ["--graph-dir", str(args.graph_dir), "--scores", str(args.scores), "--tree-dir", str(args.tree_dir),
+              "--jobs", str(args.jobs), "--prior-scale", str(args.prior_scale)]
 
-    def wer(hyps: dict[str, str]) -> float:
-        return round(summarize(align_words(refs, hyps)).wer, 4)
+    def decode(tag: str, utts: str, extra: list[str]) -> tuple[dict, float]:
+        out = work / tag
+        rss = run_measured([*asr_kd, "decode", *common, "--utts", str(work / f"{utts}.utts"), *extra,
+                            "--out", str(out)], work / f"{tag}.log")
+        return json.loads((out / "decode.json").read_text()), rss
 
-    best = Decoder(graph, DecoderConfig(beam=args.beam))
-    start, hyps = time.process_time(), {}
-    for u, loglik in scores.items():
-        hyps[u] = " ".join(best.best_path(loglik, u).words)
-    result.update(best_path_cpu_rtf=round((time.process_time() - start) / audio_s, 4), best_path_wer=wer(hyps))
-    for lattice_beam in args.lattice_beams:
-        decoder = Decoder(graph, DecoderConfig(beam=args.beam, lattice_beam=lattice_beam, nbest_beam=lattice_beam))
-        search_s = nbest_s = 0.0
-        hyps, exact, cases, sizes = {}, 0, 0, []
-        for u, loglik in scores.items():
-            start = time.process_time()
-            try:
-                lattice = decoder.lattice(loglik, u)
-            except NoPathError:
-                continue
-            middle = time.process_time()
-            nbest = decoder.nbest(lattice, args.nbest, log_priors, u, kaldi_grid(args.prior_scale), args.prior_scale)
-            search_s += middle - start
-            nbest_s += time.process_time() - middle
-            hyps[u], sizes = " ".join(nbest[0].words), [*sizes, len(nbest)]
-            for lm_weight in (7.0, 10.0, 14.0):
-                chosen = best_hypothesis(nbest, ScoringSetting(lm_weight, 0.0, args.prior_scale), args.prior_scale)
-                exact += chosen.words == lattice_best_path(lattice, lm_weight, graph.words).words
-                cases += 1
-        tag = f"lb{lattice_beam:g}"
-        result.update({f"{tag}_lattice_cpu_rtf": round(search_s / audio_s, 4),
-                       f"{tag}_nbest_cpu_rtf": round(nbest_s / audio_s, 4), f"{tag}_wer": wer(hyps),
-                       f"{tag}_nbest_exact": round(exact / max(cases, 1), 4),
-                       f"{tag}_mean_nbest": round(sum(sizes) / max(len(sizes), 1), 1)})
+    def score(argv: list[str], wer_json: Path) -> dict:
+        run_measured([*asr_kd, "score", *argv], wer_json.with_suffix(".log"))
+        return json.loads(wer_json.read_text())
+
+    for pair in args.beams:
+        beam, max_active = pair.split(":")
+        tag = f"b{beam}_ma{max_active}"
+        search = ["--beam", beam, "--max-active", max_active]
+        summary, rss = decode(f"{tag}_best", "report", search)
+        wer = score(["--ref", str(work / "report_ref.txt"), "--hyp", str(work / f"{tag}_best" / "hyp.txt")],
+                    work / f"{tag}_best" / "hyp.wer.json")
+        result.update({f"{tag}_best_path_cpu_rtf": round(summary["cpu_rtf"], 4), f"{tag}_best_path_rss_mb": round(rss),
+                       f"{tag}_best_path_wer": round(wer["summary"]["wer"], 4)})
+        for lattice_beam in args.lattice_beams:
+            lb = f"{tag}_lb{lattice_beam:g}"
+            lattice = [*search, "--lattice-beam", f"{lattice_beam:g}", "--nbest", str(args.nbest)]
+            summary, rss = decode(lb, "report", lattice)
+            decode(f"{lb}_tune", "tune", lattice)
+            scored = ["--ref", str(work / "report_ref.txt"), "--nbest", str(work / lb / "nbest.jsonl.gz")]
+            untuned = score([*scored, "--out", str(work / lb / "untuned")], work / lb / "untuned.wer.json")
+            tune_set = [str(work / "tune_ref.txt"), str(work / f"{lb}_tune" / "nbest.jsonl.gz")]
+            tuned = score([*scored, "--tune", *tune_set, "--out", str(work / lb / "tuned")],
+                          work / lb / "tuned.wer.json")
+            setting = tuned["scoring"]["setting"]
+            result.update({
+                f"{lb}_cpu_rtf": round(summary["cpu_rtf"], 4), f"{lb}_nbest_rtf": round(summary["nbest_rtf"], 4),
+                f"{lb}_over_best_path": round(summary["cpu_rtf"] / result[f"{tag}_best_path_cpu_rtf"], 2),
+                f"{lb}_rss_mb": round(rss), f"{lb}_lattice_arcs_per_frame": round(summary["lattice_arcs_per_frame"], 1),
+                f"{lb}_untuned_wer": round(untuned["summary"]["wer"], 4),
+                f"{lb}_tuned_wer": round(tuned["summary"]["wer"], 4),
+                f"{lb}_tuned_lmwt_wip": f"{setting['lm_weight']:g}/{setting['word_ins_penalty']:g}",
+            })
     return result
 
 
@@ -139,15 +219,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-steps", type=int, default=300, help="DNN minibatches before decoding")
     parser.add_argument("--nbest", type=int, default=100, help="N-best list size of the lattice search")
-    parser.add_argument("--no-lattice", action="store_true", help="skip the (slow) lattice search")
+    parser.add_argument("--no-lattice", action="store_true", help="skip the lattice search")
     real = parser.add_argument_group("real scores (instead of the tiny data)")
     real.add_argument("--graph-dir", type=Path)
-    real.add_argument("--scores", type=Path, help="array store of log-posteriors")
+    real.add_argument("--scores", type=Path, help="array store of log-posteriors (the whole dev set)")
     real.add_argument("--tree-dir", type=Path)
-    real.add_argument("--ref", type=Path, help="references (manifest .tsv or text)")
-    real.add_argument("--max-utts", type=int, default=50)
-    real.add_argument("--beam", type=float, default=13.0)
+    real.add_argument("--ref", type=Path, help="the dev manifest (.tsv)")
+    real.add_argument("--work-dir", type=Path, help="where the decodes and scores go")
+    real.add_argument("--utts", type=int, default=100, help="utterances of the reported set and of the tuning set")
+    real.add_argument("--seed", type=int, default=0)
+    real.add_argument("--beams", nargs="+", default=["13:7000", "11:3000", "10:2000", "9:1500"],
+                      help="beam:max-active pairs")
     real.add_argument("--lattice-beams", type=float, nargs="+", default=[4.0, 6.0, 8.0])
+    real.add_argument("--jobs", type=int, default=2)
     real.add_argument("--prior-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.graph_dir is not None:
@@ -173,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
     best = decode_store(**decode, out_dir=exp / "decode")
     lattice = None
     if not args.no_lattice:
+        decode_store(**decode, out_dir=exp / "decode_lattice", nbest=args.nbest)  # numba compiled or loaded
         lattice = decode_store(**decode, out_dir=exp / "decode_lattice", nbest=args.nbest)
     wer = score(read_references(manifest_path(exp, DEV)), read_text(exp / "decode" / "hyp.txt"),
                 exp / "decode" / "wer.json", exp / "decode" / "per_utt.txt").wer
@@ -188,6 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
         "rtf": round(best["rtf"], 4),
         "cpu_rtf": round(best["cpu_rtf"], 4),
         "lattice_rtf": None if lattice is None else round(lattice["rtf"], 4),
+        "lattice_cpu_rtf": None if lattice is None else round(lattice["cpu_rtf"], 4),
+        "lattice_over_best_path": None if lattice is None else round(lattice["cpu_rtf"] / best["cpu_rtf"], 2),
         "nbest_rtf": None if lattice is None else round(lattice["nbest_rtf"], 4),
         "goal": "rtf <= 0.1",
         "wer": round(wer, 3),

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decode per-frame senone scores to words",
         description="Decode every utterance of an array store of (T, num_senones) float arrays with HCLG. "
         "Hybrid scoring: log-likelihood = log-posterior - prior_scale * log-prior. Writes <out>/hyp.txt "
-        "(utt_id WORDS...) and <out>/decode.json; with --nbest N a lattice search per utterance and "
+        "(utt_id WORDS...) and <out>/decode.json; with --nbest N a lattice search per utterance (Kaldi's "
+        "LatticeFasterDecoder: beam, max-active, lattice beam) and "
         "<out>/nbest.jsonl.gz, the N best word sequences with graph, acoustic and prior costs apart, for "
         "`asr-kd score --nbest` (LM weight / insertion penalty / prior scale tuning) and `asr-kd rescore`.",
     )
@@ -49,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=float, default=13.0)
     p.add_argument("--max-active", type=int, default=7000)
     p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam (with --nbest)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="decoding processes (they share the graph's memory; the output does not depend on it)")
     p.add_argument("--utts", type=Path, default=None, help="decode only the utterance ids listed in this file")
     p.add_argument("--nbest", type=int, default=0, metavar="N",
                    help="lattice search; write the N best word sequences per utterance (e.g. 100)")
@@ -156,6 +159,8 @@ def run_decode(args: argparse.Namespace) -> int:
 
     if args.nbest < 0:
         raise AsrKdError(f"--nbest must be >= 0, got {args.nbest}")
+    if args.jobs < 1:
+        raise AsrKdError(f"--jobs must be >= 1, got {args.jobs}")
     config = DecoderConfig(acoustic_scale=args.acoustic_scale, beam=args.beam, max_active=args.max_active,
                            lattice_beam=args.lattice_beam,
                            nbest_beam=args.lattice_beam if args.nbest_beam is None else args.nbest_beam)
@@ -163,6 +168,7 @@ def run_decode(args: argparse.Namespace) -> int:
         load_graph(args.graph_dir), args.scores, args.out, config, kind=args.kind, log_priors=_log_priors(args),
         prior_scale=args.prior_scale, nbest=args.nbest,
         utt_ids=args.utts.read_text().split() if args.utts else None, coverage=[] if args.no_coverage else None,
+        jobs=args.jobs,
     )
     outputs = [*summary["hypothesis_files"], *([summary["nbest_file"]] if args.nbest else [])]
     print(f"decode: {summary['utterances']} utterances ({summary['failed']} failed), RTF {summary['rtf']:.4f} "

@@ -1,19 +1,20 @@
-"""Viterbi beam search over HCLG with ``kaldi_decoder`` on a log-likelihood matrix.
+"""Viterbi beam search over HCLG on a log-likelihood matrix: best paths and lattices.
 
 Hybrid scoring: ``loglik = log_softmax(logits) - prior_scale * log_prior`` (scaled likelihoods,
-:func:`scaled_log_likelihoods`). The graph's input label ``senone + 1`` is scored by
-``DecodableCtc(M)`` as ``M[t, senone]``, with ``M = acoustic_scale * loglik``.
+:func:`scaled_log_likelihoods`). The graph's input label ``senone + 1`` scores ``M[t, senone]``
+with ``M = acoustic_scale * loglik`` (as ``kaldi_decoder.DecodableCtc`` does).
 
-Two searches:
+Two searches, both with Kaldi's beam, max-active and min-active:
 
-* :meth:`Decoder.best_path`: ``FasterDecoder`` (beam + max-active), one hypothesis.
-* :meth:`Decoder.lattice`: ``LatticeSimpleDecoder`` (beam only: the bindings have no
-  ``LatticeFasterDecoder``) keeps a raw lattice whose arcs hold (graph cost, acoustic cost)
-  separately; :meth:`Decoder.nbest` turns it into an N-best list with those costs apart
-  (:mod:`asr_kd.decoding.lattice`), so LM weight, insertion penalty and prior scale are swept and
-  LMs rescored afterwards without searching again (Kaldi's LMWT scoring, ``lmrescore.sh``).
-  :func:`lattice_best_path` is the exact best path of a raw lattice at one LM weight (the
-  reference the N-best sweep is checked against).
+* :meth:`Decoder.best_path`: kaldi-decoder's ``FasterDecoder``, one hypothesis (the fastest way
+  to a best path: no lattice bookkeeping).
+* :meth:`Decoder.lattice`: our ``LatticeFasterDecoder`` (:mod:`asr_kd.decoding.lattice_search`)
+  keeps a raw lattice whose arcs hold (graph cost, acoustic cost) separately; :meth:`Decoder.nbest`
+  turns it into an N-best list with those costs apart (:mod:`asr_kd.decoding.lattice`), so LM
+  weight, insertion penalty and prior scale are swept and LMs rescored afterwards without
+  searching again (Kaldi's LMWT scoring, ``lmrescore.sh``). :func:`lattice_best_path` is the
+  exact best path of a raw lattice at one LM weight (the reference the N-best sweep is checked
+  against).
 
 A search that finds no path raises :class:`NoPathError` (an :class:`AsrKdError`), which
 :func:`asr_kd.decoding.run.decode_store` counts as a failed utterance instead of stopping.
@@ -21,7 +22,7 @@ A search that finds no path raises :class:`NoPathError` (an :class:`AsrKdError`)
 
 from __future__ import annotations
 
-import math
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,8 +30,10 @@ import kaldi_decoder
 import kaldifst
 import numpy as np
 
+from asr_kd.decoding import lattice_search
 from asr_kd.decoding.graph import DecodingGraph
-from asr_kd.decoding.lattice import cheapest_path, lattice_to_arrays, nbest, prune_word_graph, word_graph
+from asr_kd.decoding.lattice import RawLattice, cheapest_path, nbest, prune_word_graph, word_graph
+from asr_kd.decoding.lattice import lattice_best_path as raw_best_path
 from asr_kd.decoding.nbest import Hypothesis, ScoringSetting, setting_cost
 from asr_kd.utils.errors import AsrKdError
 
@@ -45,6 +48,8 @@ class DecoderConfig:
         max_active, min_active: bounds on active states per frame.
         lattice_beam: lattice pruning beam (lattice search only).
         nbest_beam: N-best lists keep word sequences within this cost of the best one.
+        prune_interval: frames between two lattice pruning passes (lattice search only).
+        beam_delta: widening of the beam when max/min-active set the cutoff (Kaldi's 0.5).
     """
 
     acoustic_scale: float = 0.1
@@ -53,6 +58,13 @@ class DecoderConfig:
     min_active: int = 200
     lattice_beam: float = 8.0
     nbest_beam: float = 8.0
+    prune_interval: int = 25
+    beam_delta: float = 0.5
+
+    def search_options(self) -> lattice_search.SearchOptions:
+        return lattice_search.SearchOptions(beam=self.beam, max_active=self.max_active, min_active=self.min_active,
+                                            lattice_beam=self.lattice_beam, prune_interval=self.prune_interval,
+                                            beam_delta=self.beam_delta)
 
 
 class NoPathError(AsrKdError):
@@ -63,10 +75,16 @@ class NoPathError(AsrKdError):
 class SearchLattice:
     """A raw state-level lattice: arc weights are (graph cost, ``acoustic_scale`` * acoustic cost)."""
 
-    lattice: kaldifst.Lattice
+    lattice: RawLattice
     acoustic_scale: float
-    reached_final: bool
-    num_frames: int
+
+    @property
+    def reached_final(self) -> bool:
+        return self.lattice.reached_final
+
+    @property
+    def num_frames(self) -> int:
+        return self.lattice.num_frames
 
 
 @dataclass(frozen=True)
@@ -101,22 +119,35 @@ def scaled_log_likelihoods(
 
 
 class Decoder:
-    """Decodes log-likelihood matrices against one :class:`DecodingGraph`."""
+    """Decodes log-likelihood matrices against one :class:`DecodingGraph` (each search made on first use)."""
 
     def __init__(self, graph: DecodingGraph, config: DecoderConfig = DecoderConfig()) -> None:
         self.graph = graph
         self.config = config
-        faster = kaldi_decoder.FasterDecoderOptions()
-        faster.beam = config.beam
-        faster.max_active = config.max_active
-        faster.min_active = config.min_active
-        self._faster = kaldi_decoder.FasterDecoder(graph.fst, faster)
-        lattice = kaldi_decoder.LatticeSimpleDecoderConfig()
-        lattice.beam = config.beam
-        lattice.lattice_beam = config.lattice_beam
-        self._lattice_config = lattice
+        self._faster: kaldi_decoder.FasterDecoder | None = None
+        self._lattice_search: lattice_search.LatticeSearch | None = None
 
-    def _decodable(self, loglik: np.ndarray, utt_id: str) -> kaldi_decoder.DecodableCtc:
+    def prepare(self, lattice: bool) -> None:
+        """Load the graph and make the search now (and, for ``lattice``, load the compiled numba code by
+        searching one silent frame), so that the first utterance's time is its search alone."""
+        if not lattice:
+            self._faster_decoder()
+            return
+        with contextlib.suppress(NoPathError):  # a graph without a one-frame path: warm enough
+            self.nbest(self.lattice(np.zeros((1, self.graph.num_senones), dtype=np.float32), "<warm-up>"), 1)
+
+    def _faster_decoder(self) -> kaldi_decoder.FasterDecoder:
+        if self._faster is None:
+            options = kaldi_decoder.FasterDecoderOptions()
+            options.beam = self.config.beam
+            options.max_active = self.config.max_active
+            options.min_active = self.config.min_active
+            options.beam_delta = self.config.beam_delta
+            self._faster = kaldi_decoder.FasterDecoder(self.graph.fst, options)
+        return self._faster
+
+    def _scaled(self, loglik: np.ndarray, utt_id: str) -> np.ndarray:
+        """``acoustic_scale * loglik`` as contiguous float32, after checking shape and values."""
         loglik = np.asarray(loglik)
         if loglik.ndim != 2 or loglik.shape[1] != self.graph.num_senones:
             raise AsrKdError(
@@ -125,29 +156,40 @@ class Decoder:
             )
         if not np.all(np.isfinite(loglik)):
             raise AsrKdError(f"{utt_id}: log-likelihoods contain NaN or infinite values")
-        scaled = np.ascontiguousarray(loglik * self.config.acoustic_scale, dtype=np.float32)
-        return kaldi_decoder.DecodableCtc(scaled)
+        return np.ascontiguousarray(loglik * self.config.acoustic_scale, dtype=np.float32)
 
     def best_path(self, loglik: np.ndarray, utt_id: str = "<utt>") -> BestPath:
         """Best word sequence for ``loglik`` ``(T, num_senones)`` (unscaled log-likelihoods)."""
-        self._faster.decode(self._decodable(loglik, utt_id))
-        reached = self._faster.reached_final()
-        ok, path = self._faster.get_best_path()
+        faster = self._faster_decoder()
+        faster.decode(kaldi_decoder.DecodableCtc(self._scaled(loglik, utt_id)))
+        reached = faster.reached_final()
+        ok, path = faster.get_best_path()
         if not ok:
             raise NoPathError(f"{utt_id}: search found no path through the graph (beam too small?)")
         return _linear_hypothesis(path, self.graph.words, reached)
 
     def lattice(self, loglik: np.ndarray, utt_id: str = "<utt>") -> SearchLattice:
         """Raw state-level lattice of ``loglik`` ``(T, num_senones)`` (see :class:`SearchLattice`)."""
-        if len(loglik) == 0:  # kaldi-decoder aborts on an empty utterance
+        if len(loglik) == 0:
             raise NoPathError(f"{utt_id}: no frames to decode")
-        decoder = kaldi_decoder.LatticeSimpleDecoder(self.graph.fst, self._lattice_config)
-        decoder.decode(self._decodable(loglik, utt_id))
-        ok, lattice = decoder.get_raw_lattice()
-        if not ok or lattice.num_states == 0:
+        scaled = self._scaled(loglik, utt_id)
+        if self._lattice_search is None:
+            search_graph = self.graph.search_graph
+            top = int(search_graph.arcs["ilabel"].max(initial=0))
+            if top > self.graph.num_senones:
+                raise AsrKdError(f"graph input label {top} is beyond the tree's {self.graph.num_senones} senones")
+            self._lattice_search = lattice_search.LatticeSearch(search_graph, self.config.search_options())
+        status, lattice = self._lattice_search(scaled)
+        if status == lattice_search.EPSILON_LOOP:
+            raise AsrKdError(f"{utt_id}: the graph has a negative-cost epsilon cycle: the search cannot settle")
+        if lattice is None:
             raise NoPathError(f"{utt_id}: lattice search found no path through the graph (beam too small?)")
-        return SearchLattice(lattice, self.config.acoustic_scale, math.isfinite(decoder.final_relative_cost()),
-                             len(loglik))
+        return SearchLattice(lattice, self.config.acoustic_scale)
+
+    @property
+    def last_search_stats(self) -> dict[str, int]:
+        """Counters of the last lattice search (tokens and links made and held, pruning passes)."""
+        return {} if self._lattice_search is None else dict(self._lattice_search.last_stats)
 
     def nbest(
         self,
@@ -167,8 +209,7 @@ class Decoder:
             decode_prior_scale: the prior scale the log-likelihoods were computed with.
         """
         try:
-            graph = word_graph(lattice_to_arrays(lattice.lattice), lattice.num_frames, log_priors,
-                               self.config.nbest_beam)
+            graph = word_graph(lattice.lattice, log_priors, self.config.nbest_beam)
         except AsrKdError as err:
             raise NoPathError(f"{utt_id}: {err}") from None
         graph = prune_word_graph(graph, self.config.nbest_beam)
@@ -201,6 +242,9 @@ def lattice_best_path(lattice: SearchLattice, lm_weight: float, words: Sequence[
     The lattice's acoustic costs were scaled by ``lattice.acoustic_scale`` during search; the
     rescored cost is ``lm_weight * graph_cost + acoustic_cost / acoustic_scale``.
     """
-    scaled = lattice.lattice.copy()
-    kaldifst.scale_lattice(kaldifst.lattice_scale(lm_weight, 1.0 / lattice.acoustic_scale), scaled)
-    return _linear_hypothesis(kaldifst.shortest_path(scaled), words, lattice.reached_final)
+    try:
+        path = raw_best_path(lattice.lattice, lm_weight, 1.0 / lattice.acoustic_scale)
+    except AsrKdError as err:
+        raise NoPathError(str(err)) from None
+    cost = lm_weight * path.graph + path.acoustic / lattice.acoustic_scale
+    return BestPath(tuple(words[w] for w in path.word_ids), cost, lattice.reached_final)

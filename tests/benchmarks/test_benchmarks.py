@@ -25,7 +25,7 @@ CASES = {
                  "--rank", "12"],
                 {"topk_over_hard", "online_over_hard", "lowrank_over_hard", "bytes_per_frame_topk",
                  "bytes_per_frame_dense", "bytes_per_frame_lowrank"}),
-    "decode": (["--train-steps", "2", "--no-lattice"], {"graph_build_s", "rtf", "cpu_rtf", "lm"}),
+    "decode": (["--train-steps", "2", "--nbest", "5"], {"graph_build_s", "rtf", "cpu_rtf", "lm", "lattice_cpu_rtf"}),
     "integrity": (["--presets", "tiny", "--utts", "4", "--frames", "50", "--repeats", "1"],
                   {"checksum_ms_tiny", "checksum_fraction_tiny", "finite_check_ms", "shard_first_read_ms"}),
 }

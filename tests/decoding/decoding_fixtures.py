@@ -114,3 +114,59 @@ def crafted_loglik(num_senones: int, senones: Sequence[int], low: float = -8.0, 
     loglik = low + 0.5 * rng.standard_normal((len(senones), num_senones))
     loglik[np.arange(len(senones)), senones] = -0.1 * rng.random(len(senones))
     return loglik.astype(np.float32)
+
+
+def read_kaldifst_lattice(lattice, reached_final: bool):
+    """A ``kaldifst.Lattice`` as a :class:`RawLattice`, through its OpenFst binary (``vector`` / ``lattice4``) layout.
+
+    Layout: header (magic, "vector", "lattice4", version, flags, properties, start, #states,
+    #arcs), then per state its final weight (2 x f32), its arc count (i64) and its arcs
+    (ilabel i32, olabel i32, graph f32, acoustic f32, nextstate i32).
+    """
+    import struct
+    import tempfile
+    from pathlib import Path
+
+    from asr_kd.decoding.lattice import raw_lattice
+
+    arc = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("graph", "<f4"), ("acoustic", "<f4"), ("next", "<i4")])
+    state_header = struct.Struct("<ffq")
+    with tempfile.TemporaryDirectory(prefix="asr_kd_lat_") as tmp:
+        path = Path(tmp) / "lat.fst"
+        lattice.write(str(path))
+        data = path.read_bytes()
+    offset, kinds = 4, []
+    for _ in range(2):
+        (length,) = struct.unpack_from("<i", data, offset)
+        kinds.append(data[offset + 4 : offset + 4 + length].decode())
+        offset += 4 + length
+    assert kinds == ["vector", "lattice4"], kinds
+    _, _, _, start, num_states, _ = struct.unpack_from("<iiQqqq", data, offset)
+    offset += struct.calcsize("<iiQqqq")
+    finals = np.empty((num_states, 2))
+    src, arcs = [], []
+    for state in range(num_states):
+        finals[state, 0], finals[state, 1], count = state_header.unpack_from(data, offset)
+        offset += state_header.size
+        arcs.append(np.frombuffer(data, dtype=arc, count=count, offset=offset))
+        src.append(np.full(count, state))
+        offset += arc.itemsize * count
+    arcs, src = np.concatenate(arcs), np.concatenate(src)
+    return raw_lattice(int(start), int(num_states), src, arcs["next"], arcs["ilabel"], arcs["olabel"], arcs["graph"],
+                       arcs["acoustic"], finals[:, 0], finals[:, 1], reached_final)
+
+
+def lattice_simple_decoder(graph, scaled_loglik: np.ndarray, beam: float, lattice_beam: float):
+    """The reference lattice search: kaldi-decoder's ``LatticeSimpleDecoder`` (beam only) as a :class:`RawLattice`."""
+    import math
+
+    import kaldi_decoder
+
+    config = kaldi_decoder.LatticeSimpleDecoderConfig()
+    config.beam = beam
+    config.lattice_beam = lattice_beam
+    decoder = kaldi_decoder.LatticeSimpleDecoder(graph.fst, config)
+    decoder.decode(kaldi_decoder.DecodableCtc(np.ascontiguousarray(scaled_loglik, dtype=np.float32)))
+    ok, lattice = decoder.get_raw_lattice()
+    assert ok and lattice.num_states > 0
+    return read_kaldifst_lattice(lattice, math.isfinite(decoder.final_relative_cost()))

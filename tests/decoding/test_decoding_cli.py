@@ -136,3 +136,24 @@ def test_posteriors_without_priors_are_refused(exp, capsys) -> None:
     code = main(["decode", "--graph-dir", str(exp / "graph_toy"), "--scores", str(exp / "post"),
                  "--out", str(exp / "bad")])
     assert code == 2 and "needs senone priors" in capsys.readouterr().err
+
+
+def test_parallel_decode_gives_the_same_outputs(exp) -> None:
+    """--jobs 2 spreads utterances over forked workers; hypotheses, N-best lists and their order do not change."""
+    assert main(["graph", "--exp", str(exp), "--arpa", str(exp / "toy.arpa")]) == 0
+    tree = SenoneTree.load(exp / "tree" / "tree.json")
+    write_scores(exp / "loglik", tree)
+    outputs = {}
+    for jobs in (1, 2):
+        for nbest in (0, 10):
+            out = exp / f"dec_{jobs}_{nbest}"
+            assert main(["decode", "--graph-dir", str(exp / "graph_toy"), "--scores", str(exp / "loglik"), "--kind",
+                         "log-likelihoods", "--nbest", str(nbest), "--jobs", str(jobs), "--out", str(out)]) == 0
+            outputs[jobs, nbest] = (out / "hyp.txt").read_text()
+            if nbest:
+                lists = read_nbest(out / "nbest.jsonl.gz")
+                outputs[jobs, "lists"] = (list(lists.utterances), lists.utterances)
+            assert json.loads((out / "decode.json").read_text())["jobs"] == jobs
+    for key in (0, 10, "lists"):
+        assert outputs[1, key] == outputs[2, key]
+    assert (exp / "graph_toy" / "search_graph" / "meta.json").exists()  # the lattice search's cached arrays

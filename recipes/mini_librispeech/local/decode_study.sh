@@ -8,7 +8,8 @@
 #   LMDIR  <first-lm>.arpa + <first-lm>.lexicon.txt (first pass) and <big-lm>.arpa (rescoring) (asr-kd lm)
 #   OUT    where graphs, posteriors, N-best lists and scores go
 # Stages: 1 first-pass HCLG (default: the trigram pruned at 1e-7), 2 dev log-posteriors of each system,
-# 3 search comparison at beams 13 / 10 / 8 (benchmarks.bench_decode), 4 N-best decoding of dev, 5 trigram rescoring,
+# 3 search comparison (benchmarks.bench_decode: best path vs lattice search at 4 beam/max-active pairs and lattice
+# beams 4/6/8, tuned on other speakers), 4 N-best decoding of dev, 5 trigram rescoring,
 # 6 scoring: untuned, tuned on the other half of the dev speakers (2-fold), best on dev,
 # 7 the pocketsphinx peer benchmark.
 set -euo pipefail
@@ -22,7 +23,8 @@ out=
 dev=dev-clean-2
 systems="member0 member1 member2 member3 ensemble"
 beam=13                     # best-path searches (the peer benchmark)
-lattice_search_beam=10      # lattice searches (stage 4): see stage 3 for the speed of each beam
+lattice_search_beam=10      # lattice searches (stage 4): see stage 3 for the speed and WER of each setting
+max_active=2000
 lattice_beam=6
 nbest=100
 first_lm=en-us.3gram.pruned1e-07
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --systems) systems=$2; shift 2 ;;
     --lattice-beam) lattice_beam=$2; shift 2 ;;
     --lattice-search-beam) lattice_search_beam=$2; shift 2 ;;
+    --max-active) max_active=$2; shift 2 ;;
     --reuse-graph) reuse_graph=$2; shift 2 ;;
     --first-lm) first_lm=$2; shift 2 ;;
     --big-lm) big_lm=$2; shift 2 ;;
@@ -79,15 +82,10 @@ if run_stage 2; then
   done
 fi
 if run_stage 3; then
-  # LatticeSimpleDecoder has no max-active: its cost grows fast with the beam (a 3-utterance probe on
-  # this graph: lattice CPU RTF 7.0 at beam 13 vs 0.49 for the best path), so beam 13 gets 5 utterances
-  stamp "stage 3: best path vs lattice + $nbest-best (lattice beam $lattice_beam) at beams 8, 10, 13 (member0)"
-  for beam_utts in "8 20" "10 20" "13 5"; do
-    set -- $beam_utts
-    python -m benchmarks.bench_decode --graph-dir "$graph" --scores "$out/member0/logpost" --tree-dir "$exp/tree" \
-      --ref "$exp/manifests/$dev.tsv" --max-utts "$2" --beam "$1" --lattice-beams $lattice_beam --nbest $nbest \
-      | tail -n 1 | tee -a "$out/search_comparison.txt"
-  done
+  stamp "stage 3: best path vs lattice search + $nbest-best (member0, 100 + 100 dev utterances)"
+  python -m benchmarks.bench_decode --graph-dir "$graph" --scores "$out/member0/logpost" --tree-dir "$exp/tree" \
+    --ref "$exp/manifests/$dev.tsv" --work-dir "$out/search_comparison" --utts 100 --seed 0 --nbest $nbest --jobs 2 \
+    | tail -n 1 | tee "$out/search_comparison.txt"
 fi
 # the 2-fold tuning split: dev speakers alternately in half A and half B
 split_dev() {
@@ -98,16 +96,13 @@ split_dev() {
   cut -d' ' -f1 "$out/half_a.txt" > "$out/half_a.utts"; cut -d' ' -f1 "$out/half_b.txt" > "$out/half_b.utts"
 }
 if run_stage 4; then
-  stamp "stage 4: lattice search + $nbest-best of $dev (beam $lattice_search_beam, lattice beam $lattice_beam), two at a time"
-  pids=()
+  stamp "stage 4: lattice search + $nbest-best of $dev (beam $lattice_search_beam, max-active $max_active, lattice beam $lattice_beam)"
   for s in $systems; do
     asr-kd decode --graph-dir "$graph" --scores "$out/$s/logpost" --tree-dir "$exp/tree" --beam $lattice_search_beam \
-      --lattice-beam $lattice_beam --nbest $nbest --out "$out/$s/decode_first" > "$out/$s/decode_first.log" 2>&1 &
-    pids+=($!)
-    if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+      --max-active $max_active --lattice-beam $lattice_beam --nbest $nbest --jobs 2 --out "$out/$s/decode_first" \
+      > "$out/$s/decode_first.log" 2>&1
+    tail -n 1 "$out/$s/decode_first.log"
   done
-  for pid in "${pids[@]}"; do wait "$pid"; done
-  for s in $systems; do tail -n 1 "$out/$s/decode_first.log"; done
 fi
 if run_stage 5; then
   stamp "stage 5: rescoring the N-best lists with $big_lm"
