@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Writes teacher stores (probs/ and ids/ array stores keyed by utterance id; sharded, "
         "memory-mapped, resumable: finished shards are skipped on rerun). Top-k stores keep the k largest "
         "probabilities per frame, not renormalised. Several --temperature / --top-k values write one store "
-        "each from a single teacher pass; --out then needs the {T} and {k} placeholders.",
+        "each from a single teacher pass; --out then needs the {T} and {k} placeholders. Several processes "
+        "(one per GPU) fill the same stores under torchrun: torchrun --nproc_per_node N -m asr_kd.cli distill "
+        "dump-teacher ... --device cuda (process r writes shards r, r + N, ...).",
     )
     p.add_argument("--teacher", nargs="+", required=True, type=Path,
                    help="model file, ensemble JSON, or several model files (combined as an ensemble)")
@@ -141,24 +143,42 @@ def store_dirs(pattern: str, temperatures: list[float],
 
 
 def run_dump_teacher(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from asr_kd.training.trainer import setup_distributed
+
+    ddp, device = setup_distributed(args.device)  # torchrun: one process per GPU, cuda -> cuda:LOCAL_RANK
+    try:
+        return _dump_teacher(args, ddp, device)
+    finally:
+        if ddp.owns_group:
+            dist.destroy_process_group()
+
+
+def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
     from asr_kd.distillation.accounting import bytes_per_frame
     from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher_stores
 
     dirs = store_dirs(args.out, args.temperature, args.top_k)
-    teacher, meta = load_teacher(args.teacher, args.combine, args.device)
+    teacher, meta = load_teacher(args.teacher, args.combine, str(device))
     features = teacher_features(args.exp, args.subset, meta)
     provenance = {"teachers": tuple(str(p.resolve()) for p in args.teacher), "features": str(features.dir.resolve())}
     configs = {d: TeacherStoreConfig(temperature=t, num_senones=int(teacher.num_senones), top_k=k,
                                      combine=teacher.combine, **provenance) for d, (t, k) in dirs.items()}
     utt_ids = args.utts.read_text().split() if args.utts else None
-    summaries = dump_teacher_stores(teacher, features, configs, utt_ids, args.utts_per_shard, args.device,
-                                    args.max_frames)
+    summaries = dump_teacher_stores(teacher, features, configs, utt_ids, args.utts_per_shard, device,
+                                    args.max_frames, progress=ddp.is_main, rank=ddp.rank, world_size=ddp.world_size)
+    ddp.barrier()  # every process's shards are complete before the store is summarised
     for root, s in summaries.items():
+        written, skipped = (int(n) for n in ddp.all_sum([s.shards_written, s.shards_skipped], device))
+        if not ddp.is_main:
+            continue
         store = TeacherStore(root)
         dense = bytes_per_frame(store.config.num_senones, None)
-        print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
-              f"({s.shards_written} shards written, {s.shards_skipped} already done, {s.wall_seconds:.1f} s) -> "
-              f"{root}: {s.store_bytes / 1e6:.2f} MB, {store.measured_bytes_per_frame():.1f} bytes/frame "
+        procs = f", {ddp.world_size} processes" if ddp.world_size > 1 else ""
+        print(f"dump-teacher {args.subset}: {len(store)} utterances, {store.total_rows()} frames "
+              f"({written} shards written, {skipped} already done, {s.wall_seconds:.1f} s{procs}) -> "
+              f"{root}: {store.nbytes() / 1e6:.2f} MB, {store.measured_bytes_per_frame():.1f} bytes/frame "
               f"= {store.measured_bytes_per_frame() / dense:.2%} of dense fp16 ({dense} bytes/frame)")
     return 0
 

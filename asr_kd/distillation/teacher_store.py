@@ -172,7 +172,7 @@ def dump_teacher(teacher: nn.Module, features: FeatureSet, out_dir: str | os.Pat
 def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
                         stores: Mapping[str | os.PathLike, TeacherStoreConfig], utt_ids: Sequence[str] | None = None,
                         utts_per_shard: int = 100, device: str | torch.device = "cpu", max_frames: int = 10000,
-                        progress: bool = True) -> dict[Path, DumpSummary]:
+                        progress: bool = True, rank: int = 0, world_size: int = 1) -> dict[Path, DumpSummary]:
     """One pass of ``teacher`` over ``features`` writes several stores (temperatures, k, dense).
 
     A temperature sweep costs one teacher pass instead of one per T: member logits are computed
@@ -189,9 +189,11 @@ def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
             reruns, it defines the shards.
         utts_per_shard: utterances per shard (one resumable unit).
         max_frames: padded frames per teacher batch (memory: about ``members x max_frames x S x 8`` bytes).
+        rank, world_size: several processes (e.g. one per GPU under torchrun) fill the same
+            stores: process ``rank`` writes shards ``rank, rank + world_size, ...`` of the plan.
 
     Returns:
-        A :class:`DumpSummary` per store directory.
+        A :class:`DumpSummary` per store directory (shards and frames of this process).
     """
     ids = list(utt_ids) if utt_ids is not None else features.utt_ids()
     unknown = [u for u in ids if u not in features.store]
@@ -202,7 +204,8 @@ def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
     for root in writers:
         _check_same_plan(root / PLAN_FILE, ids, utts_per_shard)
     shards = [ids[i : i + utts_per_shard] for i in range(0, len(ids), utts_per_shard)]
-    todo = {root: [i for i in range(len(shards)) if not w.shard_done(i)] for root, w in writers.items()}
+    mine = range(rank, len(shards), world_size)  # by shard id, not by what is left: no race between processes
+    todo = {root: [i for i in mine if not w.shard_done(i)] for root, w in writers.items()}
     start = time.perf_counter()
     frames = dict.fromkeys(writers, 0)
     pending = sorted({i for shard_ids in todo.values() for i in shard_ids})
@@ -216,7 +219,7 @@ def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
     summaries = {}
     for root in writers:
         store = TeacherStore(root)
-        summaries[root] = DumpSummary(len(store), frames[root], len(todo[root]), len(shards) - len(todo[root]), wall,
+        summaries[root] = DumpSummary(len(store), frames[root], len(todo[root]), len(mine) - len(todo[root]), wall,
                                       store.nbytes())
     return summaries
 

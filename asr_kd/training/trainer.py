@@ -6,7 +6,8 @@ any :class:`~asr_kd.training.objectives.Objective` (cross-entropy by default; di
 passes its own through ``make_objective``). Works on CPU, one CUDA GPU with autocast
 (bf16, or fp16 with a gradient scaler), and several processes under ``torchrun`` with
 DistributedDataParallel (gloo on CPU, nccl on GPU): rank ``r`` of ``W`` takes minibatches
-``r, r + W, ...`` of the shared epoch plan.
+``r, r + W, ...`` of the shared epoch plan (with ``data.loader=stream`` those are batches of
+its own part of the data: :mod:`asr_kd.training.stream_batches`).
 
 Outputs in ``out_dir``: ``config.yaml``, ``train_utts.txt``, ``checkpoint.pt`` (every
 ``checkpoint_every`` steps and every epoch, atomic), ``best.pt`` (best dev frame accuracy so
@@ -41,14 +42,16 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from asr_kd.features.dataset import IGNORE_INDEX, FrameTable
+from asr_kd.features.dataset import IGNORE_INDEX
 from asr_kd.models import build, save
 from asr_kd.training.batches import batcher_for
 from asr_kd.training.config import ExperimentConfig, add_train_arguments, load_config
 from asr_kd.training.data import (
+    TrainingFrames,
     feature_metadata,
     frame_table,
     resolve_num_senones,
+    training_frames,
     training_utterances,
     validation_utterances,
 )
@@ -65,7 +68,7 @@ CHECKPOINT_FORMAT = "asr_kd.checkpoint/1"
 RESUME_FREE_KEYS = {("train", "progress"), ("train", "threads")}
 AMP_MODES = ("bf16", "fp16", "none")
 
-MakeObjective = Callable[[FrameTable, torch.device], Objective]
+MakeObjective = Callable[[TrainingFrames, torch.device], Objective]
 
 
 @dataclass
@@ -312,9 +315,11 @@ def run(config: ExperimentConfig, make_objective: MakeObjective | None = None, r
 
     Args:
         config: the run's configuration.
-        make_objective: ``(train_table, device) -> Objective``; default frame cross-entropy.
-            Called once, after the training :class:`FrameTable` is built, so an objective can
-            map ``batch["frame_index"]`` to its own per-frame data (teacher posteriors).
+        make_objective: ``(train_frames, device) -> Objective``; default frame cross-entropy.
+            Called once, after the training frames are built (a :class:`FrameTable`, or with
+            ``data.loader=stream`` this process's :class:`FrameStream`), so an objective can map
+            ``batch["frame_index"]`` to its own per-frame data (teacher posteriors) or attach
+            per-frame arrays to the stream (they then arrive in the batch).
         resume: continue from ``<out_dir>/checkpoint.pt`` if it exists.
     """
     ddp, device = setup_distributed(config.train.device)
@@ -339,23 +344,23 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         torch.set_num_threads(tc.threads)
 
     train_utts = training_utterances(config.data)
-    train_table = frame_table(config.data, config.data.train_subset, train_utts)
-    dev_table = frame_table(config.data, config.data.dev_subset, validation_utterances(config.data))
     num_senones = resolve_num_senones(config)
-    for name, table in (("train", train_table), ("dev", dev_table)):
-        top = int(table.targets.max())
+    train_frames = training_frames(config.data, train_utts, ddp.rank, ddp.world_size, device, num_senones)
+    dev_table = frame_table(config.data, config.data.dev_subset, validation_utterances(config.data))
+    for name, frames in (("train", train_frames), ("dev", dev_table)):
+        top = frames.max_target()
         if top >= num_senones:
             raise AsrKdError(f"{name} targets contain senone {top} but the model has {num_senones} outputs")
 
     torch.manual_seed(tc.seed)
-    net = build(config.model.arch, config.model.preset, input_dim=int(train_table.feats.shape[1]),
+    net = build(config.model.arch, config.model.preset, input_dim=train_frames.dim,
                 num_senones=num_senones, **config.model.overrides).to(device)
     model = net
     if ddp.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    batcher = batcher_for(net, train_table, tc.batch_size, tc.max_frames)
+    batcher = batcher_for(net, train_frames, tc.batch_size, tc.max_frames)
     dev_batcher = batcher_for(net, dev_table, tc.max_frames, tc.max_frames)
-    objective = make_objective(train_table, device) if make_objective else CrossEntropyObjective()
+    objective = make_objective(train_frames, device) if make_objective else CrossEntropyObjective()
     optimizer = make_optimizer(net.parameters(), config.optim)
     steps_per_epoch = len(batcher.plan(seed=0)) // ddp.world_size
     schedule = LrSchedule(optimizer, config.optim, steps_per_epoch * tc.epochs)
@@ -377,7 +382,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
     metadata = {"feature": feature_metadata(config.data, config.data.train_subset),
                 "training": {"preset": config.model.preset, "train_subset": config.data.train_subset,
                              "train_fraction": config.data.train_fraction, "train_utterances": len(train_utts),
-                             "train_frames": len(train_table), "dev_subset": config.data.dev_subset,
+                             "train_frames": len(train_frames), "dev_subset": config.data.dev_subset,
                              "seed": tc.seed, "parameters": params}}
 
     def checkpoint() -> None:
@@ -390,7 +395,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
             save_training_checkpoint(ckpt_path, net, optimizer, schedule, scaler, state, config)
 
     log.info("training %s/%s (%d parameters) on %d frames of %d utterances, %d ranks on %s -> %s",
-             config.model.arch, config.model.preset, params, len(train_table), len(train_utts),
+             config.model.arch, config.model.preset, params, len(train_frames), len(train_utts),
              ddp.world_size, device, out)
     while not state.finished and state.epoch < tc.epochs:
         t0 = time.perf_counter()

@@ -11,6 +11,9 @@ A shard is complete when its index file exists: the ``.npy`` is written first, b
 a temporary file and :func:`os.replace`, so a killed writer never leaves a corrupt shard and
 rerunning skips complete shards (resumable). Reading one utterance touches only its rows of
 one memory-mapped shard (the pattern of lhotse's ``TemporalArray`` / Kaldi's ark+scp).
+Streaming readers use :meth:`ArrayStore.read` instead, which copies the rows with one file
+read and keeps no map: a memory map keeps every page it touched in the process's resident
+memory, so a pass over a corpus through maps grows with the corpus.
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ class ArrayStore:
         self.meta: dict[str, Any] = header["meta"]
         self._index: dict[str, ArrayLocation] = {}
         self._shards: dict[int, np.ndarray] = {}
+        self._data_offsets: dict[int, int] = {}
         for index_path in sorted(self.root.glob("shard-*.index.tsv")):
             shard_id = int(index_path.name[len("shard-") : len("shard-") + 5])
             with open(index_path, encoding="utf-8") as f:
@@ -142,12 +146,28 @@ class ArrayStore:
             self._shards[shard_id] = np.load(self.root / f"{shard_name(shard_id)}.npy", mmap_mode="r")
         return self._shards[shard_id]
 
-    def __getitem__(self, utt_id: str) -> np.ndarray:
+    def _location(self, utt_id: str) -> ArrayLocation:
         try:
-            loc = self._index[utt_id]
+            return self._index[utt_id]
         except KeyError:
             raise AsrKdError(f"utterance {utt_id} is not in store {self.root}") from None
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        loc = self._location(utt_id)
         return self._shard(loc.shard)[loc.offset : loc.offset + loc.num_rows]
+
+    def read(self, utt_id: str) -> np.ndarray:
+        """A copy of ``store[utt_id]`` read from the shard file without a memory map."""
+        loc = self._location(utt_id)
+        path = self.root / f"{shard_name(loc.shard)}.npy"
+        if loc.shard not in self._data_offsets:
+            self._data_offsets[loc.shard] = _npy_data_offset(path, self.dtype)
+        row_items = int(np.prod(self.trailing_shape, dtype=np.int64))
+        offset = self._data_offsets[loc.shard] + loc.offset * row_items * self.dtype.itemsize
+        data = np.fromfile(path, dtype=self.dtype, count=loc.num_rows * row_items, offset=offset)
+        if len(data) != loc.num_rows * row_items:
+            raise AsrKdError(f"{path}: truncated shard ({utt_id} needs rows {loc.offset}..{loc.offset + loc.num_rows})")
+        return data.reshape(loc.num_rows, *self.trailing_shape)
 
     def __contains__(self, utt_id: object) -> bool:
         return utt_id in self._index
@@ -170,3 +190,14 @@ class ArrayStore:
     def nbytes(self) -> int:
         """Bytes on disk of the shard arrays (not counting index and metadata)."""
         return sum(p.stat().st_size for p in self.root.glob("shard-*.npy"))
+
+
+def _npy_data_offset(path: Path, dtype: np.dtype) -> int:
+    """Byte offset of the array data in a C-ordered ``.npy`` file of ``dtype``."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, fortran_order, file_dtype = read_header(f)
+        if fortran_order or file_dtype != dtype:
+            raise AsrKdError(f"{path}: shard holds {file_dtype} (fortran order {fortran_order}), store says {dtype}")
+        return f.tell()
