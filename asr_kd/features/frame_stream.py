@@ -179,25 +179,38 @@ class HostFrames:
     extras: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-def read_frames(corpus: FrameCorpus, utts: np.ndarray, dtype: str) -> HostFrames:
-    """Read utterances ``utts`` (corpus indices) into preallocated host arrays."""
+def read_frames(corpus: FrameCorpus, utts: np.ndarray, dtype: str, threads: int = 1) -> HostFrames:
+    """Read utterances ``utts`` (corpus indices) into preallocated host arrays.
+
+    ``threads`` > 1 reads utterances in parallel (file reads and numpy arithmetic release the
+    GIL): one thread reads ~1M frames/s of features + targets + a top-20 teacher.
+    """
     lengths = corpus.lengths[utts]
     starts = np.concatenate([[0], np.cumsum(lengths)])
     total = int(starts[-1])
-    feats = np.empty((total, corpus.dim), dtype=dtype)
+    feats = torch.empty((total, corpus.dim), dtype=torch_dtype(dtype))  # torch casts to fp16 ~3x faster than numpy
     targets = np.empty(total, dtype=corpus.targets_dtype) if corpus.targets is not None else None
     extras = {name: {key: np.empty((total, *s.trailing_shape), dtype=s.dtype) for key, s in a.stores.items()}
               for name, a in corpus.extras.items()}
-    for i, u in enumerate(utts):
+
+    def fill(i: int) -> None:
         lo, hi = starts[i], starts[i + 1]
-        f, t, e = corpus.read(int(u))
-        feats[lo:hi] = f
+        f, t, e = corpus.read(int(utts[i]))
+        feats[lo:hi].copy_(torch.from_numpy(f))
         if targets is not None:
             targets[lo:hi] = t
         for name, arrays in e.items():
             for key, array in arrays.items():
                 extras[name][key][lo:hi] = array
-    return HostFrames(np.asarray(utts, dtype=np.int64), feats, targets, extras)
+
+    if threads > 1 and len(utts) > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="frame-read") as pool:
+            for _ in pool.map(fill, range(len(utts))):  # consumed, so that a read error is raised here
+                pass
+    else:
+        for i in range(len(utts)):
+            fill(i)
+    return HostFrames(np.asarray(utts, dtype=np.int64), feats.numpy(), targets, extras)
 
 
 class FrameChunk:
@@ -235,10 +248,10 @@ class FrameChunk:
 
     @classmethod
     def load(cls, corpus: FrameCorpus, utts: np.ndarray, device: torch.device, dtype: str,
-             piece_frames: int = DEFAULT_PIECE_FRAMES) -> FrameChunk:
+             piece_frames: int = DEFAULT_PIECE_FRAMES, threads: int = 1) -> FrameChunk:
         """Read ``utts`` straight into a chunk on ``device``: on a GPU in host pieces of ``piece_frames``."""
         if device.type == "cpu":
-            return cls.from_host(read_frames(corpus, utts, dtype), corpus, device)
+            return cls.from_host(read_frames(corpus, utts, dtype, threads), corpus, device)
         lengths = corpus.lengths[utts]
         total = int(lengths.sum())
         feats = torch.empty((total, corpus.dim), dtype=torch_dtype(dtype), device=device)
@@ -250,7 +263,7 @@ class FrameChunk:
         first, lo = 0, 0
         while first < len(utts):
             last = max(int(np.searchsorted(ends, lo + piece_frames, side="right")), first + 1)
-            piece = read_frames(corpus, utts[first:last], dtype)
+            piece = read_frames(corpus, utts[first:last], dtype, threads)
             hi = lo + len(piece.feats)
             feats[lo:hi] = torch.from_numpy(piece.feats)
             if targets is not None:
@@ -278,17 +291,18 @@ class FrameChunk:
     def context_windows(self, local: torch.Tensor, left: int, right: int) -> torch.Tensor:
         """``(B, left + 1 + right, D)`` float32 windows centred on chunk frames ``local`` ``(B,)``,
         clamped to each frame's utterance (edge frames repeated, as :meth:`FrameTable.context_windows`)."""
-        utt = self.utt_of_frame[local].long()
+        utt = self.utt_of_frame.index_select(0, local).long()
+        first = self.starts.index_select(0, utt)[:, None]
+        last = self.starts.index_select(0, utt + 1)[:, None] - 1
         offsets = torch.arange(-left, right + 1, dtype=torch.int64, device=local.device)
-        idx = local[:, None] + offsets[None, :]
-        idx = torch.maximum(idx, self.starts[utt, None])
-        idx = torch.minimum(idx, self.starts[utt + 1, None] - 1)
-        return self.feats[idx].float()
+        idx = torch.clamp(local[:, None] + offsets[None, :], min=first, max=last)
+        # index_select of the flat index: ~3x faster on the CPU than advanced indexing (B, W)
+        return self.feats.index_select(0, idx.view(-1)).view(*idx.shape, -1).float()
 
     def frame_index(self, local: torch.Tensor) -> torch.Tensor:
         """``(B,)`` int64 global frame indices of chunk frames ``local``."""
-        utt = self.utt_of_frame[local].long()
-        return self.global_starts[utt] + (local - self.starts[utt])
+        utt = self.utt_of_frame.index_select(0, local).long()
+        return self.global_starts.index_select(0, utt) + (local - self.starts.index_select(0, utt))
 
     def local_index(self, frame_index: torch.Tensor) -> torch.Tensor:
         """Chunk positions of global frames ``frame_index`` ``(B,)``; every frame must be in the chunk."""
@@ -307,8 +321,9 @@ class FrameChunk:
 
     def take(self, local: torch.Tensor) -> tuple[torch.Tensor | None, dict[str, dict[str, torch.Tensor]]]:
         """Targets (int64) and extra arrays (store dtypes) of chunk frames ``local``."""
-        targets = None if self.targets is None else self.targets[local].long()
-        return targets, {n: {k: t[local] for k, t in arrays.items()} for n, arrays in self.extras.items()}
+        targets = None if self.targets is None else self.targets.index_select(0, local).long()
+        extras = {n: {k: t.index_select(0, local) for k, t in arrays.items()} for n, arrays in self.extras.items()}
+        return targets, extras
 
 
 def chunk_seed(seed: int, rank: int, chunk: int) -> int:
@@ -334,11 +349,13 @@ class FrameStream:
             nothing that matters at fp16's 3 significant digits) or ``float32``.
         prefetch: read the next chunk in a background thread.
         piece_frames: host frames per copy while a resident part is moved to a GPU.
+        read_threads: threads reading the utterances of a chunk (:func:`read_frames`).
     """
 
     def __init__(self, corpus: FrameCorpus, rank: int = 0, world_size: int = 1,
                  chunk_frames: int = DEFAULT_CHUNK_FRAMES, device: torch.device | str = "cpu",
-                 dtype: str = "float16", prefetch: bool = True, piece_frames: int = DEFAULT_PIECE_FRAMES) -> None:
+                 dtype: str = "float16", prefetch: bool = True, piece_frames: int = DEFAULT_PIECE_FRAMES,
+                 read_threads: int = 1) -> None:
         if dtype not in FEATURE_DTYPES:
             raise AsrKdError(f"stream feature dtype must be one of {FEATURE_DTYPES}, got {dtype!r}")
         if chunk_frames < 0 or not 0 <= rank < world_size:
@@ -347,7 +364,7 @@ class FrameStream:
             raise AsrKdError(f"{len(corpus.utt_ids)} utterances cannot be split over {world_size} processes")
         self.corpus, self.rank, self.world_size = corpus, rank, world_size
         self.chunk_frames, self.device, self.dtype = chunk_frames, torch.device(device), dtype
-        self.piece_frames = piece_frames
+        self.piece_frames, self.read_threads = piece_frames, read_threads
         self.parts = partition(corpus.lengths, world_size)
         self._layouts: dict[tuple[int, bool], list[list[np.ndarray]]] = {}
         self._current: tuple[tuple, FrameChunk, torch.Tensor] | None = None
@@ -424,14 +441,15 @@ class FrameStream:
         self._current = (key, chunk, order)
         if index + 1 < len(self.chunks(seed, self.rank, shuffle)) and self._pool is not None:
             utts = self.chunks(seed, self.rank, shuffle)[index + 1]
-            self._pending = ((seed, shuffle, index + 1), self._pool.submit(read_frames, self.corpus, utts, self.dtype))
+            read = self._pool.submit(read_frames, self.corpus, utts, self.dtype, self.read_threads)
+            self._pending = ((seed, shuffle, index + 1), read)
         return chunk, order
 
     def _chunk_data(self, seed: int, index: int, shuffle: bool) -> FrameChunk:
         if self.resident(self.rank):
             if self._resident is None:
                 self._resident = FrameChunk.load(self.corpus, self.parts[self.rank], self.device, self.dtype,
-                                                 self.piece_frames)
+                                                 self.piece_frames, self.read_threads)
             return self._resident
         self._current = None  # release the previous chunk before the next one is placed
         pending, self._pending = self._pending, None
@@ -440,7 +458,7 @@ class FrameStream:
         else:
             if pending is not None:
                 pending[1].result()  # never leave a read running behind the one we start
-            host = read_frames(self.corpus, self.chunks(seed, self.rank, shuffle)[index], self.dtype)
+            host = read_frames(self.corpus, self.chunks(seed, self.rank, shuffle)[index], self.dtype, self.read_threads)
         return FrameChunk.from_host(host, self.corpus, self.device)
 
     def context_windows(self, frame_index: torch.Tensor, left: int, right: int) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,11 @@ def training_frames(data: DataConfig, utt_ids: list[str], rank: int, world_size:
     # int16 holds every senone id of the paper's 14k (and IGNORE_INDEX): 2 bytes per frame, not 4 or 8
     narrow = "int16" if num_senones <= np.iinfo(np.int16).max else None
     corpus = FrameCorpus(features, utt_ids, ArrayStore(data.targets_dir(data.train_subset)), targets_dtype=narrow)
-    return FrameStream(corpus, rank, world_size, data.stream_chunk_frames, device, data.stream_dtype, prefetch)
+    # the cores of this machine shared by its processes (torchrun: one per GPU), at most 8 readers each
+    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    threads = max(1, min(8, len(os.sched_getaffinity(0)) // local_procs))
+    return FrameStream(corpus, rank, world_size, data.stream_chunk_frames, device, data.stream_dtype, prefetch,
+                       read_threads=threads)
 
 
 def feature_metadata(data: DataConfig, subset: str) -> dict:

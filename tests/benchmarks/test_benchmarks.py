@@ -24,6 +24,8 @@ CASES = {
     "distill": (["--student", "tiny", "--teacher", "tiny", "--num-senones", "50", "--steps", "2", "--repeats", "1"],
                 {"topk_over_hard", "online_over_hard", "bytes_per_frame_topk", "bytes_per_frame_dense"}),
     "decode": (["--train-steps", "2", "--no-lattice"], {"graph_build_s", "rtf", "cpu_rtf", "lm"}),
+    "datapath": (["--hours", "0.02", "--chunk-frames", "3000", "--train-steps", "10", "--preset", "tiny"],
+                 {"bytes_per_frame", "data_frames_per_s", "datapath_overhead", "peak_rss_mb"}),
 }
 
 def test_every_cpu_benchmark_has_a_case() -> None:

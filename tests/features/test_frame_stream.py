@@ -11,7 +11,14 @@ import torch
 from asr_kd.features.cmvn import Cmvn
 from asr_kd.features.dataset import FeatureSet, FrameTable
 from asr_kd.features.extract import CMVN_FILE, UTT2SPK
-from asr_kd.features.frame_stream import FrameCorpus, FrameStream, StreamedArrays, chunk_seed, partition
+from asr_kd.features.frame_stream import (
+    FrameCorpus,
+    FrameStream,
+    StreamedArrays,
+    chunk_seed,
+    partition,
+    read_frames,
+)
 from asr_kd.training.batches import FrameBatcher, UtteranceBatcher
 from asr_kd.training.stream_batches import StreamFrameBatcher, StreamUtteranceBatcher
 from asr_kd.utils.array_store import ArrayStore, ArrayStoreWriter
@@ -77,6 +84,15 @@ def test_array_store_read_copies_without_a_memory_map(corpus_dir):
         assert row.flags.writeable and np.array_equal(row, np.asarray(store[u]))
     fresh = ArrayStore(corpus_dir["extra"])
     assert fresh.read(fresh.keys()[-1]).shape[1:] == (K,) and not fresh._shards  # no map opened
+
+
+def test_threaded_reads_equal_one_thread(corpus_dir):
+    corpus = make_corpus(corpus_dir, extra=True)
+    utts = np.arange(len(corpus.utt_ids))[::-1]
+    one, three = read_frames(corpus, utts, "float16", 1), read_frames(corpus, utts, "float16", 3)
+    assert np.array_equal(one.feats, three.feats) and np.array_equal(one.targets, three.targets)
+    assert np.array_equal(one.extras["extra"]["rows"], three.extras["extra"]["rows"])
+    assert one.feats.dtype == np.float16 and len(one.feats) == corpus.lengths.sum()
 
 
 def test_partition_is_contiguous_disjoint_balanced_and_never_empty():
