@@ -13,10 +13,10 @@ import pytest
 import torch
 import yaml
 
-from asr_kd.distillation.objective import StoreObjectiveFactory
+from asr_kd.distillation.objective import OnlineObjectiveFactory, StoreObjectiveFactory
 from asr_kd.distillation.teacher_store import TeacherStoreConfig, TeacherTargets, dump_teacher
 from asr_kd.features.dataset import FeatureSet, FrameTable
-from asr_kd.models import build
+from asr_kd.models import build, save
 from asr_kd.training import trainer
 from asr_kd.training.trainer import run
 from asr_kd.utils.array_store import ArrayStore
@@ -91,6 +91,19 @@ def test_distillation_from_a_streamed_store_matches_the_in_ram_targets(tmp_path,
     stream = run(with_data(make_config(tmp_path / "stream", epochs=2), **STREAM_EXACT), make_objective=factory)
     assert state_dicts_equal(model_state(tmp_path / "memory"), model_state(tmp_path / "stream"))
     assert [h["train_soft_ce"] for h in stream["history"]] == [h["train_soft_ce"] for h in memory["history"]]
+
+
+def test_online_teacher_with_another_window_on_the_stream(tmp_path, make_config):
+    """The online teacher gathers its own (wider) windows of the batch's frames from the current chunk."""
+    torch.manual_seed(1)
+    teacher = build("dnn", "tiny", input_dim=DIM, num_senones=NUM_SENONES, left=4, right=4).eval()
+    save(tmp_path / "teacher.pt", teacher, {"feature": {"cmvn_mode": "speaker"}})
+    factory = OnlineObjectiveFactory([tmp_path / "teacher.pt"], 2.0, 0.5, cmvn_mode="speaker")
+    memory = run(make_config(tmp_path / "memory", epochs=1), make_objective=factory)
+    stream = run(with_data(make_config(tmp_path / "stream", epochs=1), **STREAM_EXACT), make_objective=factory)
+    assert state_dicts_equal(model_state(tmp_path / "memory"), model_state(tmp_path / "stream"))
+    chunked = run(with_data(make_config(tmp_path / "chunked", epochs=1), **STREAM_CHUNKED), make_objective=factory)
+    assert chunked["history"][0]["train_soft_ce"] > 0 and memory["history"] and stream["history"]
 
 
 class TeacherAlignmentCheck:
