@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=2048, help="frames per step (the recipe's, per GPU)")
     parser.add_argument("--steps", type=int, default=300, help="timed steps per batch source in part 2")
     parser.add_argument("--members", type=int, default=10)
-    parser.add_argument("--ensemble-jobs", type=int, default=4, help="members trained side by side on the GPU")
+    parser.add_argument("--ensemble-jobs", type=int, default=5, help="members trained side by side on the GPU")
     parser.add_argument("--budget-s", type=float, default=480)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="run only these parts (later parts need the corpus)")

@@ -461,6 +461,11 @@ class FrameStream:
             host = read_frames(self.corpus, self.chunks(seed, self.rank, shuffle)[index], self.dtype, self.read_threads)
         return FrameChunk.from_host(host, self.corpus, self.device)
 
+    def drain(self) -> None:
+        """Wait until the background read of the next chunk (if one runs) has finished."""
+        if self._pending is not None:
+            self._pending[1].result()
+
     def context_windows(self, frame_index: torch.Tensor, left: int, right: int) -> torch.Tensor:
         """Windows of global frames held by the current chunk (what an online teacher needs)."""
         if self._current is None:
