@@ -252,6 +252,13 @@ class FrameChunk:
         """Read ``utts`` straight into a chunk on ``device``: on a GPU in host pieces of ``piece_frames``."""
         if device.type == "cpu":
             return cls.from_host(read_frames(corpus, utts, dtype, threads), corpus, device)
+        return cls.load_in_pieces(corpus, utts, device, dtype, piece_frames, threads)
+
+    @classmethod
+    def load_in_pieces(cls, corpus: FrameCorpus, utts: np.ndarray, device: torch.device, dtype: str,
+                       piece_frames: int, threads: int = 1) -> FrameChunk:
+        """Allocate the chunk on ``device`` and fill it from host reads of at most ``piece_frames``
+        frames (at least one utterance) at a time, so host memory stays bounded whatever the chunk."""
         lengths = corpus.lengths[utts]
         total = int(lengths.sum())
         feats = torch.empty((total, corpus.dim), dtype=torch_dtype(dtype), device=device)

@@ -95,6 +95,19 @@ def test_threaded_reads_equal_one_thread(corpus_dir):
     assert one.feats.dtype == np.float16 and len(one.feats) == corpus.lengths.sum()
 
 
+def test_loading_in_pieces_gives_the_same_chunk(corpus_dir):
+    """The GPU's bounded-host-memory load, run on the CPU: pieces of 50 frames (some one utterance)."""
+    from asr_kd.features.frame_stream import FrameChunk
+
+    corpus = make_corpus(corpus_dir, extra=True)
+    utts = np.arange(len(corpus.utt_ids))
+    whole = FrameChunk.load(corpus, utts, CPU, "float16")
+    pieces = FrameChunk.load_in_pieces(corpus, utts, CPU, "float16", piece_frames=50, threads=2)
+    for name in ("feats", "targets", "starts", "utt_of_frame", "global_starts"):
+        assert torch.equal(getattr(whole, name), getattr(pieces, name)), name
+    assert torch.equal(whole.extras["extra"]["rows"], pieces.extras["extra"]["rows"])
+
+
 def test_partition_is_contiguous_disjoint_balanced_and_never_empty():
     rng = np.random.default_rng(1)
     lengths = rng.integers(100, 3500, size=101)
