@@ -49,12 +49,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.func(args)
     except AsrKdError as err:
-        print(f"asr-kd {args.command}: error: {err}", file=sys.stderr)
+        _close_progress_bars()
+        print(f"asr-kd {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"asr-kd {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks (from a library's multi-line text) folded into one line."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def _close_progress_bars() -> None:
+    """Close tqdm bars left open by the failed command, so that its error line starts a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":

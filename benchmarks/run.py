@@ -33,6 +33,7 @@ CPU_BENCHMARKS = {
     "distill": "benchmarks.bench_distill",
     "datapath": "benchmarks.bench_datapath",
     "decode": "benchmarks.bench_decode",
+    "integrity": "benchmarks.bench_integrity",
 }
 GPU_BENCHMARKS = {"dnn_train_gpu": "benchmarks.bench_dnn_train"}
 #: name -> arguments always given to that benchmark (``--args`` adds to them).

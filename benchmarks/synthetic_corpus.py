@@ -72,7 +72,8 @@ def _writers(exp: Path, subset: str, num_utts: int, num_senones: int, top_k: int
     meta = {"kind": "fbank", "fbank": FbankConfig(num_mel_bins=DIM).to_dict(), "utts_per_shard": UTTS_PER_SHARD,
             "num_utterances": num_utts, "synthetic": True}
     feats = ArrayStoreWriter(feats_dir, "float32", (DIM,), meta)
-    senones = ArrayStoreWriter(exp / "ali" / subset / "senones", "int32", (), {"kind": "senones", "synthetic": True})
+    senones = ArrayStoreWriter(exp / "ali" / subset / "senones", "int32", (),
+                               {"kind": "senones", "num_senones": num_senones, "synthetic": True})
     config = TeacherStoreConfig(TEMPERATURE, num_senones, top_k, teachers=("synthetic",), features=str(feats_dir))
     return feats, senones, TeacherStoreWriter(exp / "teacher" / subset, config) if teacher else None
 
@@ -97,7 +98,7 @@ def write_subset(exp: Path, subset: str, lengths: np.ndarray, seed: int, teacher
     from asr_kd.features.extract import CMVN_FILE, UTT2SPK
     from asr_kd.utils.array_store import ArrayStore
 
-    _writers(exp, subset, len(lengths), num_senones, top_k, teacher)  # meta.json once, before any worker
+    _writers(exp, subset, len(lengths), num_senones, top_k, teacher)  # an existing store must match, before any worker
     tasks = [(exp, subset, shard, first, lengths[first : first + UTTS_PER_SHARD], len(lengths), seed, num_senones,
               top_k, teacher) for shard, first in enumerate(range(0, len(lengths), UTTS_PER_SHARD))]
     bar = tqdm(total=len(tasks), desc=f"synthetic {subset}", unit="shard", disable=not progress)

@@ -8,10 +8,8 @@ Results are deterministic: they do not depend on the number of workers or the ba
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +22,7 @@ from asr_kd.alignment.tree import SenoneTree
 from asr_kd.alignment.viterbi import viterbi_batch
 from asr_kd.data.lexicon import Lexicon
 from asr_kd.utils.errors import AsrKdError
+from asr_kd.utils.processes import worker_pool
 
 #: Weight of GMM log-likelihoods against HMM transition log-probs. Kaldi aligns with acoustic
 #: scale 0.1 but also scales self-loop (and so forward) log-probs by 0.1 (--self-loop-scale),
@@ -241,6 +240,5 @@ def _run_batches(batches: list[list[str]], jobs: int) -> Iterator[tuple[list, fl
     if jobs <= 1:
         yield from map(_align_worker, batches)
         return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
+    with worker_pool(jobs, "fork", initializer=_init_worker) as pool:
         yield from pool.map(_align_worker, batches)

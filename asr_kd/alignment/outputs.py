@@ -15,15 +15,14 @@ sees a mix of two runs.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from asr_kd.alignment.aligner import FRAME_SHIFT_S, UttAlignment
 from asr_kd.utils.array_store import ArrayStoreWriter
+from asr_kd.utils.atomic import replace_dir
 from asr_kd.utils.errors import AsrKdError
 
 SENONES_DIR = "senones"
@@ -36,22 +35,6 @@ UTTS_PER_SHARD = 200
 
 def alignment_dir(exp_dir: str | os.PathLike, subset: str) -> Path:
     return Path(exp_dir) / "ali" / subset
-
-
-def replace_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> None:
-    """Create ``out_dir`` atomically: ``fill(tmp_dir)`` writes its content, then it is renamed
-    over any previous ``out_dir`` (a failed ``fill`` leaves the old directory untouched)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        fill(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def write_id_store(root: Path, arrays: Mapping[str, np.ndarray], meta: dict) -> None:

@@ -34,6 +34,7 @@ from asr_kd.alignment.priors import save_senone_counts
 from asr_kd.alignment.tree import SenoneTree
 from asr_kd.data import load_lexicon, manifest_path, read_manifest
 from asr_kd.features.dataset import FeatureSet
+from asr_kd.models.loader import check_feature_settings
 from asr_kd.utils.atomic import write_json, write_with
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
@@ -274,9 +275,8 @@ def align_subset(exp_dir: str | os.PathLike, subset: str, jobs: int = 1, progres
     """Align ``subset`` with the trained models into ``<exp>/ali/<subset>``; returns a summary."""
     model = load_aligner(exp_dir)
     data = load_corpus(exp_dir, subset)
-    if model.feature_config is not None and model.feature_config != data.feature_config:
-        raise AsrKdError(f"{Path(exp_dir) / 'feats' / subset}: features computed with {data.feature_config}, but "
-                         f"the aligner was trained on {model.feature_config}; recompute the features")
+    check_feature_settings(f"the aligner ({Path(exp_dir) / 'tree' / MODEL_FILE})", model.feature_config,
+                           Path(exp_dir) / "feats" / subset, data.feature_config)
     with single_threaded():
         run = align_corpus(model, data.feats, data.transcripts, jobs, f"align {subset}", progress)
     meta = {"num_senones": model.tree.num_senones, "tree": str(Path(exp_dir) / "tree" / TREE_FILE),

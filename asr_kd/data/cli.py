@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections import Counter
 from pathlib import Path
 
-from asr_kd.utils.atomic import write_json
+from asr_kd.data.lexicon import Lexicon
+from asr_kd.utils.atomic import atomic_open, write_json
+
+OOV_FILE = "oov_words.tsv"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,8 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prepare",
         help="scan a LibriSpeech root, write manifests and the lexicon",
         description="Scan <root>/<subset> folders in the official LibriSpeech layout, validate every "
-        "audio/transcript file, write <exp>/manifests/<subset>.tsv and <exp>/lang/lexicon.txt, "
-        "and report hours, utterances, frames and OOV rates. NAME=PART+PART+... scans several folders "
+        "audio/transcript file (every FLAC is decoded in full, over --jobs processes), then write "
+        "<exp>/manifests/<subset>.tsv, <exp>/lang/lexicon.txt and <exp>/lang/oov_words.tsv (every word not "
+        "in the lexicon, its token count per subset and the pronunciation the OOV policy gave it); nothing "
+        "is written unless every subset passes. Reports hours, utterances, frames and OOV rates. "
+        "NAME=PART+PART+... scans several folders "
         "into one manifest <exp>/manifests/NAME.tsv (utterance ids must be unique across the parts), "
         "e.g. LibriSpeech 960 h: --subsets train-960=train-clean-100+train-clean-360+train-other-500 "
         "dev-clean; later stages then use the subset name train-960.",
@@ -26,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exp", required=True, type=Path, help="experiment directory to write into")
     p.add_argument("--lexicon", type=Path, help="LibriSpeech-format lexicon (default: CMUdict)")
     p.add_argument("--skip-bad", action="store_true", help="skip and count bad utterances instead of failing")
+    p.add_argument("--jobs", type=int, default=None, help="processes decoding the audio (default: all cores)")
     p.set_defaults(func=run_prepare)
 
     s = subparsers.add_parser(
@@ -45,15 +54,19 @@ def run_prepare(args: argparse.Namespace) -> int:
     from asr_kd.data.librispeech import parse_subset_specs
 
     specs = parse_subset_specs(args.subsets)  # every entry checked before any scan
+    jobs = args.jobs or os.cpu_count() or 1
     all_utts = {}
     reports = {}
+    # everything is read and checked before anything is written: a bad later subset leaves no
+    # manifests of the earlier ones behind
     for subset, parts in specs.items():
-        utts, scan = scan_union(args.root, subset, parts, skip_bad=args.skip_bad)
-        write_manifest(manifest_path(args.exp, subset), utts)
-        all_utts[subset] = utts
-        reports[subset] = scan
+        all_utts[subset], reports[subset] = scan_union(args.root, subset, parts, skip_bad=args.skip_bad, jobs=jobs)
     words = {w for utts in all_utts.values() for u in utts for w in u.words}
     lexicon = load_lexicon(args.lexicon, words=None if args.lexicon else words)
+    oov_counts = {subset: Counter(w for u in utts for w in u.words if lexicon.is_oov(w))
+                  for subset, utts in all_utts.items()}
+    for subset, utts in all_utts.items():
+        write_manifest(manifest_path(args.exp, subset), utts)
     summary = {}
     for subset, utts in all_utts.items():
         size = summarize(utts)
@@ -64,6 +77,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             "oov_token_rate": round(oov.token_rate, 5), "oov_type_rate": round(oov.type_rate, 5),
             "oov_tokens": oov.oov_tokens, "spoken_noise_tokens": oov.spn_tokens,
             "skipped": {k: len(v) for k, v in reports[subset].skipped.items()},
+            "skipped_items": reports[subset].skipped,
             "parts": specs[subset],
         }
         num_skipped = reports[subset].num_skipped
@@ -74,10 +88,24 @@ def run_prepare(args: argparse.Namespace) -> int:
         )
     lang = Path(args.exp) / "lang"
     lexicon.write(lang / "lexicon.txt")
+    write_oov_words(lang / OOV_FILE, oov_counts, lexicon)
     write_json(Path(args.exp) / "manifests" / "summary.json", summary)
+    num_oov = len(set().union(*oov_counts.values()))
     print(f"prepare: wrote {len(all_utts)} manifests to {Path(args.exp) / 'manifests'}, lexicon of "
-          f"{len(lexicon) + len(lexicon.oov_words)} words to {lang / 'lexicon.txt'}")
+          f"{len(lexicon) + len(lexicon.oov_words)} words to {lang / 'lexicon.txt'}, {num_oov} OOV words to "
+          f"{lang / OOV_FILE}")
     return 0
+
+
+def write_oov_words(path: Path, counts: dict[str, Counter], lexicon: Lexicon) -> None:
+    """``word <TAB> pronunciation given by the OOV policy <TAB> tokens per subset...``, most frequent first."""
+    subsets = list(counts)
+    total = sum(counts.values(), Counter())
+    with atomic_open(path) as f:
+        f.write("\t".join(["word", "pronunciation", *subsets]) + "\n")
+        for word, _ in sorted(total.items(), key=lambda item: (-item[1], item[0])):
+            pron = " | ".join(" ".join(p) for p in lexicon.lookup(word))
+            f.write("\t".join([word, pron, *(str(counts[s][word]) for s in subsets)]) + "\n")
 
 
 def run_subset(args: argparse.Namespace) -> int:

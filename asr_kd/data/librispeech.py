@@ -8,11 +8,14 @@ Layout (any subset name: train-clean-100, dev-clean, Mini LibriSpeech's train-cl
 
 Every problem with the corpus is an :class:`AsrKdError` naming the file; with
 ``skip_bad=True`` problems of single utterances become counted skips instead, listed in the
-:class:`ScanReport`.
+:class:`ScanReport`. Every audio file is decoded in full (over a process pool): a corrupt or
+truncated FLAC is found here, not halfway through feature extraction.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 from collections import Counter
@@ -21,13 +24,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asr_kd.data.audio import SAMPLE_RATE, audio_info
+from asr_kd.data.audio import SAMPLE_RATE, check_window, read_audio
 from asr_kd.data.manifest import Utterance
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
+from asr_kd.utils.processes import worker_pool
 
 log = get_logger("data")
-UTT_ID = re.compile(r"^\d+-\d+-\d+$")
+#: ``<speaker>-<chapter>-<utterance>`` in ASCII digits (``\d`` would also match e.g. Arabic-Indic digits).
+UTT_ID = re.compile(r"^[0-9]+-[0-9]+-[0-9]+$")
+#: Files decoded per task of the validation pool.
+AUDIO_CHUNK = 16
 
 
 @dataclass
@@ -88,8 +95,37 @@ def read_transcripts(path: Path) -> dict[str, str]:
     return transcripts
 
 
+def check_audio(path: str) -> tuple[int | None, str | None, str | None]:
+    """Decode one file completely: ``(num_samples, None, None)`` or ``(None, skip reason, message)``."""
+    try:
+        samples = read_audio(path)
+    except AsrKdError as err:
+        return None, "bad audio", str(err)
+    try:
+        check_window(path, len(samples))
+    except AsrKdError as err:
+        return None, "audio too short", str(err)
+    return len(samples), None, None
+
+
+def _check_audio_files(paths: list[str], jobs: int, desc: str, progress: bool) -> list[tuple]:
+    """:func:`check_audio` of every path (in order), over up to ``jobs`` processes."""
+    workers = min(jobs, -(-len(paths) // AUDIO_CHUNK))
+    results = []
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=len(paths), desc=desc, unit="file", disable=not progress))
+        if workers > 1:
+            checked = stack.enter_context(worker_pool(workers)).map(check_audio, paths, chunksize=AUDIO_CHUNK)
+        else:
+            checked = map(check_audio, paths)
+        for result in checked:
+            results.append(result)
+            bar.update()
+    return results
+
+
 def scan_subset(
-    root: str | os.PathLike, subset: str, skip_bad: bool = False, progress: bool = True
+    root: str | os.PathLike, subset: str, skip_bad: bool = False, progress: bool = True, jobs: int = 1
 ) -> tuple[list[Utterance], ScanReport]:
     """List the utterances of ``<root>/<subset>`` sorted by id, validating every file.
 
@@ -97,7 +133,8 @@ def scan_subset(
         root: LibriSpeech root (the directory holding SPEAKERS.TXT and the subset folders).
         subset: subset folder name, e.g. ``train-clean-100`` or ``dev-clean-2``.
         skip_bad: skip (and count) bad utterances instead of raising.
-        progress: show a tqdm bar over chapters.
+        progress: show tqdm bars over chapters and audio files.
+        jobs: processes decoding the audio files.
     """
     root = Path(root)
     subset_dir = root / subset
@@ -114,7 +151,8 @@ def scan_subset(
             raise AsrKdError(message)
         report.skip(reason, what)
 
-    utterances: dict[str, Utterance] = {}
+    # the text side of every chapter first (cheap), then the audio of the utterances kept
+    found: dict[str, Utterance] = {}
     for chapter_dir in tqdm(chapters, desc=f"scan {subset}", unit="chapter", disable=not progress):
         speaker, chapter = chapter_dir.parent.name, chapter_dir.name
         trans_path = chapter_dir / f"{speaker}-{chapter}.trans.txt"
@@ -123,7 +161,11 @@ def scan_subset(
             bad("missing trans.txt", str(trans_path), f"{trans_path}: transcript file is missing")
             continue
         for utt_id, text in read_transcripts(trans_path).items():
-            if utt_id in utterances:
+            if not utt_id.startswith(f"{speaker}-{chapter}-"):
+                bad("id not matching its folder", utt_id, f"{trans_path}: utterance id {utt_id} does not belong "
+                    f"to its folder (speaker {speaker}, chapter {chapter})")
+                continue
+            if utt_id in found:
                 bad("duplicate id", utt_id, f"{trans_path}: utterance id {utt_id} also appears in another chapter")
                 continue
             audio_path = flacs.pop(utt_id, None)
@@ -133,24 +175,20 @@ def scan_subset(
             if audio_path is None:
                 bad("missing audio", utt_id, f"{chapter_dir / (utt_id + '.flac')}: audio file is missing")
                 continue
-            try:
-                num_samples = audio_info(audio_path)
-            except AsrKdError as err:
-                bad("bad audio", str(audio_path), str(err))
-                continue
-            utterances[utt_id] = Utterance(
-                utt_id=utt_id,
-                audio_path=str(audio_path.resolve()),
-                num_samples=num_samples,
-                duration_s=round(num_samples / SAMPLE_RATE, 4),
-                speaker=speaker,
-                gender=genders.get(speaker, "U"),
-                chapter=chapter,
-                transcript=text,
-            )
+            found[utt_id] = Utterance(utt_id=utt_id, audio_path=str(audio_path.resolve()), num_samples=0,
+                                      duration_s=0.0, speaker=speaker, gender=genders.get(speaker, "U"),
+                                      chapter=chapter, transcript=text)
         for audio_path in flacs.values():
             bad("audio without transcript", str(audio_path), f"{audio_path}: no transcript line in {trans_path}")
-    result = sorted(utterances.values(), key=lambda u: u.utt_id)
+    candidates = sorted(found.values(), key=lambda u: u.utt_id)
+    checked = _check_audio_files([u.audio_path for u in candidates], jobs, f"decode {subset}", progress)
+    result = []
+    for utt, (num_samples, reason, message) in zip(candidates, checked):
+        if num_samples is None:
+            bad(reason, utt.audio_path, message)
+            continue
+        result.append(dataclasses.replace(utt, num_samples=num_samples,
+                                          duration_s=round(num_samples / SAMPLE_RATE, 4)))
     if not result:
         raise AsrKdError(f"{subset_dir}: no usable utterances")
     report.num_utterances = len(result)
@@ -191,7 +229,8 @@ def parse_subset_specs(specs: list[str]) -> dict[str, list[str]]:
 
 
 def scan_union(
-    root: str | os.PathLike, name: str, parts: list[str], skip_bad: bool = False, progress: bool = True
+    root: str | os.PathLike, name: str, parts: list[str], skip_bad: bool = False, progress: bool = True,
+    jobs: int = 1,
 ) -> tuple[list[Utterance], ScanReport]:
     """Scan several subset folders as one subset called ``name`` (e.g. LibriSpeech's 960 h).
 
@@ -204,7 +243,7 @@ def scan_union(
     duplicates: list[str] = []
     utterances: list[Utterance] = []
     for part in parts:
-        utts, scan = scan_subset(root, part, skip_bad=skip_bad, progress=progress)
+        utts, scan = scan_subset(root, part, skip_bad=skip_bad, progress=progress, jobs=jobs)
         for u in utts:
             if u.utt_id in owner:
                 duplicates.append(f"{u.utt_id} ({owner[u.utt_id]}, {part})")

@@ -67,11 +67,12 @@ def _open_text(path: Path) -> Iterator[str]:
 
 
 def read_arpa_summary(path: str | os.PathLike) -> ArpaSummary:
-    """Parse the ``\\data\\`` header and the unigram section of an ARPA file.
+    """Parse the ``\\data\\`` header and the unigram section of an ARPA file, and check that every
+    word of the higher-order n-grams is a unigram.
 
     Raises:
-        AsrKdError: missing/invalid header, missing unigram section, or a unigram count that
-            disagrees with the header.
+        AsrKdError: missing/invalid header, missing unigram section, a unigram count that
+            disagrees with the header, or an n-gram with a word that has no unigram.
     """
     path = Path(path)
     if not path.exists():
@@ -99,10 +100,23 @@ def read_arpa_summary(path: str | os.PathLike) -> ArpaSummary:
             section = "unigrams"
             continue
         if line.startswith("\\"):
-            if not (_SECTION.match(line) or line == "\\end\\"):
+            section_match = _SECTION.match(line)
+            if not (section_match or line == "\\end\\"):
                 raise AsrKdError(f"{path}:{line_no}: unexpected section header {line[:60]!r}")
-            break
+            if section_match is None:
+                break
+            order, known = int(section_match.group(1)), set(vocabulary)
+            section = "ngrams"
+            continue
         fields = line.split()
+        if section == "ngrams":
+            # arpa2fst silently drops an n-gram whose word has no unigram (a damaged or edited LM)
+            words = fields[1 : 1 + order]
+            if not known.issuperset(words):
+                missing = next(w for w in words if w not in known)
+                raise AsrKdError(f"{path}:{line_no}: {order}-gram {' '.join(words)!r} has the word {missing!r}, "
+                                 "which is not in the \\1-grams: section")
+            continue
         try:
             float(fields[0])
         except ValueError:

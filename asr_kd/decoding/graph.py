@@ -13,7 +13,6 @@ A graph directory holds::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -29,6 +28,7 @@ from asr_kd.decoding.grammar import make_grammar_fst
 from asr_kd.decoding.hmm_fst import SenoneTreeLike, add_self_loops, make_h_fst, transition_ids_to_senones
 from asr_kd.decoding.lexicon_fst import make_lexicon_fst
 from asr_kd.utils.atomic import write_json, write_with
+from asr_kd.utils.checksum import file_sha256
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
 
@@ -143,14 +143,6 @@ def compile_hclg(
         "timings_s": timings,
     }
     return DecodingGraph(fst=hclg, words=lang.words, num_senones=tree.num_senones, info=info)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def graph_key(tree_path: Path, lexicon_path: Path, arpa_path: Path, options: GraphOptions) -> dict[str, Any]:

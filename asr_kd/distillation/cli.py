@@ -91,30 +91,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_topk_mass)
 
 
-def load_teacher(paths: list[Path], combine: str | None, device: str):
-    """``(Ensemble, metadata)`` for model files or one ensemble JSON (one model = 1 member).
+def load_teacher(paths: list[Path], combine: str | None, device: str, exp: Path, subset: str):
+    """``(LoadedModel of an Ensemble, its checked features of <exp>/feats/<subset>)``.
 
-    Only its members and ``combine`` are used: temperatures are applied per store.
+    Model files or one ensemble JSON (one model = 1 member); only the members and ``combine``
+    are used: temperatures are applied per store.
     """
-    from asr_kd.models import ensemble_of, load_ensemble
+    from asr_kd.models import load_model
 
-    if len(paths) == 1 and paths[0].suffix == ".json":
-        return load_ensemble(paths[0], device, combine=combine)
-    return ensemble_of(paths, device, combine=combine or "mean_prob")
-
-
-def teacher_features(exp: Path, subset: str, meta: dict):
-    """The subset's features normalised as the teacher was trained (CMVN mode of its metadata)."""
-    from asr_kd.features.dataset import FeatureSet
-    from asr_kd.utils.errors import AsrKdError
-
-    feature_dir = exp / "feats" / subset
-    features = FeatureSet(feature_dir, cmvn_mode=meta.get("feature", {}).get("cmvn_mode", "speaker"))
-    trained_on = meta.get("feature", {}).get("fbank")
-    if trained_on and trained_on != features.store.meta.get("fbank"):
-        raise AsrKdError(f"{feature_dir}: fbank config {features.store.meta.get('fbank')} differs from the "
-                         f"teacher's {trained_on}")
-    return features
+    teacher = load_model(paths, device, combine=combine, ensemble=True)
+    return teacher, teacher.open_features(exp / "feats" / subset)
 
 
 def _top_k(text: str) -> int | None:
@@ -160,8 +146,8 @@ def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
     from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher_stores
 
     dirs = store_dirs(args.out, args.temperature, args.top_k)
-    teacher, meta = load_teacher(args.teacher, args.combine, str(device))
-    features = teacher_features(args.exp, args.subset, meta)
+    loaded, features = load_teacher(args.teacher, args.combine, str(device), args.exp, args.subset)
+    teacher = loaded.model
     provenance = {"teachers": tuple(str(p.resolve()) for p in args.teacher), "features": str(features.dir.resolve())}
     configs = {d: TeacherStoreConfig(temperature=t, num_senones=int(teacher.num_senones), top_k=k,
                                      combine=teacher.combine, **provenance) for d, (t, k) in dirs.items()}
@@ -196,7 +182,8 @@ def run_train(args: argparse.Namespace) -> int:
         teacher = {"store": str(args.store)}
     else:
         make_objective = OnlineObjectiveFactory(args.online_teacher, args.temperature, args.alpha, args.combine,
-                                                args.topk_policy, args.online_top_k, config.data.cmvn_mode)
+                                                args.topk_policy, args.online_top_k, config.data.cmvn_mode,
+                                                config.data.feats_dir(config.data.train_subset))
         teacher = {"online_teacher": [str(p) for p in args.online_teacher], "combine": args.combine,
                    "online_top_k": args.online_top_k}
     settings = {"temperature": args.temperature, "alpha": args.alpha, "topk_policy": args.topk_policy, **teacher}
@@ -239,10 +226,10 @@ def run_topk_mass(args: argparse.Namespace) -> int:
     from asr_kd.utils.atomic import write_json
     from asr_kd.utils.errors import AsrKdError
 
-    teacher, meta = load_teacher(args.teacher, args.combine, args.device)
+    loaded, features = load_teacher(args.teacher, args.combine, args.device, args.exp, args.subset)
+    teacher = loaded.model
     if not 1 <= min(args.top_k) <= max(args.top_k) <= teacher.num_senones:
         raise AsrKdError(f"--top-k must lie in 1..{teacher.num_senones} (the teacher's senones), got {args.top_k}")
-    features = teacher_features(args.exp, args.subset, meta)
     utt_ids = features.utt_ids()[: args.max_utts]
     settings = [(t, teacher.combine) for t in args.temperature]
     sums = {t: dict.fromkeys(args.top_k, 0.0) for t in args.temperature}  # frame-weighted, batch by batch

@@ -165,31 +165,34 @@ class OnlineObjectiveFactory:
     """``make_objective(train_table, device)`` for :class:`OnlineTeacherObjective` from model files.
 
     Args:
-        teacher_paths: model ``.pt`` and/or ensemble ``.json`` files (:func:`asr_kd.models.load`);
+        teacher_paths: model ``.pt`` and/or ensemble ``.json`` files (:func:`asr_kd.models.load_model`);
             all their members form one ensemble, combined with ``combine``.
         cmvn_mode: the student's feature normalisation; if given, every teacher must have been
             trained with it (the teacher sees the student's frame table).
+        feature_dir: the student's training features; if given, every teacher must have been
+            trained on features with the same fbank settings.
         others: as :class:`OnlineTeacherObjective`.
     """
 
     def __init__(self, teacher_paths: Sequence[str | os.PathLike], temperature: float, alpha: float,
                  combine: str = "mean_prob", topk_policy: str = DEFAULT_TOPK_POLICY, top_k: int | None = None,
-                 cmvn_mode: str | None = None) -> None:
+                 cmvn_mode: str | None = None, feature_dir: str | os.PathLike | None = None) -> None:
         check_settings(temperature, alpha, topk_policy)
         self.teacher_paths = [Path(p) for p in teacher_paths]
         self.temperature, self.alpha, self.combine = temperature, alpha, combine
         self.topk_policy, self.top_k, self.cmvn_mode = topk_policy, top_k, cmvn_mode
+        self.feature_dir = None if feature_dir is None else Path(feature_dir)
 
     def __call__(self, table: FrameTable, device: torch.device) -> OnlineTeacherObjective:
-        from asr_kd.models import load
+        from asr_kd.models import load_model
 
         teachers = []
         for path in self.teacher_paths:
-            teacher, meta = load(path, map_location=device)
-            teacher_cmvn = meta.get("feature", {}).get("cmvn_mode")
-            if self.cmvn_mode is not None and teacher_cmvn not in (None, self.cmvn_mode):
-                raise AsrKdError(f"{path}: teacher trained with CMVN mode {teacher_cmvn!r} but the student uses "
-                                 f"{self.cmvn_mode!r}; the online teacher sees the student's features")
-            teachers.append(teacher)
+            loaded = load_model(path, device)
+            if self.cmvn_mode is not None:  # the online teacher sees the student's features
+                loaded.check_cmvn_mode(self.cmvn_mode, "the student")
+            if self.feature_dir is not None:
+                loaded.check_features(self.feature_dir)
+            teachers.append(loaded.model)
         return OnlineTeacherObjective(teachers, table, self.temperature, self.alpha, self.combine,
                                       self.topk_policy, self.top_k)

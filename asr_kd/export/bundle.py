@@ -17,13 +17,22 @@ Input recipe for another pipeline: 16 kHz mono samples scaled to 16-bit integer 
 Kaldi fbank with ``bundle.json["feature"]["fbank"]`` (the equivalent ``compute-fbank-feats``
 command line is in ``["feature"]["kaldi_equivalent"]``) -> ``(x - cmvn.mean) / cmvn.std`` ->
 model -> ``log_softmax`` over senones.
+
+Trust: :func:`load_bundle` reads only data: JSON, NumPy arrays without pickles and ``model.pt``
+through ``torch.load(weights_only=True)`` (tensors and plain containers, checksum verified).
+It never loads the TorchScript file: ``torch.jit.load`` runs code from the file, so
+:meth:`Bundle.torchscript` does that only when called, and only after checking the file
+against the SHA-256 that ``bundle.json["sha256"]`` recorded at export. That catches a damaged or
+swapped file, not a forged bundle (whoever can replace a file can rewrite ``bundle.json``):
+use a bundle from an untrusted source through :func:`load_bundle` (its ``model.pt`` weights)
+only, never its TorchScript file.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +45,8 @@ from asr_kd.export.onnx import INPUT_NAMES, OPSET, OUTPUT_NAME, export_onnx, onn
 from asr_kd.export.torchscript import export_torchscript, load_torchscript
 from asr_kd.features.cmvn import Cmvn, CmvnStats
 from asr_kd.features.fbank import FbankConfig
-from asr_kd.utils.atomic import write_json, write_with
+from asr_kd.utils.atomic import replace_dir, write_json
+from asr_kd.utils.checksum import file_sha256
 from asr_kd.utils.errors import AsrKdError
 
 BUNDLE_FORMAT = "asr_kd.bundle/1"
@@ -49,6 +59,8 @@ COUNTS_FILE = "senone_counts.npy"
 PRIORS_FILE = "senone_log_priors.npy"
 #: Largest |ONNX - PyTorch| logit difference accepted at export time.
 ONNX_TOLERANCE = 1e-3
+#: Largest |TorchScript - PyTorch| logit difference accepted (the same kernels: 0 in practice).
+TORCHSCRIPT_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -100,7 +112,21 @@ class Bundle:
         return None if name is None else np.load(self.dir / name)
 
     def torchscript(self) -> torch.jit.ScriptModule:
-        return load_torchscript(self.dir / self.metadata["files"]["torchscript"])
+        """The TorchScript export, loaded with ``torch.jit.load`` (which runs code from the file:
+        trusted bundles only) after checking it against the checksum recorded in ``bundle.json``.
+
+        Raises:
+            AsrKdError: the file does not match its recorded checksum, or the bundle records none.
+        """
+        name = self.metadata["files"]["torchscript"]
+        recorded = (self.metadata.get("sha256") or {}).get(name)
+        if recorded is None:
+            raise AsrKdError(f"{self.dir / BUNDLE_FILE}: records no checksum of {name} (exported by an older "
+                             "asr_kd): export the model again, or torch.jit.load the file yourself if you trust it")
+        if file_sha256(self.dir / name) != recorded:
+            raise AsrKdError(f"{self.dir / name}: does not match the checksum in {BUNDLE_FILE} (damaged or replaced "
+                             "file); not loaded")
+        return load_torchscript(self.dir / name)
 
 
 def fbank_config(model_metadata: dict[str, Any]) -> FbankConfig:
@@ -112,9 +138,7 @@ def fbank_config(model_metadata: dict[str, Any]) -> FbankConfig:
     feature = model_metadata.get("feature")
     if not isinstance(feature, dict):
         raise AsrKdError("model metadata has no 'feature' entry: cannot recompute its input features")
-    fbank = feature.get("fbank", feature)
-    names = {f.name for f in fields(FbankConfig)}
-    return FbankConfig(**{k: v for k, v in fbank.items() if k in names})
+    return FbankConfig.from_dict(feature.get("fbank", feature))
 
 
 def kaldi_fbank_options(fbank: FbankConfig) -> str:
@@ -150,9 +174,13 @@ def write_bundle(model_path: str | os.PathLike, out_dir: str | os.PathLike, tree
                  check_source: str = "given features") -> dict[str, Any]:
     """Export a model file into a bundle folder (see the module docstring); returns ``bundle.json``'s content.
 
+    Everything is checked before anything is written, and the folder is written under a
+    temporary name and renamed into place at the end: a failed export leaves no partial
+    bundle (and an existing bundle at ``out_dir`` untouched).
+
     Args:
         model_path: an asr_kd model file (contract D).
-        out_dir: the folder to (over)write.
+        out_dir: the folder to write; an existing one is replaced only if it is an export folder.
         tree_dir: ``<exp>/tree`` with ``tree.json`` and ``senone_counts.npy`` (copied; priors derived).
         cmvn_source: training ``cmvn.npz`` or feature dir; default: found through the
             ``config.yaml`` the trainer wrote next to the model.
@@ -160,38 +188,60 @@ def write_bundle(model_path: str | os.PathLike, out_dir: str | os.PathLike, tree
         check_inputs: ``(feats (B, T, D) normalised, lengths (B,))`` to compare TorchScript and
             ONNX with PyTorch on; default N(0, 1) noise (what normalised features look like).
         check_source: what ``check_inputs`` are, for ``bundle.json["checks"]``.
+
+    Raises:
+        AsrKdError: an ensemble, a tree of other senones, non-finite model outputs on the check
+            inputs, or an export whose outputs differ from PyTorch's by more than the tolerance
+            (NaN included).
     """
     from asr_kd.export.onnx import example_inputs
-    from asr_kd.models import load
+    from asr_kd.models import load_model
 
     model_path, out = Path(model_path), Path(out_dir)
-    model, meta = load(model_path)
+    loaded = load_model(model_path)
+    model, meta = loaded.model, loaded.metadata
     if meta.get("arch") == "ensemble":
         raise AsrKdError(f"{model_path}: export the ensemble's member models one by one")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / BUNDLE_FILE).exists())):
+        raise AsrKdError(f"{out}: exists and is not an export folder (no {BUNDLE_FILE}): not replacing it")
     bundle = bundle_metadata(model_path, meta, cmvn_source)
-    out.mkdir(parents=True, exist_ok=True)
-    write_with(out / MODEL_FILE, lambda tmp: shutil.copyfile(model_path, tmp), suffix=".pt")
-    if tree_dir is not None:
-        bundle["files"].update(_copy_tree(Path(tree_dir), out, int(meta["num_senones"])))
-
+    tree = _read_tree(Path(tree_dir), loaded) if tree_dir is not None else None
     feats, lengths = check_inputs if check_inputs is not None else example_inputs(model.input_dim, frames=200)
+    valid = torch.arange(feats.shape[1])[None, :] < lengths[:, None]
     with torch.no_grad():
         reference = model(feats, lengths)
-        scripted = load_torchscript(export_torchscript(model, out / TORCHSCRIPT_FILE))
-        ts_diff = float((scripted(feats, lengths) - reference).abs().max())
-    checks = {"inputs": check_source if check_inputs is not None else "N(0, 1) noise",
-              "utterances": int(len(lengths)), "frames": int(lengths.sum()), "torchscript_max_abs_diff": ts_diff}
-    if onnx:
-        export_onnx(model, out / ONNX_FILE)
-        checks["onnx_max_abs_diff"] = onnx_max_abs_diff(model, onnx_session(out / ONNX_FILE), feats, lengths)
-        checks["onnx_opset"] = OPSET
-        bundle["files"]["onnx"] = ONNX_FILE
-        if checks["onnx_max_abs_diff"] > ONNX_TOLERANCE:
-            raise AsrKdError(f"{out / ONNX_FILE}: ONNX logits differ from PyTorch by {checks['onnx_max_abs_diff']:.2e} "
-                             f"(> {ONNX_TOLERANCE})")
-    bundle["checks"] = checks
-    write_json(out / BUNDLE_FILE, bundle)
+    source = check_source if check_inputs is not None else "N(0, 1) noise"
+    if not torch.isfinite(reference[valid]).all():
+        raise AsrKdError(f"{model_path}: the model's outputs on {source} contain NaN/Inf; nothing exported")
+
+    def fill(tmp: Path) -> None:
+        shutil.copyfile(model_path, tmp / MODEL_FILE)
+        if tree is not None:
+            bundle["files"].update(_write_tree(Path(tree_dir), tmp, *tree))
+        with torch.no_grad():
+            scripted = load_torchscript(export_torchscript(model, tmp / TORCHSCRIPT_FILE))
+            ts_diff = float((scripted(feats, lengths) - reference)[valid].abs().max())
+        _check_close(out / TORCHSCRIPT_FILE, "TorchScript", ts_diff, TORCHSCRIPT_TOLERANCE)
+        checks = {"inputs": source, "utterances": int(len(lengths)), "frames": int(lengths.sum()),
+                  "torchscript_max_abs_diff": ts_diff}
+        if onnx:
+            export_onnx(model, tmp / ONNX_FILE)
+            checks["onnx_max_abs_diff"] = onnx_max_abs_diff(model, onnx_session(tmp / ONNX_FILE), feats, lengths)
+            checks["onnx_opset"] = OPSET
+            bundle["files"]["onnx"] = ONNX_FILE
+            _check_close(out / ONNX_FILE, "ONNX", checks["onnx_max_abs_diff"], ONNX_TOLERANCE)
+        bundle["checks"] = checks
+        bundle["sha256"] = {name: file_sha256(tmp / name) for name in bundle["files"].values()}
+        write_json(tmp / BUNDLE_FILE, bundle)
+
+    replace_dir(out, fill)
     return bundle
+
+
+def _check_close(path: Path, what: str, diff: float, tolerance: float) -> None:
+    """Raise unless ``diff`` (max |export - PyTorch|) is within ``tolerance``; NaN never is."""
+    if not diff <= tolerance:
+        raise AsrKdError(f"{path}: {what} logits differ from PyTorch by {diff:.2e} (> {tolerance}); nothing exported")
 
 
 def bundle_metadata(model_path: str | os.PathLike, meta: dict[str, Any],
@@ -231,25 +281,30 @@ def _cmvn_entry(model_path: Path, cmvn_mode: str, source: str | os.PathLike | No
             "mean": [float(x) for x in mean], "std": [float(x) for x in std]}
 
 
-def _copy_tree(tree_dir: Path, out: Path, num_senones: int) -> dict[str, str]:
-    """Copy the tree and senone counts, write log priors; check they match the model's senones."""
+def _read_tree(tree_dir: Path, loaded) -> tuple[Any, np.ndarray]:
+    """The tree and float32 ``(S,)`` log priors of ``tree_dir``, checked against the model's senones."""
     from asr_kd.alignment import SenoneTree, load_senone_log_priors
+    from asr_kd.models.loader import check_senone_count
 
-    tree = SenoneTree.load(tree_dir / TREE_FILE)
-    if tree.num_senones != num_senones:
-        raise AsrKdError(f"{tree_dir / TREE_FILE}: {tree.num_senones} senones, but the model has {num_senones}")
+    loaded.check_tree(tree_dir / TREE_FILE)
     log_priors = load_senone_log_priors(tree_dir).astype(np.float32)
-    if log_priors.shape != (num_senones,):
-        raise AsrKdError(f"{tree_dir / COUNTS_FILE}: {len(log_priors)} senone counts, the model has {num_senones}")
+    check_senone_count(loaded.name, loaded.num_senones, str(tree_dir / COUNTS_FILE), len(log_priors), "senone counts")
+    return SenoneTree.load(tree_dir / TREE_FILE), log_priors
+
+
+def _write_tree(tree_dir: Path, out: Path, tree, log_priors: np.ndarray) -> dict[str, str]:
+    """Copy the tree and senone counts into ``out``, write the log priors; returns the ``files`` entries."""
     tree.save(out / TREE_FILE)
-    write_with(out / COUNTS_FILE, lambda tmp: shutil.copyfile(tree_dir / COUNTS_FILE, tmp), suffix=".npy")
-    write_with(out / PRIORS_FILE, lambda tmp: np.save(tmp, log_priors), suffix=".npy")
+    shutil.copyfile(tree_dir / COUNTS_FILE, out / COUNTS_FILE)
+    np.save(out / PRIORS_FILE, log_priors)
     return {"tree": TREE_FILE, "senone_counts": COUNTS_FILE, "senone_log_priors": PRIORS_FILE}
 
 
 def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu",
                 cmvn_source: str | os.PathLike | None = None) -> Bundle:
     """Open a folder written by :func:`write_bundle` (``asr-kd export``), or a trained model file.
+
+    Reads data only (see the module docstring on trust): never the TorchScript file.
 
     For a model file (``*.pt``, or an ensemble ``*.json``, whose output is already combined
     log-probabilities) the bundle lives in memory only: CMVN statistics come from
@@ -258,12 +313,12 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
     """
     import json
 
-    from asr_kd.models import load
+    from asr_kd.models import load_model
 
     path = Path(path)
     if path.is_file():
-        model, meta = load(path, map_location)
-        return Bundle(path.parent, model, bundle_metadata(path, meta, cmvn_source))
+        loaded = load_model(path, map_location)
+        return Bundle(path.parent, loaded.model, bundle_metadata(path, loaded.metadata, cmvn_source))
     meta_path = path / BUNDLE_FILE
     if not meta_path.exists():
         raise AsrKdError(f"{path}: not an exported model folder (no {BUNDLE_FILE}; run `asr-kd export`)")
@@ -273,5 +328,4 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
         raise AsrKdError(f"{meta_path}: invalid JSON ({err})") from None
     if metadata.get("format") != BUNDLE_FORMAT:
         raise AsrKdError(f"{meta_path}: format {metadata.get('format')!r}, expected {BUNDLE_FORMAT}")
-    model, _ = load(path / metadata["files"]["model"], map_location)
-    return Bundle(path, model, metadata)
+    return Bundle(path, load_model(path / metadata["files"]["model"], map_location).model, metadata)

@@ -62,11 +62,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _check_batch(model_path: Path, feature_dir: Path, num_utts: int):
     """A padded batch of the first ``num_utts`` utterances of a feature dir, normalised as in training."""
-    from asr_kd.features.dataset import FeatureSet, UtteranceDataset, collate_utterances
-    from asr_kd.models import load
+    from asr_kd.features.dataset import UtteranceDataset, collate_utterances
+    from asr_kd.models import load_model
 
-    _, meta = load(model_path)
-    features = FeatureSet(feature_dir, meta["feature"].get("cmvn_mode", "none"))
+    features = load_model(model_path).open_features(feature_dir)
     dataset = UtteranceDataset(features, features.utt_ids()[:num_utts])
     batch = collate_utterances([dataset[i] for i in range(len(dataset))])
     return batch["feats"], batch["lengths"]
@@ -77,21 +76,30 @@ def run_kaldi_ark(args: argparse.Namespace) -> int:
     from asr_kd.export.bundle import load_bundle
     from asr_kd.export.kaldi import KaldiFeatureSet, write_model_outputs
     from asr_kd.features.dataset import FeatureSet
+    from asr_kd.models.loader import check_feature_settings, check_senone_count
     from asr_kd.utils.errors import AsrKdError
 
     bundle = load_bundle(args.model)
     cmvn_mode = bundle.metadata["feature"]["cmvn_mode"]
+    num_senones = int(bundle.metadata["num_senones"])
     if args.feats.is_dir():
         features = FeatureSet(args.feats, cmvn_mode)
+        check_feature_settings(str(args.model), bundle.metadata["feature"]["fbank"], args.feats,
+                               features.store.meta.get("fbank"))
     else:
         features = KaldiFeatureSet(args.feats, bundle.cmvn, cmvn_mode, args.utt2spk)
+    if features.dim != bundle.model.input_dim:
+        raise AsrKdError(f"{args.feats}: {features.dim}-dimensional features, but {args.model} takes "
+                         f"{bundle.model.input_dim}-dimensional input")
     log_priors = None
     if args.loglikes:
         log_priors = load_senone_log_priors(args.tree_dir) if args.tree_dir else bundle.log_priors()
         if log_priors is None:
             raise AsrKdError(f"{args.model}: no senone priors in the bundle; pass --tree-dir")
+        check_senone_count(str(args.model), num_senones, str(args.tree_dir or args.model), len(log_priors),
+                           "senone priors")
     scp = args.scp or args.ark.with_suffix(".scp")
     count = write_model_outputs(bundle.model, features, args.ark, scp, log_priors, args.prior_scale, args.device)
     kind = f"log-likelihoods (prior scale {args.prior_scale})" if args.loglikes else "log-posteriors"
-    print(f"kaldi-ark: {count} utterances of {kind}, {bundle.metadata['num_senones']} columns -> {args.ark}, {scp}")
+    print(f"kaldi-ark: {count} utterances of {kind}, {num_senones} columns -> {args.ark}, {scp}")
     return 0

@@ -7,9 +7,8 @@ import os
 import numpy as np
 import torch
 
-from asr_kd.data.audio import read_audio
 from asr_kd.export.bundle import Bundle, load_bundle
-from asr_kd.features.fbank import compute_fbank
+from asr_kd.features.fbank import fbank_of_file
 from asr_kd.models import Ensemble, log_posteriors
 
 
@@ -18,9 +17,7 @@ def audio_features(bundle: Bundle, audio_path: str | os.PathLike) -> np.ndarray:
 
     ``T`` = number of 10 ms frames (Kaldi framing, 25 ms windows, edges snipped).
     """
-    fbank = bundle.fbank
-    samples = read_audio(audio_path, fbank.sample_rate)
-    return bundle.normalize(compute_fbank(samples, fbank).numpy())
+    return bundle.normalize(fbank_of_file(audio_path, bundle.fbank))
 
 
 @torch.no_grad()

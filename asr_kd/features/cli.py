@@ -32,9 +32,10 @@ def run_features(args: argparse.Namespace) -> int:
         utts = read_manifest(manifest_path(args.exp, subset))
         out = Path(args.exp) / "feats" / subset
         s = extract_features(utts, out, config, num_workers=args.jobs, utts_per_shard=args.utts_per_shard)
+        redone = f", {s.shards_redone} of them redone: audio changed" if s.shards_redone else ""
         print(
             f"features {subset}: {s.utterances} utterances, {s.frames} frames, {s.audio_seconds / 3600:.3f} h "
-            f"computed in {s.wall_seconds:.1f} s wall ({s.shards_written} shards written, {s.shards_skipped} "
+            f"computed in {s.wall_seconds:.1f} s wall ({s.shards_written} shards written{redone}, {s.shards_skipped} "
             f"already done); {s.realtime_factor_per_core:.0f}x real time per core -> {out}"
         )
     return 0

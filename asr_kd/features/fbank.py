@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
 from torchaudio.compliance import kaldi
 
-from asr_kd.data.audio import SAMPLE_RATE
+from asr_kd.data.audio import SAMPLE_RATE, check_window, num_frames, read_audio
+from asr_kd.utils.errors import AsrKdError
 
 #: Kaldi computes features on 16-bit integer sample values; soundfile gives [-1, 1].
 INT16_SCALE = 32768.0
@@ -37,6 +39,16 @@ class FbankConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, settings: dict) -> FbankConfig:
+        """The config recorded as ``settings`` (a feature store's or model's ``fbank`` entry).
+
+        Keys this version does not know are ignored and missing ones take their defaults, so
+        a record written before a setting existed reads as that setting's default.
+        """
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in settings.items() if k in names})
+
 
 def compute_fbank(samples: np.ndarray | torch.Tensor, config: FbankConfig = FbankConfig()) -> torch.Tensor:
     """Log-mel filterbank energies of one utterance.
@@ -59,3 +71,24 @@ def compute_fbank(samples: np.ndarray | torch.Tensor, config: FbankConfig = Fban
         sample_frequency=config.sample_rate,
         energy_floor=0.0,
     )
+
+
+def fbank_of_file(path: str | os.PathLike, config: FbankConfig = FbankConfig(),
+                  expected_samples: int | None = None) -> np.ndarray:
+    """Read one audio file and return its ``(num_frames, num_mel_bins)`` float32 log-mel features.
+
+    ``expected_samples`` (from the manifest) catches files changed since ``asr-kd prepare``.
+
+    Raises:
+        AsrKdError: naming the file: unreadable audio (see :func:`~asr_kd.data.audio.read_audio`),
+            audio shorter than one analysis window, or non-finite features.
+    """
+    samples = read_audio(path, config.sample_rate, expected_samples=expected_samples)
+    check_window(path, len(samples), config.frame_length_ms, config.sample_rate)
+    expected = num_frames(len(samples), config.frame_length_ms, config.frame_shift_ms, config.sample_rate)
+    feats = compute_fbank(samples, config).numpy()
+    if feats.shape[0] != expected:
+        raise AsrKdError(f"{path}: {feats.shape[0]} feature frames, expected {expected}")
+    if not np.isfinite(feats).all():
+        raise AsrKdError(f"{path}: features contain NaN/Inf")
+    return feats

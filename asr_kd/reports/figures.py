@@ -13,22 +13,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr_kd.features.dataset import FeatureSet
 from asr_kd.reports.plots import plot_entropy_curves, plot_utterance
 from asr_kd.utils.array_store import ArrayStore
 from asr_kd.utils.errors import AsrKdError
 
 
 def _log_posteriors(model_path: str | os.PathLike, feature_dir: Path, utt_ids: Sequence[str],
-                    temperatures: Sequence[float] = (1.0,)) -> list[np.ndarray]:
+                    temperatures: Sequence[float] = (1.0,), tree_path: Path | None = None) -> list[np.ndarray]:
     """Per temperature, ``(sum of T, S)`` float64 log-posteriors of ``utt_ids`` concatenated.
 
     An ensemble is tempered the way distillation does it: members' ``softmax(z / T)`` averaged.
+    ``tree_path``: a tree whose senone names will label the posteriors (checked to fit).
     """
-    from asr_kd.models import Ensemble, load, log_posteriors
+    from asr_kd.models import Ensemble, load_model, log_posteriors
 
-    model, meta = load(model_path)
-    features = FeatureSet(feature_dir, meta["feature"]["cmvn_mode"])
+    loaded = load_model(model_path)
+    model, features = loaded.model, loaded.open_features(feature_dir)
+    if tree_path is not None:
+        loaded.check_tree(tree_path)
     out = []
     with torch.no_grad():
         for t in temperatures:
@@ -79,7 +81,10 @@ def utterance_figure(exp: str | os.PathLike, subset: str, models: Mapping[str, s
     frames = len(store[utt_id]) if max_seconds is None else min(len(store[utt_id]), int(max_seconds / shift_s))
     end_s = frames * shift_s
     segments = [(label, start, min(end, end_s)) for label, start, end in alignment.get(utt_id, []) if start < end_s]
-    posteriors = {label: _log_posteriors(path, feature_dir, [utt_id])[0][:frames] for label, path in models.items()}
+    tree_path = exp / "tree" / "tree.json"
+    tree_path = tree_path if tree_path.exists() else None
+    posteriors = {label: _log_posteriors(path, feature_dir, [utt_id], tree_path=tree_path)[0][:frames]
+                  for label, path in models.items()}
     nyquist = fbank.get("sample_rate", 16000) / 2
     high = fbank.get("high_freq", 0.0)
     return plot_utterance(store[utt_id][:frames], out_path, segments, posteriors, top_k=top_k,

@@ -18,6 +18,7 @@ from torch import nn
 from asr_kd.data.lexicon import PHONES, SILENCE, SPOKEN_NOISE
 from asr_kd.features.dataset import FeatureSet, check_aligned
 from asr_kd.models.inference import utterance_log_posteriors
+from asr_kd.models.loader import check_targets_fit
 from asr_kd.utils.array_store import ArrayStore
 from asr_kd.utils.errors import AsrKdError
 
@@ -62,6 +63,7 @@ def frame_accuracy(model: nn.Module, features: FeatureSet, senones: ArrayStore, 
 
     Returns :meth:`FrameAccuracy.to_dict` plus ``utterances``; the silence split needs ``phones``.
     """
+    check_targets_fit(int(model.num_senones), type(model).__name__, senones)
     ids = list(utt_ids) if utt_ids is not None else [u for u in features.utt_ids() if u in senones]
     if not ids:
         raise AsrKdError(f"no utterance of {features.dir} has targets in {senones.root}")
@@ -78,12 +80,17 @@ def frame_accuracy(model: nn.Module, features: FeatureSet, senones: ArrayStore, 
     return dict(counts.to_dict(), utterances=len(ids))
 
 
+def alignment_stores(exp: str | os.PathLike, subset: str) -> tuple[ArrayStore, ArrayStore | None]:
+    """``<exp>/ali/<subset>``'s senone store and its phone store (None if absent)."""
+    ali = Path(exp) / "ali" / subset
+    return ArrayStore(ali / "senones"), ArrayStore(ali / "phones") if (ali / "phones").exists() else None
+
+
 def score_subset(model: nn.Module, exp: str | os.PathLike, subset: str, cmvn_mode: str = "speaker",
                  utt_ids: Sequence[str] | None = None, device: str | torch.device = "cpu",
                  max_frames: int = 20000) -> dict:
     """:func:`frame_accuracy` on ``<exp>/feats/<subset>`` against ``<exp>/ali/<subset>/{senones,phones}``."""
-    ali = Path(exp) / "ali" / subset
-    phones = ArrayStore(ali / "phones") if (ali / "phones").exists() else None
-    result = frame_accuracy(model, FeatureSet(Path(exp) / "feats" / subset, cmvn_mode), ArrayStore(ali / "senones"),
-                            phones, utt_ids, device, max_frames)
+    senones, phones = alignment_stores(exp, subset)
+    result = frame_accuracy(model, FeatureSet(Path(exp) / "feats" / subset, cmvn_mode), senones, phones, utt_ids,
+                            device, max_frames)
     return dict(result, subset=subset)

@@ -68,22 +68,14 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    """(module, metadata, temperature left to apply) for the ``--model`` arguments."""
+    """The ``--model`` arguments as a :class:`~asr_kd.models.LoadedModel` (the callers check it against the subset)."""
     import torch
 
-    from asr_kd.models import ensemble_of, load, load_ensemble
+    from asr_kd.models import load_model
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    paths = args.model
-    if len(paths) > 1:
-        model, meta = ensemble_of(paths, args.device, args.temperature or 1.0, args.combine or "mean_prob")
-        return model, meta, 1.0
-    if paths[0].suffix == ".json":
-        model, meta = load_ensemble(paths[0], args.device, args.temperature, args.combine)
-        return model, meta, 1.0
-    model, meta = load(paths[0], args.device)
-    return model, meta, args.temperature or 1.0
+    return load_model(args.model, args.device, temperature=args.temperature, combine=args.combine)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -111,18 +103,22 @@ def run_train_ensemble(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from asr_kd.models import Ensemble
-    from asr_kd.scoring.frame_accuracy import score_subset
+    from asr_kd.scoring.frame_accuracy import alignment_stores, frame_accuracy
     from asr_kd.utils.atomic import write_json
 
-    model, meta, temperature = _load(args)
-    if temperature != 1.0:
+    loaded = _load(args)
+    features = loaded.open_features(args.exp / "feats" / args.subset)
+    senones, phones = alignment_stores(args.exp, args.subset)
+    loaded.check_targets(senones)
+    if loaded.temperature != 1.0:
         print("evaluate: note: temperature does not change a single model's argmax (frame accuracy)")
     utt_ids = args.utts.read_text().split() if args.utts else None
-    cmvn_mode = meta["feature"]["cmvn_mode"]
 
     def score(m) -> dict:
-        return score_subset(m, args.exp, args.subset, cmvn_mode, utt_ids, args.device, args.max_frames)
+        result = frame_accuracy(m, features, senones, phones, utt_ids, args.device, args.max_frames)
+        return dict(result, subset=args.subset)
 
+    model, meta = loaded.model, loaded.metadata
     result = {"model": [str(p) for p in args.model], **score(model)}
     if isinstance(model, Ensemble):
         result.update(combine=model.combine, temperature=model.temperature)
@@ -138,13 +134,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_posteriors(args: argparse.Namespace) -> int:
-    from asr_kd.features.dataset import FeatureSet
     from asr_kd.training.posteriors import write_log_posteriors
 
-    model, meta, temperature = _load(args)
-    features = FeatureSet(args.exp / "feats" / args.subset, meta["feature"]["cmvn_mode"])
-    written, skipped = write_log_posteriors(model, meta, features, args.out, args.dtype, temperature,
-                                            args.utts_per_shard, args.device, args.max_frames)
+    loaded = _load(args)
+    features = loaded.open_features(args.exp / "feats" / args.subset)
+    written, skipped = write_log_posteriors(loaded.model, loaded.metadata, features, args.out, args.dtype,
+                                            loaded.temperature, args.utts_per_shard, args.device, args.max_frames)
     print(f"posteriors {args.subset}: {len(features.utt_ids())} utterances, {written} shards written, "
           f"{skipped} already done -> {args.out}")
     return 0

@@ -97,12 +97,19 @@ def feature_metadata(data: DataConfig, subset: str) -> dict:
 
 
 def resolve_num_senones(config: ExperimentConfig) -> int:
-    """``model.num_senones`` if set, else the senone tree's count (``<exp>/tree/tree.json``)."""
-    if config.model.num_senones:
-        return int(config.model.num_senones)
-    tree_path = Path(config.data.exp) / "tree" / "tree.json"
-    if not tree_path.exists():
-        raise AsrKdError(f"{tree_path} does not exist: set model.num_senones or run `asr-kd align` first")
-    from asr_kd.alignment import SenoneTree
+    """``model.num_senones`` if set, else the senone tree's count (``<exp>/tree/tree.json``),
+    checked against the senone count the training and dev alignments record."""
+    from asr_kd.models.loader import check_targets_fit
 
-    return SenoneTree.load(tree_path).num_senones
+    tree_path = Path(config.data.exp) / "tree" / "tree.json"
+    if config.model.num_senones:
+        num_senones, source = int(config.model.num_senones), "model.num_senones"
+    elif not tree_path.exists():
+        raise AsrKdError(f"{tree_path} does not exist: set model.num_senones or run `asr-kd align` first")
+    else:
+        from asr_kd.alignment import SenoneTree
+
+        num_senones, source = SenoneTree.load(tree_path).num_senones, str(tree_path)
+    for subset in (config.data.train_subset, config.data.dev_subset):
+        check_targets_fit(num_senones, f"the model to train ({source})", ArrayStore(config.data.targets_dir(subset)))
+    return num_senones

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from asr_kd.models.io import save_ensemble
@@ -14,6 +13,7 @@ from asr_kd.training.trainer import MakeObjective, run
 from asr_kd.utils.atomic import write_json
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
+from asr_kd.utils.processes import worker_pool
 
 log = get_logger("training.ensemble")
 
@@ -54,7 +54,7 @@ def train_ensemble(config: ExperimentConfig, num_members: int, archs: Sequence[s
         threads = max(1, multiprocessing.cpu_count() // jobs)
         for c in configs:
             c.train.threads, c.train.progress = c.train.threads or threads, False
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(jobs, "spawn") as pool:
             summaries = list(pool.map(run, configs, [make_objective] * len(configs), [resume] * len(configs)))
     else:
         summaries = []

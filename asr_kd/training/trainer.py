@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from asr_kd.features.dataset import IGNORE_INDEX
 from asr_kd.models import build, save
+from asr_kd.models.io import read_payload
 from asr_kd.training.batches import batcher_for
 from asr_kd.training.config import ExperimentConfig, add_train_arguments, load_config
 from asr_kd.training.data import (
@@ -280,11 +281,9 @@ def _resume_relevant(config: dict) -> dict:
 def load_training_checkpoint(path: Path, net: nn.Module, optimizer, schedule: LrSchedule,
                              scaler: torch.amp.GradScaler, config: ExperimentConfig,
                              device: torch.device) -> TrainState:
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # a checkpoint is only ever replaced atomically, so this is not ours
-        raise AsrKdError(f"{path}: unreadable checkpoint ({err})") from None
-    if payload.get("format") != CHECKPOINT_FORMAT:
+    # a checkpoint is only ever replaced atomically, so an unreadable one is not ours
+    payload = read_payload(path, "training checkpoint", device)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise AsrKdError(f"{path}: not an asr_kd training checkpoint")
     # Re-parsed so that keys added to the config classes since the checkpoint take their defaults.
     saved = ExperimentConfig.from_dict(payload["config"], str(path)).to_dict()

@@ -5,15 +5,23 @@ One store holds one kind of array (log-mel features ``(T, D)`` float32, senone a
 
     meta.json                 dtype, trailing shape, free-form metadata of the producer
     shard-00000.npy           all arrays of shard 0 concatenated along axis 0
+    shard-00000.source        optional: a digest of what the shard was made from
     shard-00000.index.tsv     utt_id <TAB> offset <TAB> num_rows, one line per utterance
 
-A shard is complete when its index file exists: the ``.npy`` is written first, both through
-a temporary file and :func:`os.replace`, so a killed writer never leaves a corrupt shard and
-rerunning skips complete shards (resumable). Reading one utterance touches only its rows of
-one memory-mapped shard (the pattern of lhotse's ``TemporalArray`` / Kaldi's ark+scp).
+A shard is complete when its index file exists: the ``.npy`` (and ``.source``) are written
+first, all through a temporary file and :func:`os.replace`, so a killed writer never leaves a
+corrupt shard and rerunning skips complete shards (resumable). A producer that passes a
+``source`` digest (e.g. feature extraction: audio files, their sizes and mtimes, the fbank
+settings) gets a shard redone when its inputs changed. Reading one utterance touches only its
+rows of one memory-mapped shard (the pattern of lhotse's ``TemporalArray`` / Kaldi's ark+scp).
 Streaming readers use :meth:`ArrayStore.read` instead, which copies the rows with one file
 read and keeps no map: a memory map keeps every page it touched in the process's resident
 memory, so a pass over a corpus through maps grows with the corpus.
+
+Floating-point stores never hold NaN or Inf: :meth:`ArrayStoreWriter.write_shard` refuses
+them and :class:`ArrayStore` checks each shard once, when it first reads from it (one pass
+over the shard, in blocks of :data:`FINITE_CHECK_ROWS` rows), naming the utterance and file;
+:meth:`ArrayStore.read` checks the rows it reads.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from asr_kd.utils.atomic import atomic_open, write_json, write_with
 from asr_kd.utils.errors import AsrKdError
 
 META_FILE = "meta.json"
+#: Rows per block of the finiteness check of a shard (bounds its temporary memory).
+FINITE_CHECK_ROWS = 16384
 
 
 def shard_name(shard_id: int) -> str:
@@ -50,7 +60,8 @@ class ArrayStoreWriter:
     """Writes shards of a store; each :meth:`write_shard` call is atomic and idempotent.
 
     Args:
-        root: store directory (created).
+        root: store directory (created with the first shard, so that a run failing before it
+            leaves nothing behind).
         dtype: numpy dtype of every array.
         trailing_shape: shape of one row, e.g. ``(40,)`` for 40-dim features, ``()`` for ids.
         meta: producer metadata saved in ``meta.json`` (feature config, senone count, ...).
@@ -68,24 +79,44 @@ class ArrayStoreWriter:
         self.root = Path(root)
         self.dtype = np.dtype(dtype)
         self.trailing_shape = tuple(int(d) for d in trailing_shape)
-        header = {"dtype": self.dtype.str, "trailing_shape": list(self.trailing_shape), "meta": meta or {}}
+        self._header = {"dtype": self.dtype.str, "trailing_shape": list(self.trailing_shape), "meta": meta or {}}
         meta_path = self.root / META_FILE
         if meta_path.exists():
             existing = json.loads(meta_path.read_text())
-            if json.loads(json.dumps(header)) != existing:
+            if json.loads(json.dumps(self._header)) != existing:
                 raise AsrKdError(
                     f"{self.root}: store exists with a different configuration "
-                    f"(existing {existing}, requested {header}); remove it or use another directory"
+                    f"(existing {existing}, requested {self._header}); remove it or use another directory"
                 )
-        else:
-            self.root.mkdir(parents=True, exist_ok=True)
-            write_json(meta_path, header)
 
-    def shard_done(self, shard_id: int) -> bool:
-        return (self.root / f"{shard_name(shard_id)}.index.tsv").exists()
+    def shard_done(self, shard_id: int, source: str | None = None) -> bool:
+        """Whether shard ``shard_id`` is complete and, given ``source``, was made from it.
 
-    def write_shard(self, shard_id: int, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        """Write ``(utt_id, array)`` pairs as shard ``shard_id`` (replaces an incomplete one)."""
+        A complete shard without a recorded source (written without one, or by an asr_kd
+        version that did not record sources) counts as done: see :meth:`unrecorded_source`.
+        """
+        if not (self.root / f"{shard_name(shard_id)}.index.tsv").exists():
+            return False
+        recorded = self.recorded_source(shard_id)
+        return source is None or recorded is None or recorded == source
+
+    def recorded_source(self, shard_id: int) -> str | None:
+        """The ``source`` digest shard ``shard_id`` was written with, or None."""
+        path = self.root / f"{shard_name(shard_id)}.source"
+        return path.read_text().strip() if path.exists() else None
+
+    def unrecorded_source(self, shard_id: int) -> bool:
+        """A complete shard that records no source (cannot be checked against its inputs)."""
+        return (self.root / f"{shard_name(shard_id)}.index.tsv").exists() and self.recorded_source(shard_id) is None
+
+    def write_shard(self, shard_id: int, items: Iterable[tuple[str, np.ndarray]], source: str | None = None) -> None:
+        """Write ``(utt_id, array)`` pairs as shard ``shard_id`` (replaces an existing one).
+
+        ``source``: a digest of the shard's inputs, recorded for :meth:`shard_done`.
+
+        Raises:
+            AsrKdError: an array of the wrong row shape, or NaN/Inf in a floating-point array.
+        """
         ids: list[str] = []
         arrays: list[np.ndarray] = []
         for utt_id, array in items:
@@ -95,15 +126,29 @@ class ArrayStoreWriter:
                     f"{utt_id}: array of shape {array.shape} does not fit store {self.root} "
                     f"(rows of shape {self.trailing_shape})"
                 )
+            array = array.astype(self.dtype, copy=False)
+            if not all_finite(array):
+                raise AsrKdError(f"{self.root}: utterance {utt_id}: NaN/Inf in the values to store; not written")
             ids.append(utt_id)
-            arrays.append(array.astype(self.dtype, copy=False))
+            arrays.append(array)
         data = (
             np.concatenate(arrays, axis=0)
             if arrays
             else np.zeros((0, *self.trailing_shape), dtype=self.dtype)
         )
+        if not (self.root / META_FILE).exists():
+            write_json(self.root / META_FILE, self._header)
         name = shard_name(shard_id)
+        # the index marks a complete shard: remove it first, so that a writer killed while
+        # replacing a shard leaves it incomplete (redone), never old index + new data
+        (self.root / f"{name}.index.tsv").unlink(missing_ok=True)
         write_with(self.root / f"{name}.npy", lambda tmp: np.save(tmp, data), suffix=".npy")
+        source_path = self.root / f"{name}.source"
+        if source is None:
+            source_path.unlink(missing_ok=True)
+        else:
+            with atomic_open(source_path) as f:
+                f.write(source + "\n")
         with atomic_open(self.root / f"{name}.index.tsv") as f:
             offset = 0
             for utt_id, array in zip(ids, arrays):
@@ -143,7 +188,18 @@ class ArrayStore:
 
     def _shard(self, shard_id: int) -> np.ndarray:
         if shard_id not in self._shards:
-            self._shards[shard_id] = np.load(self.root / f"{shard_name(shard_id)}.npy", mmap_mode="r")
+            path = self.root / f"{shard_name(shard_id)}.npy"
+            try:
+                shard = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as err:
+                raise AsrKdError(f"{path}: unreadable shard of store {self.root} ({err})") from None
+            if not all_finite(shard):
+                bad = [u for u, loc in self._index.items() if loc.shard == shard_id
+                       and not all_finite(shard[loc.offset : loc.offset + loc.num_rows])]
+                raise AsrKdError(f"{path}: NaN/Inf in the stored values of utterance {bad[0] if bad else '?'}"
+                                 f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''} (damaged file: "
+                                 "recompute this store)")
+            self._shards[shard_id] = shard
         return self._shards[shard_id]
 
     def _location(self, utt_id: str) -> ArrayLocation:
@@ -167,6 +223,9 @@ class ArrayStore:
         data = np.fromfile(path, dtype=self.dtype, count=loc.num_rows * row_items, offset=offset)
         if len(data) != loc.num_rows * row_items:
             raise AsrKdError(f"{path}: truncated shard ({utt_id} needs rows {loc.offset}..{loc.offset + loc.num_rows})")
+        if not all_finite(data):
+            raise AsrKdError(f"{path}: NaN/Inf in the stored values of utterance {utt_id} (damaged file: "
+                             "recompute this store)")
         return data.reshape(loc.num_rows, *self.trailing_shape)
 
     def __contains__(self, utt_id: object) -> bool:
@@ -194,10 +253,22 @@ class ArrayStore:
 
 def _npy_data_offset(path: Path, dtype: np.dtype) -> int:
     """Byte offset of the array data in a C-ordered ``.npy`` file of ``dtype``."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        _, fortran_order, file_dtype = read_header(f)
-        if fortran_order or file_dtype != dtype:
-            raise AsrKdError(f"{path}: shard holds {file_dtype} (fortran order {fortran_order}), store says {dtype}")
-        return f.tell()
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            _, fortran_order, file_dtype = read_header(f)
+            offset = f.tell()
+    except (OSError, ValueError) as err:
+        raise AsrKdError(f"{path}: unreadable shard ({err})") from None
+    if fortran_order or file_dtype != dtype:
+        raise AsrKdError(f"{path}: shard holds {file_dtype} (fortran order {fortran_order}), store says {dtype}")
+    return offset
+
+
+def all_finite(array: np.ndarray, block_rows: int = FINITE_CHECK_ROWS) -> bool:
+    """No NaN/Inf in ``array`` (always true for integer dtypes); checked in blocks of rows."""
+    if array.dtype.kind not in "fc":
+        return True
+    return all(np.isfinite(array[i : i + block_rows]).all() for i in range(0, len(array), block_rows))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,3 +60,20 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None], suffix: 
     """Atomically create ``path`` by calling ``writer(tmp_path)``."""
     with atomic_path(path, suffix=suffix) as tmp:
         writer(tmp)
+
+
+def replace_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> None:
+    """Create ``out_dir`` atomically: ``fill(tmp_dir)`` writes its content, then it is renamed
+    over any previous ``out_dir`` (a failed ``fill`` leaves the old directory untouched and
+    nothing new behind)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        fill(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -133,4 +133,5 @@ def test_align_refuses_features_of_another_configuration(aligned_exp: Path, tmp_
     arrays["feature_config"] = np.array(json.dumps({"num_mel_bins": 80}))
     np.savez(exp / "tree" / "final_model.npz", **arrays)
     assert main(["align", "--exp", str(exp), "--subset", DEV, "--jobs", "1"]) == 2
-    assert "aligner was trained on" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "num_mel_bins=40, but the aligner" in err and "final_model.npz) was trained on num_mel_bins=80" in err

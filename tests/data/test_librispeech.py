@@ -168,3 +168,69 @@ def test_non_utf8_transcript(corpus: Path) -> None:
 def test_missing_subset(tiny_root: Path) -> None:
     with pytest.raises(AsrKdError, match="train-other-500"):
         scan_subset(tiny_root, "train-other-500", progress=False)
+
+
+def test_flac_of_unknown_length_gets_its_decoded_length(corpus: Path) -> None:
+    """A FLAC header with total samples 0 ("unknown") must not become 2**63 - 1 samples (issue 14.5)."""
+    from tests.test_bad_input import corrupt_middle, unknown_length
+
+    _, flac = first_chapter(corpus)
+    true_length = sf.info(flac).frames
+    unknown_length(flac)
+    utts, report = scan_subset(corpus, TRAIN, progress=False)
+    utt = next(u for u in utts if u.utt_id == flac.stem)
+    assert utt.num_samples == true_length and report.hours < 1
+    corrupt_middle(flac)  # decoding errors still count when the length is unknown
+    with pytest.raises(AsrKdError, match=f"{flac.name}: unreadable or corrupt audio"):
+        scan_subset(corpus, TRAIN, progress=False)
+
+
+def test_corrupt_audio_data_is_found_by_decoding_and_skipped(corpus: Path) -> None:
+    """The header is intact, the audio frames are not: caught by prepare, not by features (issue 14.5)."""
+    from tests.test_bad_input import corrupt_middle
+
+    _, flac = first_chapter(corpus)
+    corrupt_middle(flac)
+    with pytest.raises(AsrKdError, match=f"{flac.name}: unreadable or corrupt audio"):
+        scan_subset(corpus, TRAIN, progress=False)
+    utts, report = scan_subset(corpus, TRAIN, skip_bad=True, progress=False, jobs=2)
+    assert report.skipped == {"bad audio": [str(flac.resolve())]} and len(utts) == 19
+
+
+def test_prepare_summary_counts_what_skip_bad_skipped(corpus: Path, tmp_path: Path) -> None:
+    import json
+
+    from asr_kd.cli import main
+    from tests.test_bad_input import corrupt_middle, too_short
+
+    flacs = sorted((corpus / TRAIN).glob("*/*/*.flac"))
+    corrupt_middle(flacs[0])
+    too_short(flacs[1])
+    exp = tmp_path / "exp"
+    assert main(["prepare", "--root", str(corpus), "--subsets", TRAIN, "--exp", str(exp), "--skip-bad"]) == 0
+    summary = json.loads((exp / "manifests" / "summary.json").read_text())[TRAIN]
+    assert summary["skipped"] == {"bad audio": 1, "audio too short": 1} and summary["utterances"] == 18
+    assert summary["skipped_items"]["audio too short"] == [str(flacs[1].resolve())]
+
+
+def test_utterance_ids_use_ascii_digits_only(tmp_path: Path) -> None:
+    """``\\d`` also matches e.g. Arabic-Indic digits (issue 14.11)."""
+    from asr_kd.data.librispeech import read_transcripts
+
+    trans = tmp_path / "19-198.trans.txt"
+    trans.write_text("19-198-0001 HELLO\n\u0661\u0669-198-0002 WORLD\n", encoding="utf-8")
+    with pytest.raises(AsrKdError, match=r"19-198.trans.txt:2: malformed utterance id"):
+        read_transcripts(trans)
+
+
+def test_utterance_id_must_match_its_folder(corpus: Path) -> None:
+    trans, flac = first_chapter(corpus)
+    speaker, chapter, utt = flac.stem.split("-")
+    stranger = f"{int(speaker) + 1}-{chapter}-{utt}"
+    trans.write_text(trans.read_text().replace(flac.stem, stranger))
+    flac.rename(flac.with_name(f"{stranger}.flac"))
+    with pytest.raises(AsrKdError, match=f"utterance id {stranger} does not belong to its folder"):
+        scan_subset(corpus, TRAIN, progress=False)
+    _, report = scan_subset(corpus, TRAIN, skip_bad=True, progress=False)
+    assert report.skipped["id not matching its folder"] == [stranger]
+    assert set(report.skipped) == {"id not matching its folder", "audio without transcript"}

@@ -85,3 +85,11 @@ def test_lmplz_trains_a_usable_arpa(tmp_path, lang) -> None:
     assert summary.order == 3
     _, report = make_grammar_fst(arpa, lang)
     assert report.missing_words == ("<unk>",)  # lmplz always adds <unk>; our lexicon maps OOVs to SPN
+
+
+def test_bigram_with_a_word_that_has_no_unigram_is_refused(tmp_path) -> None:
+    """arpa2fst would drop the n-gram silently (issue 14.11)."""
+    arpa = tmp_path / "damaged.arpa"
+    arpa.write_text(TOY_ARPA.replace("-0.6 TWO DOGS\n", "-0.6 TWO DOG\n"))
+    with pytest.raises(AsrKdError, match=r"damaged.arpa:27: 2-gram 'TWO DOG' has the word 'DOG', which is not in"):
+        read_arpa_summary(arpa)

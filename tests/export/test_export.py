@@ -105,3 +105,42 @@ def test_ensemble_posteriors_for_audio(saved_model: Path, tiny_exp: Path, tmp_pa
                                    posteriors_for_audio(saved_model, flac, temperature), atol=1e-5)
     with pytest.raises(AsrKdError, match="one by one"):
         write_bundle(tmp_path / "ens.json", tmp_path / "out")
+
+
+def test_torchscript_is_loaded_only_when_asked_and_only_if_unchanged(saved_model: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14.10: torch.jit.load runs code from the file."""
+    from asr_kd.models import build
+
+    write_bundle(saved_model, tmp_path / "bundle", onnx=False)
+    bundle_dir = tmp_path / "bundle"
+    assert bundle_dir.joinpath("bundle.json").exists()
+    with monkeypatch.context() as m:
+        m.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("load_bundle ran torch.jit.load"))
+        bundle = load_bundle(bundle_dir)
+        posteriors_for_audio(bundle, next(Path(__file__).parents[2].glob("data/LibriSpeech/dev-clean-2/*/*/*.flac")))
+    assert bundle.torchscript() is not None  # asked for, checksum matches
+    other = build("dnn", "tiny", input_dim=40, num_senones=bundle.model.num_senones)
+    export_torchscript(other, bundle_dir / "model.torchscript.pt")  # a valid TorchScript file, but not ours
+    with pytest.raises(AsrKdError, match="model.torchscript.pt: does not match the checksum in bundle.json"):
+        bundle.torchscript()
+
+
+def test_export_replaces_only_export_folders(saved_model: Path, tmp_path: Path) -> None:
+    first = write_bundle(saved_model, tmp_path / "bundle", onnx=False)
+    again = write_bundle(saved_model, tmp_path / "bundle", onnx=False)  # an export folder: replaced
+    assert again["sha256"]["model.pt"] == first["sha256"]["model.pt"] and not list(tmp_path.glob(".bundle.*"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(AsrKdError, match="mine: exists and is not an export folder"):
+        write_bundle(saved_model, tmp_path / "mine", onnx=False)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("diff", [float("nan"), 1.0])
+def test_export_checks_fail_on_nan_and_large_differences(diff: float) -> None:
+    from asr_kd.export.bundle import ONNX_TOLERANCE, _check_close
+
+    with pytest.raises(AsrKdError, match="differ from PyTorch by"):
+        _check_close(Path("m.onnx"), "ONNX", diff, ONNX_TOLERANCE)
+    _check_close(Path("m.onnx"), "ONNX", ONNX_TOLERANCE / 2, ONNX_TOLERANCE)

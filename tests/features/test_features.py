@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,41 @@ def test_batches_by_frames_respects_budget() -> None:
     assert sorted(i for b in batches for i in b) == list(range(6))
     for b in batches:
         assert max(lengths[i] for i in b) * len(b) <= 600 or len(b) == 1
+
+
+def test_changed_audio_is_recomputed_not_reused(tiny_exp: Path, tmp_path: Path) -> None:
+    """Replacing a FLAC and preparing again must not keep the shard of the old audio (issue 14.7)."""
+    import dataclasses
+    import shutil
+
+    utts = [dataclasses.replace(u, audio_path=str(shutil.copy(u.audio_path, tmp_path / Path(u.audio_path).name)))
+            for u in read_manifest(manifest_path(tiny_exp, TRAIN))[:4]]
+    out = tmp_path / "feats"
+    extract_features(utts, out, num_workers=1, utts_per_shard=2, progress=False)
+    victim, other = utts[3], utts[0]
+    shutil.copy(other.audio_path, victim.audio_path)  # new audio of another length, same file name
+    os.utime(victim.audio_path, ns=(1, 1))  # even with an older mtime: the size and mtime differ
+    utts[3] = dataclasses.replace(victim, num_samples=other.num_samples, duration_s=other.duration_s)  # prepare again
+    again = extract_features(utts, out, num_workers=1, utts_per_shard=2, progress=False)
+    assert ArrayStore(out)[victim.utt_id].shape[0] == num_frames(other.num_samples)
+    assert (again.shards_written, again.shards_redone, again.shards_skipped) == (1, 1, 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists() or (os.cpu_count() or 1) < 2,
+                    reason="reads /proc; the default --jobs makes a pool only with 2+ cores")
+def test_kill_9_of_features_leaves_no_orphaned_workers(tiny_exp: Path, tmp_path: Path) -> None:
+    """``kill -9`` of ``asr-kd features`` with the default --jobs: its pool workers die too (issue 14.4)."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    from asr_kd.data import write_manifest
+    from tests.utils.test_processes import kill_and_check_workers_die
+
+    utts = read_manifest(manifest_path(tiny_exp, TRAIN))
+    many = [dataclasses.replace(u, utt_id=f"{u.utt_id}-{k}") for k in range(40) for u in utts]  # ~1.1 h of audio
+    exp = tmp_path / "exp"
+    write_manifest(manifest_path(exp, "many"), many)
+    proc = subprocess.Popen([sys.executable, "-m", "asr_kd.cli", "features", "--exp", str(exp), "--subsets", "many",
+                             "--utts-per-shard", "4"], stderr=subprocess.DEVNULL)
+    kill_and_check_workers_die(proc, 2)

@@ -33,7 +33,7 @@ def test_incomplete_shard_is_invisible_and_redone(tmp_path: Path) -> None:
 
 
 def test_config_mismatch_and_shape_errors(tmp_path: Path) -> None:
-    ArrayStoreWriter(tmp_path, "float32", (40,))
+    ArrayStoreWriter(tmp_path, "float32", (40,)).write_shard(0, [("u0", np.zeros((2, 40)))])
     with pytest.raises(AsrKdError, match="different configuration"):
         ArrayStoreWriter(tmp_path, "float32", (80,))
     writer = ArrayStoreWriter(tmp_path, "float32", (40,))
@@ -43,3 +43,35 @@ def test_config_mismatch_and_shape_errors(tmp_path: Path) -> None:
         ArrayStore(tmp_path)["nope"]
     with pytest.raises(AsrKdError, match="not an array store"):
         ArrayStore(tmp_path / "absent")
+
+
+def test_non_finite_values_are_refused_on_write(tmp_path: Path) -> None:
+    writer = ArrayStoreWriter(tmp_path, "float32", (2,))
+    bad = np.ones((4, 2), dtype=np.float32)
+    bad[2, 1] = np.inf
+    with pytest.raises(AsrKdError, match="utterance u2: NaN/Inf"):
+        writer.write_shard(0, [("u1", np.ones((3, 2))), ("u2", bad)])
+    assert not writer.shard_done(0) and not (tmp_path / "meta.json").exists()
+    ArrayStoreWriter(tmp_path, "int32", ()).write_shard(0, [("ids", np.arange(3))])  # integers need no check
+
+
+def test_non_finite_values_in_a_stored_shard_name_utterance_and_file(tmp_path: Path) -> None:
+    writer = ArrayStoreWriter(tmp_path, "float16", (3,))
+    writer.write_shard(0, [("a", np.zeros((4, 3))), ("b", np.ones((5, 3))), ("c", np.ones((2, 3)))])
+    shard = np.load(tmp_path / "shard-00000.npy")
+    shard[6, 0] = np.nan  # a row of utterance b, written behind the store's back (a damaged file)
+    np.save(tmp_path / "shard-00000.npy", shard)
+    store = ArrayStore(tmp_path)
+    with pytest.raises(AsrKdError, match=r"shard-00000.npy: NaN/Inf in the stored values of utterance b \("):
+        store["a"]  # any read of the shard checks all of it once
+
+
+def test_shard_source_decides_whether_a_shard_is_redone(tmp_path: Path) -> None:
+    writer = ArrayStoreWriter(tmp_path, "int32", ())
+    writer.write_shard(0, [("a", np.arange(3))], source="inputs-v1")
+    assert writer.shard_done(0, "inputs-v1") and not writer.shard_done(0, "inputs-v2")
+    assert writer.recorded_source(0) == "inputs-v1" and not writer.unrecorded_source(0)
+    writer.write_shard(0, [("a", np.arange(5))], source="inputs-v2")
+    assert writer.shard_done(0, "inputs-v2") and len(ArrayStore(tmp_path)["a"]) == 5
+    writer.write_shard(1, [("b", np.arange(2))])  # no source recorded: done whatever the source
+    assert writer.shard_done(1, "anything") and writer.unrecorded_source(1)
