@@ -86,6 +86,18 @@ def test_array_store_read_copies_without_a_memory_map(corpus_dir):
     assert fresh.read(fresh.keys()[-1]).shape[1:] == (K,) and not fresh._shards  # no map opened
 
 
+def test_array_store_read_names_an_utterance_with_nan(corpus_dir):
+    store = ArrayStore(corpus_dir["feats"])
+    victim = store.keys()[1]
+    shard = np.load(corpus_dir["feats"] / "shard-00000.npy", mmap_mode="r+")
+    shard[store._index[victim].offset + 2, 3] = np.nan  # a damaged file: the writer refuses NaN
+    shard.flush()
+    del shard
+    with pytest.raises(AsrKdError, match=f"NaN/Inf in the stored values of utterance {victim}"):
+        ArrayStore(corpus_dir["feats"]).read(victim)
+    assert ArrayStore(corpus_dir["feats"]).read(store.keys()[0]).shape[1] == DIM
+
+
 def test_threaded_reads_equal_one_thread(corpus_dir):
     corpus = make_corpus(corpus_dir, extra=True)
     utts = np.arange(len(corpus.utt_ids))[::-1]
