@@ -31,6 +31,7 @@ CPU_BENCHMARKS = {
     "dnn_train": "benchmarks.bench_dnn_train",
     "conformer_train": "benchmarks.bench_conformer_train",
     "distill": "benchmarks.bench_distill",
+    "datapath": "benchmarks.bench_datapath",
     "decode": "benchmarks.bench_decode",
     "integrity": "benchmarks.bench_integrity",
 }

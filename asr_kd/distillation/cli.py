@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "asr_kd/distillation/lowrank.py) the top-k log-probabilities at --base-temperature, --rank PCA "
         "coefficients of the rest and the exact tail mass at every --temperature: ONE store serves all of "
         "them. All stores come from a single teacher pass; --out takes the {T} (top-k / dense), {k} and {r} "
-        "placeholders when several are written.",
+        "placeholders when several are written. Several processes (one per GPU) fill the same stores under "
+        "torchrun: torchrun --nproc_per_node N -m asr_kd.cli distill dump-teacher ... --device cuda (process r "
+        "writes shards r, r + N, ...).",
     )
     p.add_argument("--teacher", nargs="+", required=True, type=Path,
                    help="model file, ensemble JSON, or several model files (combined as an ensemble)")
@@ -188,24 +190,43 @@ def store_specs(args: argparse.Namespace) -> dict[Path, dict]:
 
 
 def run_dump_teacher(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from asr_kd.training.trainer import setup_distributed
+
+    ddp, device = setup_distributed(args.device)  # torchrun: one process per GPU, cuda -> cuda:LOCAL_RANK
+    try:
+        return _dump_teacher(args, ddp, device)
+    finally:
+        if ddp.owns_group:
+            dist.destroy_process_group()
+
+
+def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
     from asr_kd.distillation.accounting import bytes_per_frame
     from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher_stores
 
     specs = store_specs(args)
-    loaded, features = load_teacher(args.teacher, args.combine, args.device, args.exp, args.subset)
+    loaded, features = load_teacher(args.teacher, args.combine, str(device), args.exp, args.subset)
     teacher = loaded.model
     provenance = {"teachers": tuple(str(p.resolve()) for p in args.teacher), "features": str(features.dir.resolve())}
     configs = {d: TeacherStoreConfig(num_senones=int(teacher.num_senones), combine=teacher.combine, **spec,
                                      **provenance) for d, spec in specs.items()}
     utt_ids = args.utts.read_text().split() if args.utts else None
-    summaries = dump_teacher_stores(teacher, features, configs, utt_ids, args.utts_per_shard, args.device,
-                                    args.max_frames)
+    summaries = dump_teacher_stores(teacher, features, configs, utt_ids, args.utts_per_shard, device,
+                                    args.max_frames, progress=ddp.is_main, rank=ddp.rank, world_size=ddp.world_size,
+                                    barrier=ddp.barrier)
+    ddp.barrier()  # every process's shards are complete before the store is summarised
     for root, s in summaries.items():
+        written, skipped = (int(n) for n in ddp.all_sum([s.shards_written, s.shards_skipped], device))
+        if not ddp.is_main:
+            continue
         store = TeacherStore(root)
         dense = bytes_per_frame(store.config.num_senones, None)
         served = ", ".join(f"{t:g}" for t in store.config.served_temperatures)
+        procs = f", {ddp.world_size} processes" if ddp.world_size > 1 else ""
         print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
-              f"({s.shards_written} shards written, {s.shards_skipped} already done, {s.wall_seconds:.1f} s) -> "
+              f"({written} shards written, {skipped} already done, {s.wall_seconds:.1f} s{procs}) -> "
               f"{root}: {store.config.kind} at T = {served}, {s.store_bytes / 1e6:.2f} MB, "
               f"{store.measured_bytes_per_frame():.1f} bytes/frame = {store.measured_bytes_per_frame() / dense:.2%} "
               f"of dense fp16 ({dense} bytes/frame)")

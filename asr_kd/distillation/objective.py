@@ -24,6 +24,7 @@ from torch import nn
 from asr_kd.distillation.loss import DEFAULT_TOPK_POLICY, TOPK_POLICIES, SoftTargets, distillation_loss
 from asr_kd.distillation.lowrank import LowRankTargets
 from asr_kd.distillation.soft_targets import TopKTargets, check_temperature
+from asr_kd.distillation.streamed_targets import TEACHER_KEY, teacher_targets_for
 from asr_kd.distillation.teacher_store import TeacherTargets
 from asr_kd.features.dataset import FrameTable
 from asr_kd.models.ensemble import COMBINE_MODES, Ensemble, combine_logits
@@ -60,7 +61,9 @@ class DistillationObjective:
         temperature: T of the soft term; one the store serves (the T of a dense / top-k dump,
             any T a low-rank store was dumped with).
         alpha: weight of the soft term (1 = soft targets only).
-        teacher_targets: the store's targets aligned with the training :class:`FrameTable`.
+        teacher_targets: the store's targets aligned with the training :class:`FrameTable`
+            (or a :class:`~asr_kd.distillation.streamed_targets.StreamedTeacherTargets`, whose
+            targets arrive as ``batch["teacher"]``).
         topk_policy: tail-mass policy for top-k stores (see :mod:`asr_kd.distillation.loss`).
 
     ``__call__(logits (N, S), batch)`` uses ``batch["frame_index"]`` ``(N,)`` to gather the
@@ -81,7 +84,10 @@ class DistillationObjective:
         self.teacher_targets = teacher_targets
 
     def __call__(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        teacher = self.teacher_targets.gather(batch["frame_index"], logits.device)
+        if TEACHER_KEY in batch:  # data.loader=stream: the batch carries its frames' targets
+            teacher = batch[TEACHER_KEY]
+        else:
+            teacher = self.teacher_targets.gather(batch["frame_index"], logits.device)
         if isinstance(teacher, LowRankTargets):  # decoded on the training device: (N, S) float32 at T
             teacher = teacher.probs(self.temperature)
         return _loss_and_stats(logits, teacher, batch, self.temperature, self.alpha, self.topk_policy)
@@ -158,7 +164,7 @@ class StoreObjectiveFactory:
         self.temperature, self.alpha, self.topk_policy = temperature, alpha, topk_policy
 
     def __call__(self, table: FrameTable, device: torch.device) -> DistillationObjective:
-        targets = TeacherTargets.load(self.store_dir, table)
+        targets = teacher_targets_for(table, self.store_dir)  # in-RAM table, or attached to a frame stream
         return DistillationObjective(self.temperature, self.alpha, targets, self.topk_policy)
 
 

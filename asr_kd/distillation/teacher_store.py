@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -296,7 +296,8 @@ def dump_teacher(teacher: nn.Module, features: FeatureSet, out_dir: str | os.Pat
 def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
                         stores: Mapping[str | os.PathLike, TeacherStoreConfig], utt_ids: Sequence[str] | None = None,
                         utts_per_shard: int = 100, device: str | torch.device = "cpu", max_frames: int = 10000,
-                        progress: bool = True) -> dict[Path, DumpSummary]:
+                        progress: bool = True, rank: int = 0, world_size: int = 1,
+                        barrier: Callable[[], None] | None = None) -> dict[Path, DumpSummary]:
     """One pass of ``teacher`` over ``features`` writes several stores (temperatures, k, dense).
 
     A temperature sweep costs one teacher pass instead of one per T: member logits are computed
@@ -313,9 +314,13 @@ def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
             reruns, it defines the shards.
         utts_per_shard: utterances per shard (one resumable unit).
         max_frames: padded frames per teacher batch (memory: about ``members x max_frames x S x 8`` bytes).
+        rank, world_size: several processes (e.g. one per GPU under torchrun) fill the same
+            stores: process ``rank`` writes shards ``rank, rank + world_size, ...`` of the plan.
+        barrier: with ``world_size > 1``, waits for every process (``torch.distributed.barrier``):
+            rank 0 alone fits a low-rank store's basis, the others read it once it is saved.
 
     Returns:
-        A :class:`DumpSummary` per store directory.
+        A :class:`DumpSummary` per store directory (shards and frames of this process).
     """
     ids = list(utt_ids) if utt_ids is not None else features.utt_ids()
     unknown = [u for u in ids if u not in features.store]
@@ -326,14 +331,21 @@ def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
     for root in writers:
         _check_same_plan(root / PLAN_FILE, ids, utts_per_shard)
     shards = [ids[i : i + utts_per_shard] for i in range(0, len(ids), utts_per_shard)]
-    todo = {root: [i for i in range(len(shards)) if not w.shard_done(i)] for root, w in writers.items()}
+    mine = range(rank, len(shards), world_size)  # by shard id, not by what is left: no race between processes
+    todo = {root: [i for i in mine if not w.shard_done(i)] for root, w in writers.items()}
     start = time.perf_counter()
     unfitted = [w for w in writers.values() if w.config.kind == "lowrank" and w.basis is None]
-    if unfitted:  # before any shard: the coefficients are in this basis
+    if unfitted and world_size > 1 and barrier is None:
+        raise AsrKdError("dump_teacher_stores: several processes fitting a low-rank basis need a barrier")
+    if unfitted and rank == 0:  # before any shard: the coefficients are in this basis
         bases, fit_utts = fit_bases(teacher, features, ids, [w.config for w in unfitted], device, max_frames,
                                     progress)
         for writer, basis in zip(unfitted, bases):
             writer.set_basis(basis, fit_utts)
+    if unfitted and world_size > 1:  # one basis for every process: the one rank 0 saved
+        barrier()
+        for writer in unfitted:
+            writer.basis = writer.basis or LowRankBasis.load(writer.basis_path)
     frames = dict.fromkeys(writers, 0)
     pending = sorted({i for shard_ids in todo.values() for i in shard_ids})
     for shard_id in tqdm(pending, desc=f"teacher -> {len(writers)} store(s)", unit="shard", disable=not progress):
@@ -345,7 +357,7 @@ def dump_teacher_stores(teacher: nn.Module, features: FeatureSet,
     summaries = {}
     for root in writers:
         store = TeacherStore(root)
-        summaries[root] = DumpSummary(len(store), frames[root], len(todo[root]), len(shards) - len(todo[root]), wall,
+        summaries[root] = DumpSummary(len(store), frames[root], len(todo[root]), len(mine) - len(todo[root]), wall,
                                       store.nbytes())
     return summaries
 

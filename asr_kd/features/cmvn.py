@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ class Cmvn:
 
     speakers: dict[str, CmvnStats]
 
-    @property
+    @cached_property  # summed once: global-mode normalisation of each utterance would re-sum every speaker
     def global_stats(self) -> CmvnStats:
         stats = iter(self.speakers.values())
         total = next(stats)

@@ -8,6 +8,8 @@ Two views of the same stored features:
 * :class:`FrameTable`: every frame of a set in memory with utterance boundaries, from which
   random minibatches of frames with context windows ``(B, left + 1 + right, D)`` are gathered
   with one vectorised index (the way hybrid DNNs are trained: frames shuffled globally).
+  184 bytes per frame at D = 40, in every process; :mod:`asr_kd.features.frame_stream` serves
+  the same frames chunk by chunk for sets that do not fit.
 
 Targets are any :class:`~asr_kd.utils.array_store.ArrayStore` of ``(T,)`` integer arrays
 aligned with the features (senone ids from ``asr-kd align``); padding uses
@@ -174,6 +176,15 @@ class FrameTable:
 
     def __len__(self) -> int:
         return len(self.feats)
+
+    @property
+    def dim(self) -> int:
+        return int(self.feats.shape[1])
+
+    def max_target(self) -> int:
+        if self.targets is None:
+            raise AsrKdError("frame table has no targets")
+        return int(self.targets.max())
 
     def context_windows(self, frame_index: torch.Tensor, left: int, right: int) -> torch.Tensor:
         """Gather ``(B, left + 1 + right, D)`` windows centred on ``frame_index`` ``(B,)``."""

@@ -55,12 +55,12 @@ def plot_learning_curves(logs: LogRows | Mapping[str, LogRows], out_path: str | 
                          title: str | None = None) -> Path:
     """Loss and frame accuracy against epoch (or step) for one run or several (e.g. seeds).
 
-    One colour per run; training curves dashed, dev curves solid.
+    One colour per run; training curves dashed, validation curves solid.
 
     Args:
         logs: a trainer ``log.csv`` path or a list of row dicts (``epoch``/``step`` plus any
-            ``*loss`` and ``*acc`` columns, e.g. ``train_loss, dev_loss, train_frame_acc,
-            dev_frame_acc``), or ``{run label: such a log}``.
+            ``*loss`` and ``*acc`` columns, e.g. ``train_loss, valid_loss, train_frame_acc,
+            valid_frame_acc``), or ``{run label: such a log}``.
         out_path: PNG to write.
     """
     runs = dict(logs) if isinstance(logs, Mapping) else {"": logs}

@@ -74,9 +74,18 @@ class UtteranceBatcher:
         return model(*batch["inputs"])[batch["mask"]]
 
 
-def batcher_for(model: nn.Module, table: FrameTable, batch_size: int,
-                max_frames: int) -> FrameBatcher | UtteranceBatcher:
-    """Frame batches for models with a fixed context window, utterance batches otherwise."""
+def batcher_for(model: nn.Module, frames, batch_size: int, max_frames: int):
+    """Frame batches for models with a fixed context window, utterance batches otherwise.
+
+    ``frames`` is a :class:`FrameTable` (``data.loader=memory``) or a
+    :class:`~asr_kd.features.frame_stream.FrameStream` (``stream``: see :mod:`asr_kd.training.stream_batches`).
+    """
+    if not isinstance(frames, FrameTable):
+        from asr_kd.training.stream_batches import StreamFrameBatcher, StreamUtteranceBatcher
+
+        if model.context is not None:
+            return StreamFrameBatcher(frames, model.context, batch_size)
+        return StreamUtteranceBatcher(frames, max_frames)
     if model.context is not None:
-        return FrameBatcher(table, model.context, batch_size)
-    return UtteranceBatcher(table, max_frames)
+        return FrameBatcher(frames, model.context, batch_size)
+    return UtteranceBatcher(frames, max_frames)

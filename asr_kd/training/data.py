@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from asr_kd.data.subset import fraction_of_ids
 from asr_kd.features.dataset import FeatureSet, FrameTable
+from asr_kd.features.frame_stream import FrameCorpus, FrameStream
 from asr_kd.training.config import DataConfig, ExperimentConfig
 from asr_kd.training.validation import list_digest, read_utt_list
 from asr_kd.utils.array_store import ArrayStore
@@ -108,6 +113,30 @@ def frame_table(data: DataConfig, subset: str, utt_ids: list[str] | None = None)
     ids = utt_ids if utt_ids is not None else aligned_utterances(data, subset)
     features = FeatureSet(data.feats_dir(subset), cmvn_mode=data.cmvn_mode)
     return FrameTable(features, ids, ArrayStore(data.targets_dir(subset)))
+
+
+#: What the trainer trains on: the in-memory table or this process's frame stream.
+TrainingFrames = FrameTable | FrameStream
+LOADERS = ("memory", "stream")
+
+
+def training_frames(data: DataConfig, utt_ids: list[str], rank: int, world_size: int, device: torch.device,
+                    num_senones: int, prefetch: bool = True) -> TrainingFrames:
+    """The training frames as ``data.loader`` says: a :class:`FrameTable` (every process, all
+    frames) or this process's :class:`FrameStream` (its part, chunk by chunk, on ``device``)."""
+    if data.loader not in LOADERS:
+        raise AsrKdError(f"unknown data.loader {data.loader!r}; choose from {LOADERS}")
+    if data.loader == "memory":
+        return frame_table(data, data.train_subset, utt_ids)
+    features = FeatureSet(data.feats_dir(data.train_subset), cmvn_mode=data.cmvn_mode)
+    # int16 holds every senone id of the paper's 14k (and IGNORE_INDEX): 2 bytes per frame, not 4 or 8
+    narrow = "int16" if num_senones <= np.iinfo(np.int16).max else None
+    corpus = FrameCorpus(features, utt_ids, ArrayStore(data.targets_dir(data.train_subset)), targets_dtype=narrow)
+    # the cores of this machine shared by its processes (torchrun: one per GPU), at most 8 readers each
+    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    threads = max(1, min(8, len(os.sched_getaffinity(0)) // local_procs))
+    return FrameStream(corpus, rank, world_size, data.stream_chunk_frames, device, data.stream_dtype, prefetch,
+                       read_threads=threads)
 
 
 def feature_metadata(data: DataConfig, subset: str) -> dict:

@@ -5,9 +5,13 @@ An objective receives the logits of the valid frames of a batch and the batch it
     logits:               (N, num_senones) float32 student logits (padding already removed)
     batch["targets"]:     (N,) int64 hard senone targets
     batch["frame_index"]: (N,) int64 global frame indices into the training FrameTable
-                          (row order = FrameTable.utt_ids concatenated)
+                          (row order = FrameTable.utt_ids concatenated; the same numbering
+                          with data.loader=stream, where no process holds the table)
     batch["inputs"]:      the model input the logits came from: (N, left+1+right, D) context
                           windows for a DNN, or (feats (B, T, D), lengths (B,)) for a conformer
+    batch[name]:          with data.loader=stream, every set of per-frame arrays attached to the
+                          stream, for the batch's N frames (e.g. batch["teacher"]: the teacher's
+                          soft targets, see asr_kd.distillation.streamed_targets)
 
 and returns the scalar loss plus float statistics for the log (averaged over frames).
 """

@@ -6,7 +6,8 @@ any :class:`~asr_kd.training.objectives.Objective` (cross-entropy by default; di
 passes its own through ``make_objective``). Works on CPU, one CUDA GPU with autocast
 (bf16, or fp16 with a gradient scaler), and several processes under ``torchrun`` with
 DistributedDataParallel (gloo on CPU, nccl on GPU): rank ``r`` of ``W`` takes minibatches
-``r, r + W, ...`` of the shared epoch plan.
+``r, r + W, ...`` of the shared epoch plan (with ``data.loader=stream`` those are batches of
+its own part of the data: :mod:`asr_kd.training.stream_batches`).
 
 Validation: after every epoch the model is scored on the validation utterances of
 ``data.valid_utts`` (by default the experiment's split, ``<exp>/splits/<train_subset>/valid.txt``,
@@ -48,15 +49,17 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from asr_kd.features.dataset import IGNORE_INDEX, FrameTable
+from asr_kd.features.dataset import IGNORE_INDEX
 from asr_kd.models import build, save
 from asr_kd.models.io import read_payload
 from asr_kd.training.batches import batcher_for
 from asr_kd.training.config import ExperimentConfig, add_train_arguments, load_config
 from asr_kd.training.data import (
+    TrainingFrames,
     feature_metadata,
     frame_table,
     resolve_num_senones,
+    training_frames,
     training_utterances,
     validation_metadata,
     validation_utterances,
@@ -74,7 +77,7 @@ CHECKPOINT_FORMAT = "asr_kd.checkpoint/1"
 RESUME_FREE_KEYS = {("train", "progress"), ("train", "threads")}
 AMP_MODES = ("bf16", "fp16", "none")
 
-MakeObjective = Callable[[FrameTable, torch.device], Objective]
+MakeObjective = Callable[[TrainingFrames, torch.device], Objective]
 
 
 @dataclass
@@ -322,9 +325,11 @@ def run(config: ExperimentConfig, make_objective: MakeObjective | None = None, r
 
     Args:
         config: the run's configuration.
-        make_objective: ``(train_table, device) -> Objective``; default frame cross-entropy.
-            Called once, after the training :class:`FrameTable` is built, so an objective can
-            map ``batch["frame_index"]`` to its own per-frame data (teacher posteriors).
+        make_objective: ``(train_frames, device) -> Objective``; default frame cross-entropy.
+            Called once, after the training frames are built (a :class:`FrameTable`, or with
+            ``data.loader=stream`` this process's :class:`FrameStream`), so an objective can map
+            ``batch["frame_index"]`` to its own per-frame data (teacher posteriors) or attach
+            per-frame arrays to the stream (they then arrive in the batch).
         resume: continue from ``<out_dir>/checkpoint.pt`` if it exists.
     """
     ddp, device = setup_distributed(config.train.device)
@@ -354,23 +359,23 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
     if data.validation_subset != data.train_subset:
         log.warning("validating on %s, not on held-out %s utterances: numbers reported on %s are selected on it",
                     data.validation_subset, data.train_subset, data.validation_subset)
-    train_table = frame_table(data, data.train_subset, train_utts)
-    valid_table = frame_table(data, data.validation_subset, valid_utts)
     num_senones = resolve_num_senones(config)
-    for name, table in (("train", train_table), ("validation", valid_table)):
-        top = int(table.targets.max())
+    train_frames = training_frames(data, train_utts, ddp.rank, ddp.world_size, device, num_senones)
+    valid_table = frame_table(data, data.validation_subset, valid_utts)
+    for name, frames in (("train", train_frames), ("validation", valid_table)):
+        top = frames.max_target()
         if top >= num_senones:
             raise AsrKdError(f"{name} targets contain senone {top} but the model has {num_senones} outputs")
 
     torch.manual_seed(tc.seed)
-    net = build(config.model.arch, config.model.preset, input_dim=int(train_table.feats.shape[1]),
+    net = build(config.model.arch, config.model.preset, input_dim=train_frames.dim,
                 num_senones=num_senones, **config.model.overrides).to(device)
     model = net
     if ddp.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    batcher = batcher_for(net, train_table, tc.batch_size, tc.max_frames)
+    batcher = batcher_for(net, train_frames, tc.batch_size, tc.max_frames)
     valid_batcher = batcher_for(net, valid_table, tc.max_frames, tc.max_frames)
-    objective = make_objective(train_table, device) if make_objective else CrossEntropyObjective()
+    objective = make_objective(train_frames, device) if make_objective else CrossEntropyObjective()
     optimizer = make_optimizer(net.parameters(), config.optim)
     steps_per_epoch = len(batcher.plan(seed=0)) // ddp.world_size
     schedule = LrSchedule(optimizer, config.optim, steps_per_epoch * tc.epochs)
@@ -392,7 +397,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
     metadata = {"feature": feature_metadata(data, data.train_subset),
                 "training": {"preset": config.model.preset, "train_subset": data.train_subset,
                              "train_fraction": data.train_fraction, "train_utterances": len(train_utts),
-                             "train_frames": len(train_table), "seed": tc.seed, "parameters": params,
+                             "train_frames": len(train_frames), "seed": tc.seed, "parameters": params,
                              "validation": validation_metadata(data, valid_utts, len(valid_table))}}
 
     def checkpoint() -> None:
@@ -405,7 +410,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
             save_training_checkpoint(ckpt_path, net, optimizer, schedule, scaler, state, config)
 
     log.info("training %s/%s (%d parameters) on %d frames of %d utterances, validating on %d frames of %d, "
-             "%d ranks on %s -> %s", config.model.arch, config.model.preset, params, len(train_table),
+             "%d ranks on %s -> %s", config.model.arch, config.model.preset, params, len(train_frames),
              len(train_utts), len(valid_table), len(valid_utts), ddp.world_size, device, out)
     while not state.finished and state.epoch < tc.epochs:
         t0 = time.perf_counter()

@@ -14,10 +14,14 @@ corrupt shard and rerunning skips complete shards (resumable). A producer that p
 ``source`` digest (e.g. feature extraction: audio files, their sizes and mtimes, the fbank
 settings) gets a shard redone when its inputs changed. Reading one utterance touches only its
 rows of one memory-mapped shard (the pattern of lhotse's ``TemporalArray`` / Kaldi's ark+scp).
+Streaming readers use :meth:`ArrayStore.read` instead, which copies the rows with one file
+read and keeps no map: a memory map keeps every page it touched in the process's resident
+memory, so a pass over a corpus through maps grows with the corpus.
 
 Floating-point stores never hold NaN or Inf: :meth:`ArrayStoreWriter.write_shard` refuses
 them and :class:`ArrayStore` checks each shard once, when it first reads from it (one pass
-over the shard, in blocks of :data:`FINITE_CHECK_ROWS` rows), naming the utterance and file.
+over the shard, in blocks of :data:`FINITE_CHECK_ROWS` rows), naming the utterance and file;
+:meth:`ArrayStore.read` checks the rows it reads.
 """
 
 from __future__ import annotations
@@ -172,6 +176,7 @@ class ArrayStore:
         self.meta: dict[str, Any] = header["meta"]
         self._index: dict[str, ArrayLocation] = {}
         self._shards: dict[int, np.ndarray] = {}
+        self._data_offsets: dict[int, int] = {}
         for index_path in sorted(self.root.glob("shard-*.index.tsv")):
             shard_id = int(index_path.name[len("shard-") : len("shard-") + 5])
             with open(index_path, encoding="utf-8") as f:
@@ -197,12 +202,31 @@ class ArrayStore:
             self._shards[shard_id] = shard
         return self._shards[shard_id]
 
-    def __getitem__(self, utt_id: str) -> np.ndarray:
+    def _location(self, utt_id: str) -> ArrayLocation:
         try:
-            loc = self._index[utt_id]
+            return self._index[utt_id]
         except KeyError:
             raise AsrKdError(f"utterance {utt_id} is not in store {self.root}") from None
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        loc = self._location(utt_id)
         return self._shard(loc.shard)[loc.offset : loc.offset + loc.num_rows]
+
+    def read(self, utt_id: str) -> np.ndarray:
+        """A copy of ``store[utt_id]`` read from the shard file without a memory map."""
+        loc = self._location(utt_id)
+        path = self.root / f"{shard_name(loc.shard)}.npy"
+        if loc.shard not in self._data_offsets:
+            self._data_offsets[loc.shard] = _npy_data_offset(path, self.dtype)
+        row_items = int(np.prod(self.trailing_shape, dtype=np.int64))
+        offset = self._data_offsets[loc.shard] + loc.offset * row_items * self.dtype.itemsize
+        data = np.fromfile(path, dtype=self.dtype, count=loc.num_rows * row_items, offset=offset)
+        if len(data) != loc.num_rows * row_items:
+            raise AsrKdError(f"{path}: truncated shard ({utt_id} needs rows {loc.offset}..{loc.offset + loc.num_rows})")
+        if not all_finite(data):
+            raise AsrKdError(f"{path}: NaN/Inf in the stored values of utterance {utt_id} (damaged file: "
+                             "recompute this store)")
+        return data.reshape(loc.num_rows, *self.trailing_shape)
 
     def __contains__(self, utt_id: object) -> bool:
         return utt_id in self._index
@@ -225,6 +249,22 @@ class ArrayStore:
     def nbytes(self) -> int:
         """Bytes on disk of the shard arrays (not counting index and metadata)."""
         return sum(p.stat().st_size for p in self.root.glob("shard-*.npy"))
+
+
+def _npy_data_offset(path: Path, dtype: np.dtype) -> int:
+    """Byte offset of the array data in a C-ordered ``.npy`` file of ``dtype``."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            _, fortran_order, file_dtype = read_header(f)
+            offset = f.tell()
+    except (OSError, ValueError) as err:
+        raise AsrKdError(f"{path}: unreadable shard ({err})") from None
+    if fortran_order or file_dtype != dtype:
+        raise AsrKdError(f"{path}: shard holds {file_dtype} (fortran order {fortran_order}), store says {dtype}")
+    return offset
 
 
 def all_finite(array: np.ndarray, block_rows: int = FINITE_CHECK_ROWS) -> bool:

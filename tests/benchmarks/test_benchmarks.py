@@ -26,6 +26,8 @@ CASES = {
                 {"topk_over_hard", "online_over_hard", "lowrank_over_hard", "bytes_per_frame_topk",
                  "bytes_per_frame_dense", "bytes_per_frame_lowrank"}),
     "decode": (["--train-steps", "2", "--nbest", "5"], {"graph_build_s", "rtf", "cpu_rtf", "lm", "lattice_cpu_rtf"}),
+    "datapath": (["--hours", "0.02", "--chunk-frames", "3000", "--train-steps", "10", "--preset", "tiny"],
+                 {"bytes_per_frame", "data_frames_per_s", "datapath_overhead", "peak_rss_mb"}),
     "integrity": (["--presets", "tiny", "--utts", "4", "--frames", "50", "--repeats", "1"],
                   {"checksum_ms_tiny", "checksum_fraction_tiny", "finite_check_ms", "shard_first_read_ms"}),
 }

@@ -5,11 +5,12 @@
 #      more the dense and top-k stores at --temperature;
 #   3. `asr-kd distill fidelity`: KL(dense || store), kept mass, bytes/frame of each store;
 #   4. students distilled from each store at --temperature (same config, seeds), dev frame accuracy.
-# Needs run.sh stages 0-4 (features, alignments, the E1 ensemble).
+# Needs run.sh stages 0-4 (features, alignments, the validation split, the E1 ensemble). The stores
+# hold the training utterances outside the validation split, which the students validate on.
 #
 # Usage: bash recipes/mini_librispeech/local/store_check.sh [--exp DIR] [--ensemble JSON]
 #            [--temperatures "1 2 5 10"] [--temperature 2] [--top-k 8] [--rank 96] [--baseline-k 20]
-#            [--alpha 1.0] [--seeds "0"] [--budget 100] [--jobs 3] [--model-conf YAML] [--out DIR]
+#            [--alpha 0.666667] [--seeds "0"] [--budget 100] [--jobs 3] [--model-conf YAML] [--out DIR]
 #            [--train SUBSET] [--dev SUBSET] [--device cpu|cuda] [--stage N]
 # Writes <exp>/e1/store/{teacher_*,student_*/seed<s>} and <out>/store_{designs,fidelity,students}.*
 set -euo pipefail
@@ -22,7 +23,7 @@ temperature=2
 top_k=8
 rank=96
 baseline_k=20
-alpha=1.0
+alpha=0.666667   # the recipe's: relative weight 0.5 on the hard term
 seeds="0"
 budget=100
 jobs=3        # students side by side (1 thread each)
@@ -59,6 +60,8 @@ dir=$exp/e1/store
 lowrank=$dir/teacher_lowrank_k${top_k}_r$rank
 topk=$dir/teacher_T${temperature}_k$baseline_k
 dense=$dir/teacher_T${temperature}_kdense
+utts=$exp/splits/$train/train.txt  # run.sh stage 0 (asr-kd valid-split)
+[ -f "$utts" ] || { echo "$0: $utts missing: run asr-kd valid-split --exp $exp --subset $train" >&2; exit 1; }
 mkdir -p "$dir" "$out"
 stamp() { echo "== $(date +%T) $*"; }
 
@@ -73,9 +76,10 @@ fi
 if [ "$stage" -le 2 ]; then
   stamp "teacher stores: low-rank (k=$top_k, r=$rank, T in {$temperatures}), top-$baseline_k and dense at T=$temperature"
   # shellcheck disable=SC2086
-  asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" --store-kind lowrank \
+  asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" --utts "$utts" --store-kind lowrank \
     --temperature $temperatures --top-k "$top_k" --rank "$rank" --device "$device" --out "$lowrank"
-  asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" --temperature "$temperature" \
+  asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" --utts "$utts" \
+    --temperature "$temperature" \
     --top-k "$baseline_k" dense --device "$device" --out "$dir/teacher_T{T}_k{k}"
   for store in "$lowrank" "$topk" "$dense"; do asr-kd distill inspect --store "$store" > "$store/inspect.json"; done
 fi
@@ -95,7 +99,7 @@ if [ "$stage" -le 4 ]; then
     if [ ! -f "$run/model.pt" ]; then
       local resume=(); [ -f "$run/checkpoint.pt" ] && resume=(--resume)
       asr-kd distill train --config "$model_conf" --store "$2" --temperature "$temperature" --alpha "$alpha" \
-        "${resume[@]}" data.exp="$exp" data.train_subset="$train" data.dev_subset="$dev" train.seed="$3" \
+        "${resume[@]}" data.exp="$exp" data.train_subset="$train" train.seed="$3" \
         out_dir="$run" train.progress=false > "$run.log" 2>&1 || { cat "$run.log" >&2; return 1; }
     fi
     [ -f "$run/frame_acc.json" ] || asr-kd evaluate --model "$run/model.pt" --exp "$exp" --subset "$dev" \
