@@ -3,7 +3,7 @@
 #
 # Idempotent: does nothing when tools/kenlm/bin/lmplz already runs. Needs apt (root) for the
 # build dependencies and a package registry for the source; compiles in a minute or two.
-# Usage: tools/install_kenlm.sh            (prints the path of lmplz on success)
+# Usage: tools/install_kenlm.sh            (prints the path of lmplz on success; JOBS=N compile jobs)
 #        ASR_KD_LMPLZ=<that path> asr-kd ... (or leave it: asr_kd finds tools/kenlm/bin/lmplz itself)
 set -euo pipefail
 
@@ -34,13 +34,15 @@ python="${PYTHON:-$([[ -x "$repo/.venv/bin/python" ]] && echo "$repo/.venv/bin/p
 work="$root/src"
 mkdir -p "$work"
 if ! compgen -G "$work/kenlm-*/CMakeLists.txt" >/dev/null; then
-    "$python" -m pip download --no-binary :all: --no-deps --no-build-isolation -d "$work" "kenlm>=0.2"
+    # the source archive only (--no-binary kenlm, not :all:, which would also build pip's own build
+    # dependencies from source); pip reads its metadata in an isolated build environment
+    "$python" -m pip download --no-binary kenlm --no-deps -d "$work" "kenlm>=0.2"
     tar -xzf "$work"/kenlm-*.tar.gz -C "$work"
 fi
 src="$(dirname "$(compgen -G "$work/kenlm-*/CMakeLists.txt" | head -n 1)")"
 
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DKENLM_MAX_ORDER=6 >/dev/null
-cmake --build "$work/build" --target lmplz build_binary -j "$(nproc)"
+cmake --build "$work/build" --target lmplz build_binary -j "${JOBS:-$(nproc)}"
 mkdir -p "$root/bin"
 cp "$work/build/bin/lmplz" "$work/build/bin/build_binary" "$root/bin/"
 runs "$lmplz" || { echo "install_kenlm.sh: built $lmplz does not run" >&2; exit 1; }
