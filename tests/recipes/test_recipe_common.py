@@ -95,3 +95,22 @@ def test_check_settings_refuses_to_mix_protocols(tmp_path):
     assert bash(script, tmp_path).stdout == "ok\n"  # same settings: continue
     result = bash(script, tmp_path, "--x", "2")
     assert result.returncode != 0 and "made with other settings (> alpha=1 )" in result.stderr
+
+
+def test_train_model_resumes_with_resume_among_the_options(tmp_path):
+    # argparse rejects an option after a key=value override, so --resume must come before them
+    script = """
+show() { printf '%s|' "$@"; echo; }
+train_model run show asr-kd distill train --config c.yaml --alpha 0.5 data.exp=e train.seed=1
+mkdir run && touch run/checkpoint.pt
+train_model run show asr-kd distill train --config c.yaml --alpha 0.5 data.exp=e train.seed=1
+touch run/model.pt
+train_model run show asr-kd train --config c.yaml
+"""
+    lines = bash(script, tmp_path).stdout.splitlines()
+    assert lines == [
+        "asr-kd|distill|train|--config|c.yaml|--alpha|0.5|data.exp=e|train.seed=1|out_dir=run|train.progress=false|",
+        "asr-kd|distill|train|--resume|--config|c.yaml|--alpha|0.5|data.exp=e|train.seed=1|out_dir=run|"
+        "train.progress=false|",
+        "reusing run/model.pt",
+    ]

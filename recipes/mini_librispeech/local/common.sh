@@ -143,9 +143,12 @@ train_model() {  # out_dir, then `asr-kd train` / `asr-kd distill train` argumen
   local out=$1
   shift
   if [ -f "$out/model.pt" ]; then echo "reusing $out/model.pt"; return 0; fi
-  local resume=()
-  [ -f "$out/checkpoint.pt" ] && resume=(--resume)
-  "$@" "${resume[@]}" out_dir="$out" train.progress=false
+  local words=() options=("$@")
+  if [ -f "$out/checkpoint.pt" ]; then  # --resume among the options: argparse takes no option after an override
+    while [ ${#options[@]} -gt 0 ] && [[ ${options[0]} != -* ]]; do words+=("${options[0]}"); options=("${options[@]:1}"); done
+    options=(--resume "${options[@]}")
+  fi
+  "${words[@]}" "${options[@]}" out_dir="$out" train.progress=false
 }
 
 # Teacher store kinds: the `asr-kd distill dump-teacher` and `distill train` options of each.
