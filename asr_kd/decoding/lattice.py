@@ -293,7 +293,8 @@ def _backward(arc_start: np.ndarray, dst: np.ndarray, cost: np.ndarray, final_co
 
 
 @numba.njit(cache=True)
-def _grow_rows(table: np.ndarray, needed: int) -> np.ndarray:
+def grow_rows(table: np.ndarray, needed: int) -> np.ndarray:
+    """``table`` (rows = items) with room for at least ``needed`` rows (doubling: amortised O(1))."""
     if table.shape[0] >= needed:
         return table
     out = np.empty((max(needed, 2 * table.shape[0]), table.shape[1]), dtype=table.dtype)
@@ -340,10 +341,10 @@ def _segments(start: int, num_frames: int, frame_start: np.ndarray, cyclic: np.n
                     p = src[a]
                     cost = arc_costs[a, 0] + arc_costs[a, 1]
                     pb = block_first[p]
-                    pair_anchor = _grow_rows(pair_anchor, npairs + block_count[p] + 1)
-                    pair_cost = _grow_rows(pair_cost, npairs + block_count[p] + 1)
-                    rec_anchor = _grow_rows(rec_anchor, nrec + block_count[p])
-                    rec_cost = _grow_rows(rec_cost, nrec + block_count[p])
+                    pair_anchor = grow_rows(pair_anchor, npairs + block_count[p] + 1)
+                    pair_cost = grow_rows(pair_cost, npairs + block_count[p] + 1)
+                    rec_anchor = grow_rows(rec_anchor, nrec + block_count[p])
+                    rec_cost = grow_rows(rec_cost, nrec + block_count[p])
                     for q in range(pb, pb + block_count[p]):
                         u = pair_anchor[q, 0]
                         total = pair_cost[q, 0] + cost

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from asr_kd.decoding.lattice import RawLattice, raw_lattice
+from asr_kd.decoding.lattice import RawLattice, grow_rows, raw_lattice
 from asr_kd.decoding.search_graph import SearchGraph
 
 INT_MAX = 2**31 - 1
@@ -82,16 +82,6 @@ class SearchOptions:
     prune_interval: int = 25
     beam_delta: float = 0.5
     prune_scale: float = 0.1
-
-
-@numba.njit(cache=True)
-def _grow(table: np.ndarray, needed: int) -> np.ndarray:
-    """``table`` (rows = items) with room for at least ``needed`` rows (doubling: amortised O(1))."""
-    if table.shape[0] >= needed:
-        return table
-    out = np.empty((max(needed, 2 * table.shape[0]), table.shape[1]), dtype=table.dtype)
-    out[: table.shape[0]] = table
-    return out
 
 
 @numba.njit(cache=True)
@@ -365,10 +355,10 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
             if cur >= cutoff:
                 continue
             e0, e1 = tok_i[i, _EPS_ARCS], tok_i[i, _ARCS_END]
-            tok_i = _grow(tok_i, ntok + e1 - e0)
-            tok_f = _grow(tok_f, ntok + e1 - e0)
-            link_i = _grow(link_i, nlink + e1 - e0)
-            link_f = _grow(link_f, nlink + e1 - e0)
+            tok_i = grow_rows(tok_i, ntok + e1 - e0)
+            tok_f = grow_rows(tok_f, ntok + e1 - e0)
+            link_i = grow_rows(link_i, nlink + e1 - e0)
+            link_f = grow_rows(link_f, nlink + e1 - e0)
             stack = _grow1(stack, top + e1 - e0)
             dead_links += tok_i[i, _EPS_N]  # revisited: its links are made again below
             block = nlink
@@ -454,10 +444,10 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
         for i in range(first, end):
             if tok_f[i, _COST] <= cur_cutoff:
                 bound += tok_i[i, _EPS_ARCS] - tok_i[i, _ARCS]
-        tok_i = _grow(tok_i, ntok + bound)
-        tok_f = _grow(tok_f, ntok + bound)
-        link_i = _grow(link_i, nlink + bound)
-        link_f = _grow(link_f, nlink + bound)
+        tok_i = grow_rows(tok_i, ntok + bound)
+        tok_f = grow_rows(tok_f, ntok + bound)
+        link_i = grow_rows(link_i, nlink + bound)
+        link_f = grow_rows(link_f, nlink + bound)
         scores_t = scores[t]
         links_into_frame = nlink
         next_cutoff = np.inf
