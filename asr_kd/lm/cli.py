@@ -78,6 +78,7 @@ def _train_text(args: argparse.Namespace) -> list[str]:
             raise AsrKdError(f"{args.exclude_utts}: {len(unknown)} utterance ids are not in {args.subset}, "
                              f"e.g. {sorted(unknown)[0]}")
         utts = [u for u in utts if u.utt_id not in excluded]
+        print(f"lm: {len(utts)} {args.subset} transcripts ({len(excluded)} in {args.exclude_utts} left out)")
     return [u.transcript for u in utts]
 
 

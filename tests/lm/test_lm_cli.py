@@ -80,7 +80,7 @@ def test_pocketsphinx_source_reads_the_trie(exp, tmp_path, monkeypatch) -> None:
     assert check_normalisation(lm).ok
 
 
-def test_train_source_excludes_listed_utterances(exp, tmp_path, monkeypatch) -> None:
+def test_train_source_excludes_listed_utterances(exp, tmp_path, monkeypatch, capsys) -> None:
     seen = {}
 
     def fake_train(transcripts, out_path, order=3, **_):
@@ -92,6 +92,7 @@ def test_train_source_excludes_listed_utterances(exp, tmp_path, monkeypatch) -> 
     held_out.write_text("1-2-0002 some comment\n")
     assert main(["lm", "--exp", str(exp), "--exclude-utts", str(held_out)]) == 0
     assert seen == {"text": ["THE CAT SAT ON THE MAT", "THE DOG SAT"], "order": 3}
+    assert f"2 train-clean-5 transcripts (1 in {held_out} left out)" in capsys.readouterr().out
     assert (exp / "lm" / "train-clean-5.3gram.arpa").exists()
     held_out.write_text("9-9-9999\n")
     assert main(["lm", "--exp", str(exp), "--exclude-utts", str(held_out)]) == 2  # not in the subset

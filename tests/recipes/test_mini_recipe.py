@@ -17,7 +17,8 @@ from asr_kd.models import load
 REPO = Path(__file__).resolve().parents[2]
 MINI = REPO / "recipes" / "mini_librispeech"
 TINY = ["--model-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--num-senones", "150",
-        "--tree-args", "--mono-iters 2 --tri-iters 1 --min-leaf-frames 20", "--recovery", "false"]
+        "--tree-args", "--mono-iters 2 --tri-iters 1 --min-leaf-frames 20", "--recovery", "false",
+        "--lm", "train"]
 
 
 def run_script(script: Path, *args: str) -> subprocess.CompletedProcess:
