@@ -238,12 +238,13 @@ def main(argv: list[str] | None = None) -> dict:
         return compare_searches(args)
 
     from asr_kd.alignment import SenoneTree, load_senone_log_priors
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
     from asr_kd.decoding import DecoderConfig, build_graph, decode_store, load_graph
+    from asr_kd.experiment import Experiment
     from asr_kd.scoring.wer import read_references, read_text, score
 
     exp = tiny_exp((TRAIN, DEV), tree=True)
-    lm = write_arpa([u.transcript for u in read_manifest(manifest_path(exp, TRAIN))], exp / "lm" / "train.arpa")
+    lm = write_arpa([u.transcript for u in read_manifest(Experiment(exp).manifest(TRAIN))], exp / "lm" / "train.arpa")
     tree_path = exp / "tree" / "tree.json"
     tree = SenoneTree.load(tree_path)
     start = time.perf_counter()
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_lattice:
         decode_store(**decode, out_dir=exp / "decode_lattice", nbest=args.nbest)  # numba compiled or loaded
         lattice = decode_store(**decode, out_dir=exp / "decode_lattice", nbest=args.nbest)
-    wer = score(read_references(manifest_path(exp, DEV)), read_text(exp / "decode" / "hyp.txt"),
+    wer = score(read_references(Experiment(exp).manifest(DEV)), read_text(exp / "decode" / "hyp.txt"),
                 exp / "decode" / "wer.json", exp / "decode" / "per_utt.txt").wer
     return {
         "stage": "decode",

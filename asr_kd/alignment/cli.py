@@ -59,6 +59,7 @@ def _jobs(jobs: int | None) -> int:
 
 def run_tree(args: argparse.Namespace) -> int:
     from asr_kd.alignment.train import TrainConfig, Trainer
+    from asr_kd.experiment import Experiment
 
     config = TrainConfig(
         num_senones=args.num_senones, mono_iters=args.mono_iters, mono_gaussians=args.mono_gaussians,
@@ -69,25 +70,26 @@ def run_tree(args: argparse.Namespace) -> int:
     print(f"tree {args.subset}: {s['num_senones']} senones ({s['senones_without_frames']} without frames), "
           f"{s['num_gaussians']} Gaussians; {s['aligned']} utterances aligned, {s['skipped']} skipped; "
           f"{s['wall_seconds']:.0f} s wall, final pass {s['final_pass_x_realtime_per_core']:.0f}x real time per "
-          f"core -> {args.exp / 'tree'}")
+          f"core -> {Experiment(args.exp).tree_dir}")
     return 0
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from asr_kd.alignment.outputs import alignment_dir
     from asr_kd.alignment.priors import save_senone_counts
+    from asr_kd.experiment import SENONES_DIR, Experiment
     from asr_kd.utils.errors import AsrKdError
 
-    out = alignment_dir(args.exp, args.subset)
+    exp = Experiment(args.exp)
+    out = exp.ali_dir(args.subset)
     if args.import_kaldi is not None:
         from asr_kd.alignment.kaldi_io import import_pdf_alignments
 
         if args.num_pdfs is None:
             raise AsrKdError("--import-kaldi needs --num-pdfs (Kaldi: tree-info <tree> | grep num-pdfs)")
         kept, skipped, counts = import_pdf_alignments(args.import_kaldi, args.num_pdfs,
-                                                      args.exp / "feats" / args.subset, out)
+                                                      exp.feats_dir(args.subset), out)
         if args.set_priors:
-            save_senone_counts(args.exp / "tree", counts)
+            save_senone_counts(exp.tree_dir, counts)
         print(f"align {args.subset}: imported {kept} Kaldi alignments ({args.num_pdfs} pdfs), {len(skipped)} "
               f"skipped (see {out / 'skipped.tsv'}) -> {out}")
     elif not args.no_align:
@@ -106,8 +108,7 @@ def run_align(args: argparse.Namespace) -> int:
         print(format_report(report))
     if args.export_kaldi is not None:
         from asr_kd.alignment.kaldi_io import export_pdf_alignments
-        from asr_kd.alignment.outputs import SENONES_DIR
 
-        n = export_pdf_alignments(out / SENONES_DIR, args.export_kaldi)
+        n = export_pdf_alignments(exp.targets_dir(args.subset, SENONES_DIR), args.export_kaldi)
         print(f"align {args.subset}: exported {n} senone alignments -> {args.export_kaldi} (+ .scp)")
     return 0

@@ -10,8 +10,6 @@ from pathlib import Path
 from asr_kd.data.lexicon import Lexicon
 from asr_kd.utils.atomic import atomic_open, write_json
 
-OOV_FILE = "oov_words.tsv"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -50,8 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from asr_kd.data import load_lexicon, manifest_path, oov_report, scan_union, summarize, write_manifest
+    from asr_kd.data import load_lexicon, oov_report, scan_union, summarize, write_manifest
     from asr_kd.data.librispeech import parse_subset_specs
+    from asr_kd.experiment import Experiment
+
+    exp = Experiment(args.exp)
 
     specs = parse_subset_specs(args.subsets)  # every entry checked before any scan
     jobs = args.jobs or os.cpu_count() or 1
@@ -66,7 +67,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     oov_counts = {subset: Counter(w for u in utts for w in u.words if lexicon.is_oov(w))
                   for subset, utts in all_utts.items()}
     for subset, utts in all_utts.items():
-        write_manifest(manifest_path(args.exp, subset), utts)
+        write_manifest(exp.manifest(subset), utts)
     summary = {}
     for subset, utts in all_utts.items():
         size = summarize(utts)
@@ -86,14 +87,13 @@ def run_prepare(args: argparse.Namespace) -> int:
             f"{subset}: {size}, {summary[subset]['speakers']} speakers, OOV {100 * oov.token_rate:.2f}% of tokens "
             f"({oov.oov_types}/{oov.types} types; {oov.spn_tokens} tokens -> SPN){skipped}"
         )
-    lang = Path(args.exp) / "lang"
-    lexicon.write(lang / "lexicon.txt")
-    write_oov_words(lang / OOV_FILE, oov_counts, lexicon)
-    write_json(Path(args.exp) / "manifests" / "summary.json", summary)
+    lexicon.write(exp.lexicon)
+    write_oov_words(exp.oov_words, oov_counts, lexicon)
+    write_json(exp.prepare_summary, summary)
     num_oov = len(set().union(*oov_counts.values()))
-    print(f"prepare: wrote {len(all_utts)} manifests to {Path(args.exp) / 'manifests'}, lexicon of "
-          f"{len(lexicon) + len(lexicon.oov_words)} words to {lang / 'lexicon.txt'}, {num_oov} OOV words to "
-          f"{lang / OOV_FILE}")
+    print(f"prepare: wrote {len(all_utts)} manifests to {exp.manifests_dir}, lexicon of "
+          f"{len(lexicon) + len(lexicon.oov_words)} words to {exp.lexicon}, {num_oov} OOV words to "
+          f"{exp.oov_words}")
     return 0
 
 

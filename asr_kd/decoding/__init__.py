@@ -1,7 +1,7 @@
 """Stage 7, decoding: HCLG graphs (kaldifst), beam search (kaldi-decoder).
 
 (LMs: :mod:`asr_kd.lm`, ``asr-kd lm``.) ``asr-kd graph`` builds H o C o L o G from
-the senone tree (contract A), the lexicon and an ARPA file, ``asr-kd decode`` turns per-frame
+the senone tree (``<exp>/tree/tree.json``), the lexicon and an ARPA file, ``asr-kd decode`` turns per-frame
 senone scores into word hypotheses and ``asr-kd score`` computes WER (:mod:`asr_kd.scoring.wer`).
 """
 

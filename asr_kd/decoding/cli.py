@@ -115,11 +115,12 @@ def run_graph(args: argparse.Namespace) -> int:
 
     from asr_kd.alignment import SenoneTree
     from asr_kd.decoding.graph import INFO_FILE, GraphOptions, build_graph
+    from asr_kd.experiment import Experiment
 
-    tree_path = args.tree or Path(args.exp) / "tree" / "tree.json"
+    tree_path = args.tree or Experiment(args.exp).tree_json
     lexicon = args.lexicon or default_lexicon(args.arpa, args.exp)
     name = args.arpa.name.removesuffix(".gz").removesuffix(".arpa")
-    graph_dir = args.graph_dir or Path(args.exp) / f"graph_{name}"
+    graph_dir = args.graph_dir or Experiment(args.exp).graph_dir(name)
     t0 = time.perf_counter()
     _, reused = build_graph(SenoneTree.load(tree_path), tree_path, lexicon, args.arpa, graph_dir,
                             GraphOptions(silence_prob=args.silence_prob, self_loop_scale=args.self_loop_scale))
@@ -132,10 +133,11 @@ def run_graph(args: argparse.Namespace) -> int:
 
 def default_lexicon(arpa: Path, exp: Path) -> Path:
     """The lexicon ``asr-kd lm`` wrote for ``arpa`` if there is one, else the experiment's."""
+    from asr_kd.experiment import Experiment
     from asr_kd.lm.build import side_files
 
     covering = side_files(arpa).lexicon
-    return covering if covering.exists() else Path(exp) / "lang" / "lexicon.txt"
+    return covering if covering.exists() else Experiment(exp).lexicon
 
 
 def _log_priors(args: argparse.Namespace):

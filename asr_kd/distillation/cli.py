@@ -142,10 +142,11 @@ def load_teacher(paths: list[Path], combine: str | None, device: str, exp: Path,
     Model files or one ensemble JSON (one model = 1 member); only the members and ``combine``
     are used: temperatures are applied per store.
     """
+    from asr_kd.experiment import Experiment
     from asr_kd.models import load_model
 
     teacher = load_model(paths, device, combine=combine, ensemble=True)
-    return teacher, teacher.open_features(exp / "feats" / subset)
+    return teacher, teacher.open_features(Experiment(exp).feats_dir(subset))
 
 
 def _top_k(text: str) -> int | None:
@@ -247,7 +248,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         make_objective = OnlineObjectiveFactory(args.online_teacher, args.temperature, args.alpha, args.combine,
                                                 args.topk_policy, args.online_top_k, config.data.cmvn_mode,
-                                                config.data.feats_dir(config.data.train_subset))
+                                                config.data.feats_dir(config.data.check_train_subset()))
         teacher = {"online_teacher": [str(p) for p in args.online_teacher], "combine": args.combine,
                    "online_top_k": args.online_top_k}
     settings = {"temperature": args.temperature, "alpha": args.alpha, "topk_policy": args.topk_policy, **teacher}

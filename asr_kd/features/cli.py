@@ -23,14 +23,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
+    from asr_kd.experiment import Experiment
     from asr_kd.features.extract import extract_features
     from asr_kd.features.fbank import FbankConfig
 
     config = FbankConfig(num_mel_bins=args.num_mel_bins)
     for subset in args.subsets:
-        utts = read_manifest(manifest_path(args.exp, subset))
-        out = Path(args.exp) / "feats" / subset
+        utts = read_manifest(Experiment(args.exp).manifest(subset))
+        out = Experiment(args.exp).feats_dir(subset)
         s = extract_features(utts, out, config, num_workers=args.jobs, utts_per_shard=args.utts_per_shard)
         redone = f", {s.shards_redone} of them redone: audio changed" if s.shards_redone else ""
         print(

@@ -133,12 +133,13 @@ def run_train_ensemble(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from asr_kd.experiment import Experiment
     from asr_kd.models import Ensemble
     from asr_kd.scoring.frame_accuracy import alignment_stores, frame_accuracy
     from asr_kd.utils.atomic import write_json
 
     loaded = _load(args)
-    features = loaded.open_features(args.exp / "feats" / args.subset)
+    features = loaded.open_features(Experiment(args.exp).feats_dir(args.subset))
     senones, phones = alignment_stores(args.exp, args.subset)
     loaded.check_targets(senones)
     if loaded.temperature != 1.0:
@@ -165,10 +166,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_posteriors(args: argparse.Namespace) -> int:
+    from asr_kd.experiment import Experiment
     from asr_kd.training.posteriors import write_log_posteriors
 
     loaded = _load(args)
-    features = loaded.open_features(args.exp / "feats" / args.subset)
+    features = loaded.open_features(Experiment(args.exp).feats_dir(args.subset))
     written, skipped = write_log_posteriors(loaded.model, loaded.metadata, features, args.out, args.dtype,
                                             loaded.temperature, args.utts_per_shard, args.device, args.max_frames)
     print(f"posteriors {args.subset}: {len(features.utt_ids())} utterances, {written} shards written, "
