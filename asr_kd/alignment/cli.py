@@ -6,6 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
+from asr_kd.alignment.train import TrainConfig
+from asr_kd.cli_options import add_field, options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -15,17 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "<exp>/feats/<subset>: monophones, a phonetic decision tree to --num-senones tied triphone states, "
         "triphone GMMs and a final alignment. Writes <exp>/tree/{tree.json,final_model.npz,senone_counts.npy,"
         "summary.json} and <exp>/ali/<subset>/. Finished stages (<exp>/tree/work/) are reused on rerun.",
+        parents=options("exp", "subset", "jobs"),
     )
-    p.add_argument("--exp", required=True, type=Path, help="experiment directory")
-    p.add_argument("--subset", required=True, help="training subset, e.g. train-clean-5")
-    p.add_argument("--num-senones", type=int, default=1000, help="tied triphone states (default 1000)")
-    p.add_argument("--mono-iters", type=int, default=6, help="monophone align/re-estimate rounds")
-    p.add_argument("--mono-gaussians", type=int, default=1000, help="total monophone Gaussians at the end")
-    p.add_argument("--tri-iters", type=int, default=6, help="triphone align/re-estimate rounds")
-    p.add_argument("--tri-gaussians", type=int, default=10000, help="total triphone Gaussians at the end")
-    p.add_argument("--min-leaf-frames", type=int, default=100, help="fewest frames per senone when splitting")
+    add_field(p, "--num-senones", TrainConfig, help="tied triphone states")
+    add_field(p, "--mono-iters", TrainConfig, help="monophone align/re-estimate rounds")
+    add_field(p, "--mono-gaussians", TrainConfig, help="total monophone Gaussians at the end")
+    add_field(p, "--tri-iters", TrainConfig, help="triphone align/re-estimate rounds")
+    add_field(p, "--tri-gaussians", TrainConfig, help="total triphone Gaussians at the end")
+    add_field(p, "--min-leaf-frames", TrainConfig, help="fewest frames per senone when splitting")
     p.add_argument("--no-interword-silence", action="store_true", help="silence only at utterance edges")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=run_tree)
 
     p = subparsers.add_parser(
@@ -34,10 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Align <exp>/feats/<subset> to its transcripts with the models of `asr-kd tree` into "
         "<exp>/ali/<subset>/ (senones/, phones/: int32 per feature frame; skipped.tsv; words.ctm, phones.ctm). "
         "--import-kaldi instead reads ali-to-pdf output (ark or scp) as the subset's senone targets.",
+        parents=options("exp", "subset", "jobs"),
     )
-    p.add_argument("--exp", required=True, type=Path, help="experiment directory")
-    p.add_argument("--subset", required=True, help="subset to align, e.g. dev-clean-2")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--report", action="store_true",
                    help="print and write <exp>/ali/<subset>/report.json: phone durations, silence fraction and "
                    "(with --reference) word-boundary agreement")
@@ -58,7 +57,7 @@ def _jobs(jobs: int | None) -> int:
 
 
 def run_tree(args: argparse.Namespace) -> int:
-    from asr_kd.alignment.train import TrainConfig, Trainer
+    from asr_kd.alignment.train import Trainer
     from asr_kd.experiment import Experiment
 
     config = TrainConfig(

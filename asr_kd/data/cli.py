@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from asr_kd.cli_options import options
 from asr_kd.data.lexicon import Lexicon
 from asr_kd.utils.atomic import atomic_open, write_json
 
@@ -24,15 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "into one manifest <exp>/manifests/NAME.tsv (utterance ids must be unique across the parts), "
         "e.g. LibriSpeech 960 h: --subsets train-960=train-clean-100+train-clean-360+train-other-500 "
         "dev-clean; later stages then use the subset name train-960.",
+        parents=options("exp", "jobs"),
     )
     p.add_argument("--root", required=True, type=Path, help="LibriSpeech root (holds SPEAKERS.TXT)")
     p.add_argument("--subsets", required=True, nargs="+", metavar="SUBSET|NAME=PART+PART",
                    help="subset folder names, e.g. train-clean-5 dev-clean-2, or a named union of folders, "
                    "e.g. train-960=train-clean-100+train-clean-360+train-other-500")
-    p.add_argument("--exp", required=True, type=Path, help="experiment directory to write into")
     p.add_argument("--lexicon", type=Path, help="LibriSpeech-format lexicon (default: CMUdict)")
     p.add_argument("--skip-bad", action="store_true", help="skip and count bad utterances instead of failing")
-    p.add_argument("--jobs", type=int, default=None, help="processes decoding the audio (default: all cores)")
     p.set_defaults(func=run_prepare)
 
     s = subparsers.add_parser(

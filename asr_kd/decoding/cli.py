@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from asr_kd.cli_options import add_field, options
+from asr_kd.decoding.decoder import DecoderConfig
+from asr_kd.decoding.graph import GraphOptions
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -15,17 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compose H (HMMs of the senone tree) o C (triphone context) o L (lexicon, optional "
         "silence) o G (ARPA LM) into <graph-dir>/HCLG.fst. Reused when tree, lexicon, LM and options "
         "hash to the same key as the graph already there.",
+        parents=options("exp"),
     )
-    p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--arpa", required=True, type=Path, help="ARPA LM (plain or .gz)")
     p.add_argument("--tree", type=Path, default=None, help="default <exp>/tree/tree.json")
     p.add_argument("--lexicon", type=Path, default=None,
                    help="default: the lexicon `asr-kd lm` wrote next to the ARPA (<stem>.lexicon.txt, covering "
                         "the LM's words) when present, else <exp>/lang/lexicon.txt")
     p.add_argument("--graph-dir", type=Path, default=None, help="default <exp>/graph_<arpa name>")
-    p.add_argument("--silence-prob", type=float, default=0.5)
-    p.add_argument("--self-loop-scale", type=float, default=0.1,
-                   help="scale of HMM transition log-probs (Kaldi's; 0.1 pairs with --acoustic-scale 0.1)")
+    add_field(p, "--silence-prob", GraphOptions, help="optional-silence probability between words")
+    add_field(p, "--self-loop-scale", GraphOptions,
+              help="scale of HMM transition log-probs (Kaldi's; 0.1 pairs with --acoustic-scale 0.1)")
     p.set_defaults(func=run_graph)
 
     p = subparsers.add_parser(
@@ -37,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "LatticeFasterDecoder: beam, max-active, lattice beam) and "
         "<out>/nbest.jsonl.gz, the N best word sequences with graph, acoustic and prior costs apart, for "
         "`asr-kd score --nbest` (LM weight / insertion penalty / prior scale tuning) and `asr-kd rescore`.",
+        parents=options("utts"),
     )
     p.add_argument("--graph-dir", required=True, type=Path)
     p.add_argument("--scores", required=True, type=Path, help="array store of (T, num_senones) per utterance")
@@ -46,13 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prior.add_argument("--tree-dir", type=Path, help="tree dir with senone_counts.npy for the priors")
     prior.add_argument("--log-priors", type=Path, help=".npy (num_senones,) log priors")
     p.add_argument("--prior-scale", type=float, default=1.0)
-    p.add_argument("--acoustic-scale", type=float, default=0.1)
-    p.add_argument("--beam", type=float, default=13.0)
-    p.add_argument("--max-active", type=int, default=7000)
-    p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam (with --nbest)")
+    add_field(p, "--acoustic-scale", DecoderConfig, help="log-likelihood scale (LM weight = 1 / acoustic scale)")
+    add_field(p, "--beam", DecoderConfig, help="search beam")
+    add_field(p, "--max-active", DecoderConfig, help="most active states per frame")
+    add_field(p, "--lattice-beam", DecoderConfig, help="lattice pruning beam (with --nbest)")
     p.add_argument("--jobs", type=int, default=1,
                    help="decoding processes (they share the graph's memory; the output does not depend on it)")
-    p.add_argument("--utts", type=Path, default=None, help="decode only the utterance ids listed in this file")
     p.add_argument("--nbest", type=int, default=0, metavar="N",
                    help="lattice search; write the N best word sequences per utterance (e.g. 100)")
     p.add_argument("--nbest-beam", type=float, default=None,
@@ -87,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "other utterances, decoded with the same system), or on the scored set itself (--best-on-dev, "
         "labelled so), or not at all (the search's own setting); the chosen values are stored with the WER "
         "in <nbest stem>.<mode>.wer.json next to the hypotheses <nbest stem>.<mode>.txt.",
+        parents=options("utts"),
     )
     p.add_argument("--ref", required=True, type=Path, help="manifest .tsv or Kaldi text file")
     source = p.add_mutually_exclusive_group(required=True)
@@ -102,8 +106,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--word-ins-penalties", type=float, nargs="+", default=None, help="WIP grid (default 0 0.5 1)")
     p.add_argument("--prior-scales", type=float, nargs="+", default=None,
                    help="prior-scale grid (default: the decode's own prior scale only)")
-    p.add_argument("--utts", type=Path, default=None,
-                   help="score only the utterance ids listed in this file (with --nbest)")
     p.add_argument("--out", type=Path, default=None,
                    help="output prefix with --nbest (default <nbest stem>.<untuned|tuned|best_on_dev>)")
     p.set_defaults(func=run_score)
@@ -114,7 +116,7 @@ def run_graph(args: argparse.Namespace) -> int:
     import time
 
     from asr_kd.alignment import SenoneTree
-    from asr_kd.decoding.graph import INFO_FILE, GraphOptions, build_graph
+    from asr_kd.decoding.graph import INFO_FILE, build_graph
     from asr_kd.experiment import Experiment
 
     tree_path = args.tree or Experiment(args.exp).tree_json
@@ -155,7 +157,6 @@ def _log_priors(args: argparse.Namespace):
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from asr_kd.decoding.decoder import DecoderConfig
     from asr_kd.decoding.graph import load_graph
     from asr_kd.decoding.run import decode_store
 

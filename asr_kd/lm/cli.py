@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from asr_kd.cli_options import options
 from asr_kd.utils.errors import AsrKdError
 
 SOURCES = ("train", "pocketsphinx-en-us", "arpa")
@@ -22,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "relative-entropy pruning (SRILM's -prune). Writes OUT (ARPA), OUT's stem + .lexicon.txt (pronunciations "
         "of every LM word: the experiment lexicon, CMUdict, pocketsphinx's dictionary, the possessive rule), "
         ".no_pron.txt (LM words left without one) and .json (counts, normalisation check, evaluation).",
+        parents=options("exp"),
     )
-    p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--source", choices=SOURCES, default="train")
     p.add_argument("--subset", default=None,
                    help="training subset whose transcripts to train on (required with --source train)")
