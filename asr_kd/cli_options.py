@@ -100,6 +100,28 @@ def _utts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--utts", type=Path, default=None, help="only the utterance ids listed in this file")
 
 
+def model_options() -> list[argparse.ArgumentParser]:
+    """The options of a command that runs a model or an ensemble over a subset (``evaluate``, ``posteriors``)."""
+    return options("model", "exp", "subset", "combine", "device", "max_frames", "threads")
+
+
+def add_temperature(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature (default: the ensemble JSON's, else 1)")
+
+
+def load_cli_model(args: argparse.Namespace):
+    """The :func:`model_options` of ``args`` as a :class:`~asr_kd.models.LoadedModel` (callers check it
+    against the features and targets they use)."""
+    import torch
+
+    from asr_kd.models import load_model
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return load_model(args.model, args.device, temperature=args.temperature, combine=args.combine)
+
+
 _OPTIONS = {"exp": _exp, "subset": _subset, "model": _model, "teacher": _teacher, "combine": _combine,
             "device": _device, "max_frames": _max_frames, "threads": _threads, "jobs": _jobs, "utts": _utts}
 _PARENTS: dict[str, argparse.ArgumentParser] = {}

@@ -65,7 +65,7 @@ def train_posteriors(exp: Path, num_senones: int, steps: int, out_dir: Path) -> 
 
     from asr_kd.features.dataset import FeatureSet, FrameTable
     from asr_kd.models import build
-    from asr_kd.training.posteriors import write_log_posteriors
+    from asr_kd.models.posteriors import write_log_posteriors
     from asr_kd.utils.array_store import ArrayStore
 
     torch.manual_seed(0)

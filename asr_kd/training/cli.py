@@ -1,9 +1,8 @@
-"""``asr-kd valid-split``, ``asr-kd train``, ``asr-kd train-ensemble``, ``asr-kd evaluate``, ``asr-kd posteriors``."""
+"""``asr-kd valid-split``, ``asr-kd train``, ``asr-kd train-ensemble``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from asr_kd.cli_options import options
@@ -53,45 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="members trained in parallel processes")
     p.set_defaults(func=run_train_ensemble)
 
-    p = subparsers.add_parser(
-        "evaluate", help="frame accuracy (overall, silence, non-silence) of a model or ensemble as JSON",
-        description="Frame accuracy against <exp>/ali/<subset>/senones; silence frames from the phones store.",
-        parents=[*MODEL_OPTIONS, *options("utts")],
-    )
-    _add_temperature(p)
-    p.add_argument("--members", action="store_true", help="also score every ensemble member on its own")
-    p.add_argument("--out", type=Path, help="write the JSON here (also printed)")
-    p.set_defaults(func=run_evaluate)
-
-    p = subparsers.add_parser(
-        "posteriors", help="write per-utterance (T, num_senones) log-posteriors to an array store",
-        description="Log-posteriors of every utterance of <exp>/feats/<subset> for the decoder (resumable).",
-        parents=MODEL_OPTIONS,
-    )
-    _add_temperature(p)
-    p.add_argument("--out", type=Path, required=True, help="output array store directory")
-    p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
-    p.add_argument("--utts-per-shard", type=int, default=100)
-    p.set_defaults(func=run_posteriors)
-
-
-MODEL_OPTIONS = options("model", "exp", "subset", "combine", "device", "max_frames", "threads")
-
-
-def _add_temperature(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--temperature", type=float, default=None,
-                   help="softmax temperature (default: the ensemble JSON's, else 1)")
-
-
-def _load(args: argparse.Namespace):
-    """The ``--model`` arguments as a :class:`~asr_kd.models.LoadedModel` (the callers check it against the subset)."""
-    import torch
-
-    from asr_kd.models import load_model
-
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    return load_model(args.model, args.device, temperature=args.temperature, combine=args.combine)
 
 
 def run_valid_split(args: argparse.Namespace) -> int:
@@ -127,50 +87,4 @@ def run_train_ensemble(args: argparse.Namespace) -> int:
     print(f"train-ensemble: {result['ensemble']}: {len(accs)} members, validation frame accuracy "
           f"{', '.join(f'{a:.4f}' for a in accs)} (mean {sum(accs) / len(accs):.4f}) after "
           f"{', '.join(map(str, epochs))} epochs")
-    return 0
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    from asr_kd.experiment import Experiment
-    from asr_kd.models import Ensemble
-    from asr_kd.scoring.frame_accuracy import alignment_stores, frame_accuracy
-    from asr_kd.utils.atomic import write_json
-
-    loaded = _load(args)
-    features = loaded.open_features(Experiment(args.exp).feats_dir(args.subset))
-    senones, phones = alignment_stores(args.exp, args.subset)
-    loaded.check_targets(senones)
-    if loaded.temperature != 1.0:
-        print("evaluate: note: temperature does not change a single model's argmax (frame accuracy)")
-    utt_ids = args.utts.read_text().split() if args.utts else None
-
-    def score(m) -> dict:
-        result = frame_accuracy(m, features, senones, phones, utt_ids, args.device, args.max_frames)
-        return dict(result, subset=args.subset)
-
-    model, meta = loaded.model, loaded.metadata
-    result = {"model": [str(p) for p in args.model], **score(model)}
-    if isinstance(model, Ensemble):
-        result.update(combine=model.combine, temperature=model.temperature)
-        if args.members:
-            result["members"] = [dict(score(m), model=mm.get("path")) for m, mm in zip(model.members, meta["members"])]
-            accs = [r["frame_acc"] for r in result["members"]]
-            result["mean_member_frame_acc"] = sum(accs) / len(accs)
-            result["gain_over_mean_member"] = result["frame_acc"] - result["mean_member_frame_acc"]
-    if args.out:
-        write_json(args.out, result)
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-def run_posteriors(args: argparse.Namespace) -> int:
-    from asr_kd.experiment import Experiment
-    from asr_kd.training.posteriors import write_log_posteriors
-
-    loaded = _load(args)
-    features = loaded.open_features(Experiment(args.exp).feats_dir(args.subset))
-    written, skipped = write_log_posteriors(loaded.model, loaded.metadata, features, args.out, args.dtype,
-                                            loaded.temperature, args.utts_per_shard, args.device, args.max_frames)
-    print(f"posteriors {args.subset}: {len(features.utt_ids())} utterances, {written} shards written, "
-          f"{skipped} already done -> {args.out}")
     return 0
