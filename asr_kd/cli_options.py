@@ -2,7 +2,7 @@
 
 Commands take these as argparse parent parsers (``add_parser(..., parents=options("exp", "subset"))``),
 so an option means the same and defaults the same in every command that has it. Where a
-dataclass holds a setting's default (``TrainConfig``, ``DecoderConfig``, ``GraphOptions`` ...),
+dataclass holds a setting's default (``TrainConfig``, ``AlignerTrainingConfig``, ``DecoderConfig``, ``GraphOptions``),
 :func:`add_field` reads it from the dataclass instead of writing it a second time.
 
 This module is imported when the CLI starts: it must stay light (no torch, no numpy).

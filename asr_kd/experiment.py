@@ -34,7 +34,7 @@ folder such as ``train-clean-100`` or a named union such as ``train-960``); no s
       lm/<name>.arpa                                     asr-kd lm (default --out), with
         <name>.lexicon.txt, <name>.no_pron.txt, <name>.json
       graph_<name>/                                      asr-kd graph (default --graph-dir)
-        HCLG.fst, words.txt, graph.json (asr_kd.decoding.graph)
+        HCLG.fst, words.txt, graph.json (asr_kd.decoding.hclg)
 
 Models, ensembles, teacher stores, posteriors and decodes go where their commands' ``--out`` /
 ``out_dir`` say (the recipes put them under ``<exp>/``); a model file (``asr_kd.models.io``)

@@ -126,7 +126,7 @@ def numba_compile_s(graph_dir: Path, scores: Path, tree_dir: Path, cache_dir: Pa
         "import time, sys; t = time.perf_counter()\n"
         "from asr_kd.alignment import load_senone_log_priors\n"
         "from asr_kd.decoding import Decoder, DecoderConfig, load_graph\n"
-        "from asr_kd.decoding.run import hmm_log_likelihoods\n"
+        "from asr_kd.decoding.store_decoding import hmm_log_likelihoods\n"
         "from asr_kd.utils.array_store import ArrayStore\n"
         "store = ArrayStore(sys.argv[2]); u = min(store, key=lambda k: len(store[k]))\n"
         "loglik = hmm_log_likelihoods(store[u], 'log-posteriors', load_senone_log_priors(sys.argv[3]))\n"
@@ -147,7 +147,7 @@ def compare_searches(args: argparse.Namespace) -> dict:
     import sys
 
     from asr_kd.data import read_manifest
-    from asr_kd.decoding.graph import load_graph
+    from asr_kd.decoding.hclg import load_graph
     from asr_kd.decoding.search_graph import CACHE_DIR
     from asr_kd.utils.array_store import ArrayStore
 

@@ -39,9 +39,9 @@ def test_every_nested_command_has_help(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_shared_options_have_one_default_each() -> None:
-    from asr_kd.alignment.train import TrainConfig as AlignerConfig
+    from asr_kd.alignment.train import AlignerTrainingConfig as AlignerConfig
     from asr_kd.decoding.decoder import DecoderConfig
-    from asr_kd.decoding.graph import GraphOptions
+    from asr_kd.decoding.hclg import GraphOptions
     from asr_kd.training.config import TrainConfig
 
     defaults: dict[str, set] = {}

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from asr_kd.alignment.train import TrainConfig
+from asr_kd.alignment.train import AlignerTrainingConfig
 from asr_kd.cli_options import add_field, options
 
 
@@ -20,12 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "summary.json} and <exp>/ali/<subset>/. Finished stages (<exp>/tree/work/) are reused on rerun.",
         parents=options("exp", "subset", "jobs"),
     )
-    add_field(p, "--num-senones", TrainConfig, help="tied triphone states")
-    add_field(p, "--mono-iters", TrainConfig, help="monophone align/re-estimate rounds")
-    add_field(p, "--mono-gaussians", TrainConfig, help="total monophone Gaussians at the end")
-    add_field(p, "--tri-iters", TrainConfig, help="triphone align/re-estimate rounds")
-    add_field(p, "--tri-gaussians", TrainConfig, help="total triphone Gaussians at the end")
-    add_field(p, "--min-leaf-frames", TrainConfig, help="fewest frames per senone when splitting")
+    add_field(p, "--num-senones", AlignerTrainingConfig, help="tied triphone states")
+    add_field(p, "--mono-iters", AlignerTrainingConfig, help="monophone align/re-estimate rounds")
+    add_field(p, "--mono-gaussians", AlignerTrainingConfig, help="total monophone Gaussians at the end")
+    add_field(p, "--tri-iters", AlignerTrainingConfig, help="triphone align/re-estimate rounds")
+    add_field(p, "--tri-gaussians", AlignerTrainingConfig, help="total triphone Gaussians at the end")
+    add_field(p, "--min-leaf-frames", AlignerTrainingConfig, help="fewest frames per senone when splitting")
     p.add_argument("--no-interword-silence", action="store_true", help="silence only at utterance edges")
     p.set_defaults(func=run_tree)
 
@@ -60,7 +60,7 @@ def run_tree(args: argparse.Namespace) -> int:
     from asr_kd.alignment.train import Trainer
     from asr_kd.experiment import Experiment
 
-    config = TrainConfig(
+    config = AlignerTrainingConfig(
         num_senones=args.num_senones, mono_iters=args.mono_iters, mono_gaussians=args.mono_gaussians,
         tri_iters=args.tri_iters, tri_gaussians=args.tri_gaussians, min_leaf_frames=args.min_leaf_frames,
         interword_silence=not args.no_interword_silence,

@@ -46,7 +46,7 @@ VAR_FLOOR_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class AlignerTrainingConfig:
     """Training schedule; defaults fit Mini LibriSpeech (2-5 h) in a few minutes on 2 cores.
 
     ``num_senones``: 1000 for ~1M training frames keeps ~1000 frames per senone, enough for
@@ -134,7 +134,7 @@ def _labels(run: AlignmentRun, feats: dict[str, np.ndarray]) -> _Labels:
 class Trainer:
     """Runs the stages of the module docstring for one experiment and subset."""
 
-    def __init__(self, exp_dir: str | os.PathLike, subset: str, config: TrainConfig, jobs: int = 1,
+    def __init__(self, exp_dir: str | os.PathLike, subset: str, config: AlignerTrainingConfig, jobs: int = 1,
                  progress: bool = True) -> None:
         if config.mono_iters < 1 or config.tri_iters < 0:
             raise AsrKdError(f"need at least 1 monophone round and 0 triphone rounds, got {config.mono_iters} "

@@ -14,11 +14,11 @@ from asr_kd.decoding.decoder import (
     lattice_best_path,
     scaled_log_likelihoods,
 )
-from asr_kd.decoding.graph import DecodingGraph, GraphOptions, build_graph, compile_hclg, load_graph, save_graph
+from asr_kd.decoding.hclg import DecodingGraph, GraphOptions, build_graph, compile_hclg, load_graph, save_graph
 from asr_kd.decoding.hmm_fst import SenoneTreeLike
 from asr_kd.decoding.nbest import Hypothesis, NBestLists, ScoringSetting, read_nbest, write_nbest
 from asr_kd.decoding.rescore import LmScorer, load_grammar, rescore
-from asr_kd.decoding.run import decode_store, hmm_log_likelihoods
+from asr_kd.decoding.store_decoding import decode_store, hmm_log_likelihoods
 
 __all__ = [
     "BestPath", "Decoder", "DecoderConfig", "DecodingGraph", "GraphOptions", "Hypothesis", "LmScorer", "NBestLists",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from asr_kd.cli_options import add_field, options
 from asr_kd.decoding.decoder import DecoderConfig
-from asr_kd.decoding.graph import GraphOptions
+from asr_kd.decoding.hclg import GraphOptions
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -88,7 +88,7 @@ def run_graph(args: argparse.Namespace) -> int:
     import time
 
     from asr_kd.alignment import SenoneTree
-    from asr_kd.decoding.graph import INFO_FILE, build_graph
+    from asr_kd.decoding.hclg import INFO_FILE, build_graph
     from asr_kd.experiment import Experiment
 
     tree_path = args.tree or Experiment(args.exp).tree_json
@@ -129,8 +129,8 @@ def _log_priors(args: argparse.Namespace):
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from asr_kd.decoding.graph import load_graph
-    from asr_kd.decoding.run import decode_store
+    from asr_kd.decoding.hclg import load_graph
+    from asr_kd.decoding.store_decoding import decode_store
 
     if args.nbest < 0:
         raise AsrKdError(f"--nbest must be >= 0, got {args.nbest}")
@@ -154,7 +154,7 @@ def run_decode(args: argparse.Namespace) -> int:
 def run_rescore(args: argparse.Namespace) -> int:
     import time
 
-    from asr_kd.decoding.graph import file_sha256, load_graph
+    from asr_kd.decoding.hclg import file_sha256, load_graph
     from asr_kd.decoding.nbest import read_nbest, write_nbest
     from asr_kd.decoding.rescore import load_grammar, rescore
 

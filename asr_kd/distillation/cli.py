@@ -220,7 +220,7 @@ def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from asr_kd.distillation.objective import OnlineObjectiveFactory, StoreObjectiveFactory
+    from asr_kd.distillation.teacher_objectives import OnlineObjectiveFactory, StoreObjectiveFactory
     from asr_kd.training.config import load_config
     from asr_kd.training.trainer import run, summary_line
     from asr_kd.utils.atomic import write_json

@@ -85,12 +85,3 @@ def alignment_stores(exp: str | os.PathLike, subset: str) -> tuple[ArrayStore, A
     phones = Experiment(exp).targets_dir(subset, PHONES_DIR)
     return ArrayStore(Experiment(exp).targets_dir(subset, SENONES_DIR)), ArrayStore(phones) if phones.exists() else None
 
-
-def score_subset(model: nn.Module, exp: str | os.PathLike, subset: str, cmvn_mode: str = "speaker",
-                 utt_ids: Sequence[str] | None = None, device: str | torch.device = "cpu",
-                 max_frames: int = 20000) -> dict:
-    """:func:`frame_accuracy` on ``<exp>/feats/<subset>`` against ``<exp>/ali/<subset>/{senones,phones}``."""
-    senones, phones = alignment_stores(exp, subset)
-    result = frame_accuracy(model, FeatureSet(Experiment(exp).feats_dir(subset), cmvn_mode), senones, phones, utt_ids,
-                            device, max_frames)
-    return dict(result, subset=subset)

@@ -63,7 +63,7 @@ if run_stage 1; then
   if [ -n "$reuse_graph" ] && [ -f "$reuse_graph/graph.json" ] && python -c '
 import json, sys
 from pathlib import Path
-from asr_kd.decoding.graph import GraphOptions, graph_key
+from asr_kd.decoding.hclg import GraphOptions, graph_key
 graph, tree, lexicon, arpa = map(Path, sys.argv[1:])
 sys.exit(json.loads((graph / "graph.json").read_text())["key"] != graph_key(tree, lexicon, arpa, GraphOptions()))
 '  "$reuse_graph" "$exp/tree/tree.json" "$lm_dir/$first_lm.lexicon.txt" "$first_arpa"; then
