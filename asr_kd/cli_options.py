@@ -17,6 +17,10 @@ from typing import Any
 
 #: ``--device`` of the inference commands (training's device is the config key ``train.device``).
 DEFAULT_DEVICE = "cpu"
+#: utterances per shard of the array stores the commands write (features, posteriors, teacher stores)
+DEFAULT_UTTS_PER_SHARD = 100
+#: temperatures that the distillation measurements sweep by default (the paper's range)
+DEFAULT_TEMPERATURES = (1.0, 2.0, 5.0, 10.0)
 
 
 def field_default(cls: type, name: str) -> Any:
@@ -100,6 +104,21 @@ def _utts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--utts", type=Path, default=None, help="only the utterance ids listed in this file")
 
 
+def _utts_per_shard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--utts-per-shard", type=int, default=DEFAULT_UTTS_PER_SHARD,
+                   help=f"utterances per shard of the store written (default {DEFAULT_UTTS_PER_SHARD})")
+
+
+def _prior_scale(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prior-scale", type=float, default=1.0,
+                   help="log-likelihood = log-posterior - prior_scale * log-prior (default 1.0)")
+
+
+def _temperatures(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", nargs="+", type=float, default=list(DEFAULT_TEMPERATURES),
+                   help=f"softmax temperatures T to measure at (default {' '.join(map(str, DEFAULT_TEMPERATURES))})")
+
+
 def model_options() -> list[argparse.ArgumentParser]:
     """The options of a command that runs a model or an ensemble over a subset (``evaluate``, ``posteriors``)."""
     return options("model", "exp", "subset", "combine", "device", "max_frames", "threads")
@@ -123,13 +142,15 @@ def load_cli_model(args: argparse.Namespace):
 
 
 _OPTIONS = {"exp": _exp, "subset": _subset, "model": _model, "teacher": _teacher, "combine": _combine,
-            "device": _device, "max_frames": _max_frames, "threads": _threads, "jobs": _jobs, "utts": _utts}
+            "device": _device, "max_frames": _max_frames, "threads": _threads, "jobs": _jobs, "utts": _utts,
+            "utts_per_shard": _utts_per_shard, "prior_scale": _prior_scale, "temperatures": _temperatures}
 _PARENTS: dict[str, argparse.ArgumentParser] = {}
 
 
 def options(*names: str) -> list[argparse.ArgumentParser]:
-    """Parent parsers of the shared options ``names`` (keys: exp, subset, model, teacher, combine,
-    device, max_frames, threads, jobs, utts), for ``add_parser(..., parents=...)``."""
+    """Parent parsers of the shared options ``names`` (the keys of ``_OPTIONS``: exp, subset, model,
+    teacher, combine, device, max_frames, threads, jobs, utts, utts_per_shard, prior_scale,
+    temperatures), for ``add_parser(..., parents=...)``."""
     parents = []
     for name in names:
         if name not in _PARENTS:

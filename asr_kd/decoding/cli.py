@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "LatticeFasterDecoder: beam, max-active, lattice beam) and "
         "<out>/nbest.jsonl.gz, the N best word sequences with graph, acoustic and prior costs apart, for "
         "`asr-kd score --nbest` (LM weight / insertion penalty / prior scale tuning) and `asr-kd rescore`.",
-        parents=options("utts"),
+        parents=options("utts", "prior_scale"),
     )
     p.add_argument("--graph-dir", required=True, type=Path)
     p.add_argument("--scores", required=True, type=Path, help="array store of (T, num_senones) per utterance")
@@ -50,7 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prior = p.add_mutually_exclusive_group()
     prior.add_argument("--tree-dir", type=Path, help="tree dir with senone_counts.npy for the priors")
     prior.add_argument("--log-priors", type=Path, help=".npy (num_senones,) log priors")
-    p.add_argument("--prior-scale", type=float, default=1.0)
     add_field(p, "--acoustic-scale", DecoderConfig, help="log-likelihood scale (LM weight = 1 / acoustic scale)")
     add_field(p, "--beam", DecoderConfig, help="search beam")
     add_field(p, "--max-active", DecoderConfig, help="most active states per frame")

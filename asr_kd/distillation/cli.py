@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from asr_kd.cli_options import options
+from asr_kd.distillation.loss import DEFAULT_TOPK_POLICY, TOPK_POLICIES
 from asr_kd.distillation.teacher_store import DEFAULT_FIT_FRAMES, STORE_KINDS
 from asr_kd.training.config import add_train_arguments
 
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "placeholders when several are written. Several processes (one per GPU) fill the same stores under "
         "torchrun: torchrun --nproc_per_node N -m asr_kd.cli distill dump-teacher ... --device cuda (process r "
         "writes shards r, r + N, ...).",
-        parents=options("teacher", "exp", "subset", "combine", "utts", "device", "max_frames"),
+        parents=options("teacher", "exp", "subset", "combine", "utts", "utts_per_shard", "device", "max_frames"),
     )
     p.add_argument("--out", required=True,
                    help="store directory; may contain {T}, {k} and {r}, e.g. exp/teacher/T{T}_k{k}")
@@ -55,7 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="lowrank: T of the stored log-probabilities (default 1: exact for one model at every T)")
     p.add_argument("--fit-frames", type=int, default=DEFAULT_FIT_FRAMES,
                    help=f"lowrank: training frames the PCA basis is fitted on (default {DEFAULT_FIT_FRAMES})")
-    p.add_argument("--utts-per-shard", type=int, default=100)
     p.set_defaults(func=run_dump_teacher)
 
     p = commands.add_parser(
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=1.0,
                    help="weight of the soft term (1 = soft targets only); the paper's 'relative weight w on the "
                    "hard-target cross-entropy' is alpha = 1 / (1 + w): 2/3 for its w = 0.5")
-    p.add_argument("--topk-policy", choices=("renormalise", "tail"), default="renormalise",
+    p.add_argument("--topk-policy", choices=TOPK_POLICIES, default=DEFAULT_TOPK_POLICY,
                    help="top-k targets: renormalise the top-k (default) or spread the tail mass uniformly "
                    "(see asr_kd/distillation/loss.py)")
     p.add_argument("--online-top-k", type=int, default=None, help="online teacher: keep only its top-k")
@@ -96,12 +96,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "KL(dense || store), KL(store || dense), kept mass = sum min(p, q), the teacher's mass on the exactly kept "
         "senones; plus bytes/frame and %% of dense fp16, and the teacher's own re-tempering floor "
         "KL(p_T || softmax(log p_1 / T)). Prints a markdown table; --out writes the JSON.",
-        parents=options("teacher", "exp", "subset", "device", "max_frames"),
+        parents=options("teacher", "exp", "subset", "temperatures", "device", "max_frames"),
     )
     p.add_argument("--store", nargs="+", required=True, type=Path, metavar="DIR", help="teacher stores to measure")
-    p.add_argument("--temperature", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0],
-                   help="measure at these T (each store at those it serves)")
-    p.add_argument("--topk-policy", nargs="+", choices=("renormalise", "tail"), default=["renormalise"],
+    p.add_argument("--topk-policy", nargs="+", choices=TOPK_POLICIES, default=[DEFAULT_TOPK_POLICY],
                    help="how top-k stores are read (one row per policy)")
     p.add_argument("--max-utts", type=int, default=40, help="first N utterances (sorted ids) the stores share")
     p.add_argument("--out", type=Path, help="also write the JSON here")
@@ -112,9 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mean probability mass kept by top-k soft targets of a teacher at several temperatures",
         description="Runs the teacher over (part of) a feature subset and prints, for each T and k, the mean "
         "per-frame probability mass of the k most probable senones, plus the store size of each k.",
-        parents=options("teacher", "exp", "subset", "combine", "device"),
+        parents=options("teacher", "exp", "subset", "temperatures", "combine", "device"),
     )
-    p.add_argument("--temperature", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0])
     p.add_argument("--top-k", nargs="+", type=int, default=list(DEFAULT_KS), metavar="K")
     p.add_argument("--max-utts", type=int, default=50, help="first N utterances (sorted ids)")
     p.add_argument("--out", type=Path, help="also write the JSON here")

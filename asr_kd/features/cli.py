@@ -15,11 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compute Kaldi-compatible log-mel filterbanks (25 ms window, 10 ms shift) for every "
         "utterance of <exp>/manifests/<subset>.tsv into <exp>/feats/<subset>/ (sharded, memory-mapped, "
         "resumable: finished shards are skipped), plus per-speaker CMVN statistics.",
-        parents=options("exp", "jobs"),
+        parents=options("exp", "jobs", "utts_per_shard"),
     )
     p.add_argument("--subsets", required=True, nargs="+")
     add_field(p, "--num-mel-bins", FbankConfig, help="mel filterbank channels (feature dimension)")
-    p.add_argument("--utts-per-shard", type=int, default=100)
     p.set_defaults(func=run_features)
 
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asr_kd.cli_options import add_temperature, load_cli_model, model_options
+from asr_kd.cli_options import add_temperature, load_cli_model, model_options, options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "posteriors", help="write per-utterance (T, num_senones) log-posteriors to an array store",
         description="Log-posteriors of every utterance of <exp>/feats/<subset> for the decoder (resumable).",
-        parents=model_options(),
+        parents=[*model_options(), *options("utts_per_shard")],
     )
     add_temperature(p)
     p.add_argument("--out", type=Path, required=True, help="output array store directory")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
-    p.add_argument("--utts-per-shard", type=int, default=100)
     p.set_defaults(func=run_posteriors)
 
 
