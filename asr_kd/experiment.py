@@ -14,8 +14,9 @@ folder such as ``train-clean-100`` or a named union such as ``train-960``); no s
         lexicon.txt         WORD PH1 PH2 ... (asr_kd.data.lexicon; 39 ARPAbet phones + SIL, SPN)
         oov_words.tsv       OOV words with counts and the pronunciation the OOV policy gave them
       feats/<subset>/                                    asr-kd features
-        meta.json, *.npy    ArrayStore of float32 (T, D) log-mel fbank, 10 ms frames; meta.json
-                            records the fbank settings (asr_kd.utils.array_store)
+        meta.json, shard-NNNNN.{npy,index.tsv,source}   ArrayStore of float32 (T, D) log-mel
+                            fbank, 10 ms frames (asr_kd.utils.array_store); meta.json records the
+                            fbank settings, each .source the digest of the shard's inputs
         cmvn.npz            per-speaker and global CMVN statistics, applied at load time
       tree/                                              asr-kd tree  (the senone inventory)
         tree.json           senone tree + HMM topology (asr_kd.alignment.SenoneTree): senone ids

@@ -208,7 +208,8 @@ def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
         dense = bytes_per_frame(store.config.num_senones, None)
         served = ", ".join(f"{t:g}" for t in store.config.served_temperatures)
         procs = f", {ddp.world_size} processes" if ddp.world_size > 1 else ""
-        print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
+        # counted after the barrier: s.utterances is what the store held when this process finished
+        print(f"dump-teacher {args.subset}: {len(store)} utterances, {store.total_rows()} frames "
               f"({written} shards written, {skipped} already done, {s.wall_seconds:.1f} s{procs}) -> "
               f"{root}: {store.config.kind} at T = {served}, {s.store_bytes / 1e6:.2f} MB, "
               f"{store.measured_bytes_per_frame():.1f} bytes/frame = {store.measured_bytes_per_frame() / dense:.2%} "
