@@ -80,7 +80,7 @@ echo unreachable
     assert not (tmp_path / "after").exists() and not (tmp_path / "finished").exists()
     sleeper = (tmp_path / "sleep.pid").read_text().strip()
     state = subprocess.run(["ps", "-o", "stat=", "-p", sleeper], capture_output=True, text=True).stdout.strip()
-    assert state[:1] in ("", "Z")  # the long job's group was stopped (gone, or a zombie not yet reaped; "ZN" if niced)
+    assert state[:1] in ("", "Z")  # the long job's process group was stopped (gone, or a zombie not yet reaped)
 
 
 def test_dependency_cycles_are_reported(tmp_path):
