@@ -23,8 +23,10 @@ STAGE_CLIS = (
     "asr_kd.alignment.cli",
     "asr_kd.training.cli",
     "asr_kd.distillation.cli",
+    "asr_kd.models.cli",
     "asr_kd.lm.cli",
     "asr_kd.decoding.cli",
+    "asr_kd.scoring.cli",
     "asr_kd.export.cli",
     "asr_kd.reports.cli",
 )

@@ -63,8 +63,8 @@ def corpus_for(args: argparse.Namespace) -> tuple[Path, Path]:
 def run_config(args: argparse.Namespace) -> dict:
     import torch
 
-    from asr_kd.distillation.objective import DistillationObjective
     from asr_kd.distillation.streamed_targets import teacher_targets_for
+    from asr_kd.distillation.teacher_objectives import DistillationObjective
     from asr_kd.models import build
     from asr_kd.training.batches import batcher_for
     from asr_kd.training.config import DataConfig

@@ -65,7 +65,7 @@ def train_posteriors(exp: Path, num_senones: int, steps: int, out_dir: Path) -> 
 
     from asr_kd.features.dataset import FeatureSet, FrameTable
     from asr_kd.models import build
-    from asr_kd.training.posteriors import write_log_posteriors
+    from asr_kd.models.posteriors import write_log_posteriors
     from asr_kd.utils.array_store import ArrayStore
 
     torch.manual_seed(0)
@@ -126,7 +126,7 @@ def numba_compile_s(graph_dir: Path, scores: Path, tree_dir: Path, cache_dir: Pa
         "import time, sys; t = time.perf_counter()\n"
         "from asr_kd.alignment import load_senone_log_priors\n"
         "from asr_kd.decoding import Decoder, DecoderConfig, load_graph\n"
-        "from asr_kd.decoding.run import hmm_log_likelihoods\n"
+        "from asr_kd.decoding.store_decoding import hmm_log_likelihoods\n"
         "from asr_kd.utils.array_store import ArrayStore\n"
         "store = ArrayStore(sys.argv[2]); u = min(store, key=lambda k: len(store[k]))\n"
         "loglik = hmm_log_likelihoods(store[u], 'log-posteriors', load_senone_log_priors(sys.argv[3]))\n"
@@ -147,7 +147,7 @@ def compare_searches(args: argparse.Namespace) -> dict:
     import sys
 
     from asr_kd.data import read_manifest
-    from asr_kd.decoding.graph import load_graph
+    from asr_kd.decoding.hclg import load_graph
     from asr_kd.decoding.search_graph import CACHE_DIR
     from asr_kd.utils.array_store import ArrayStore
 
@@ -238,12 +238,13 @@ def main(argv: list[str] | None = None) -> dict:
         return compare_searches(args)
 
     from asr_kd.alignment import SenoneTree, load_senone_log_priors
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
     from asr_kd.decoding import DecoderConfig, build_graph, decode_store, load_graph
+    from asr_kd.experiment import Experiment
     from asr_kd.scoring.wer import read_references, read_text, score
 
     exp = tiny_exp((TRAIN, DEV), tree=True)
-    lm = write_arpa([u.transcript for u in read_manifest(manifest_path(exp, TRAIN))], exp / "lm" / "train.arpa")
+    lm = write_arpa([u.transcript for u in read_manifest(Experiment(exp).manifest(TRAIN))], exp / "lm" / "train.arpa")
     tree_path = exp / "tree" / "tree.json"
     tree = SenoneTree.load(tree_path)
     start = time.perf_counter()
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_lattice:
         decode_store(**decode, out_dir=exp / "decode_lattice", nbest=args.nbest)  # numba compiled or loaded
         lattice = decode_store(**decode, out_dir=exp / "decode_lattice", nbest=args.nbest)
-    wer = score(read_references(manifest_path(exp, DEV)), read_text(exp / "decode" / "hyp.txt"),
+    wer = score(read_references(Experiment(exp).manifest(DEV)), read_text(exp / "decode" / "hyp.txt"),
                 exp / "decode" / "wer.json", exp / "decode" / "per_utt.txt").wer
     return {
         "stage": "decode",

@@ -111,11 +111,12 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from asr_kd.alignment import load_senone_log_priors
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
     from asr_kd.decoding import Decoder, DecoderConfig, load_graph
+    from asr_kd.experiment import Experiment
 
     torch.set_num_threads(1)  # pocketsphinx is single-threaded: compare one core with one core
-    manifest = read_manifest(manifest_path(args.exp, args.subset))
+    manifest = read_manifest(Experiment(args.exp).manifest(args.subset))
     utts = sorted(random.Random(args.seed).sample(manifest, min(args.num_utts, len(manifest))), key=lambda u: u.utt_id)
     refs = {u.utt_id: u.transcript for u in utts}
     audio_s = sum(u.duration_s for u in utts)

@@ -224,13 +224,14 @@ def _short_flac(exp: Path, corpus: Path) -> list[str]:  # issue 14.6
 
 
 def _short_flac_features(exp: Path, corpus: Path) -> list[str]:  # issue 14.6: a manifest written before
-    from asr_kd.data import manifest_path, read_manifest, write_manifest
+    from asr_kd.data import read_manifest, write_manifest
+    from asr_kd.experiment import Experiment
 
-    utts = read_manifest(manifest_path(exp, DEV))[:3]
+    utts = read_manifest(Experiment(exp).manifest(DEV))[:3]
     flac = exp / "short.flac"
     too_short(flac)
     utts[1] = type(utts[1])(**{**utts[1].__dict__, "audio_path": str(flac), "num_samples": 200, "duration_s": 0.0125})
-    write_manifest(manifest_path(exp, "short"), utts)
+    write_manifest(Experiment(exp).manifest("short"), utts)
     return ["features", "--exp", str(exp), "--subsets", "short", "--jobs", "1", "--utts-per-shard", "1"]
 
 
@@ -259,14 +260,15 @@ def _pickled_object(exp: Path, corpus: Path) -> list[str]:  # issue 14.9
 
 
 def _features_progress(exp: Path, corpus: Path) -> list[str]:  # issue 14.9: the bar must not swallow the error
-    from asr_kd.data import manifest_path, read_manifest, write_manifest
+    from asr_kd.data import read_manifest, write_manifest
+    from asr_kd.experiment import Experiment
 
-    utts = read_manifest(manifest_path(exp, DEV))[:3]
+    utts = read_manifest(Experiment(exp).manifest(DEV))[:3]
     flac = exp / "bad.flac"
     shutil.copy(utts[2].audio_path, flac)
     corrupt_middle(flac)
     utts[2] = type(utts[2])(**{**utts[2].__dict__, "audio_path": str(flac)})
-    write_manifest(manifest_path(exp, "bad"), utts)
+    write_manifest(Experiment(exp).manifest("bad"), utts)
     return ["features", "--exp", str(exp), "--subsets", "bad", "--jobs", "1", "--utts-per-shard", "1"]
 
 

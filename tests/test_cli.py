@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,52 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture) -> None:
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert "usage: asr-kd" in capsys.readouterr().out
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    """Every (nested) sub-command as ``(argv prefix, its parser)``."""
+    for action in parser._actions:  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from _commands(sub, (*prefix, name))
+
+
+def test_every_nested_command_has_help(capsys: pytest.CaptureFixture) -> None:
+    commands = dict(_commands(build_parser()))
+    assert {("distill", "dump-teacher"), ("distill", "train"), ("report", "table"), ("decode",)} <= set(commands)
+    for argv in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--help"])
+        assert exit_info.value.code == 0, argv
+        assert "usage: asr-kd" in capsys.readouterr().out
+
+
+def test_shared_options_have_one_default_each() -> None:
+    from asr_kd.alignment.train import AlignerTrainingConfig as AlignerConfig
+    from asr_kd.decoding.decoder import DecoderConfig
+    from asr_kd.decoding.hclg import GraphOptions
+    from asr_kd.training.config import TrainConfig
+
+    defaults: dict[str, set] = {}
+    for _, sub in _commands(build_parser()):
+        for action in sub._actions:  # noqa: SLF001
+            for flag in action.option_strings:
+                if flag in ("--device", "--max-frames", "--threads", "--combine", "--exp", "--subset"):
+                    defaults.setdefault(flag, set()).add((action.default, action.required))
+    assert defaults["--max-frames"] == {(TrainConfig().max_frames, False)}
+    assert defaults["--threads"] == {(TrainConfig().threads, False)}
+    assert defaults["--device"] == {("cpu", False)} and defaults["--combine"] == {(None, False)}
+    assert defaults["--exp"] == {(None, True)}
+    assert {default for default, _ in defaults["--subset"]} == {None}  # never a corpus's subset name
+    parser = build_parser()
+    tree = parser.parse_args(["tree", "--exp", "e", "--subset", "s"])
+    assert (tree.num_senones, tree.tri_gaussians) == (AlignerConfig().num_senones, AlignerConfig().tri_gaussians)
+    decode = parser.parse_args(["decode", "--graph-dir", "g", "--scores", "s", "--out", "o"])
+    assert (decode.beam, decode.max_active, decode.lattice_beam, decode.acoustic_scale) == (
+        DecoderConfig().beam, DecoderConfig().max_active, DecoderConfig().lattice_beam, DecoderConfig().acoustic_scale)
+    graph = parser.parse_args(["graph", "--exp", "e", "--arpa", "a"])
+    assert (graph.silence_prob, graph.self_loop_scale) == (GraphOptions().silence_prob, GraphOptions().self_loop_scale)
 
 
 def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:

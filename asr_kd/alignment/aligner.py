@@ -16,9 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from asr_kd.alignment.gmm import DiagGmms
-from asr_kd.alignment.graph import AlignGraph, build_graph, equal_alignment
 from asr_kd.alignment.questions import CONTEXTS, EDGE
 from asr_kd.alignment.tree import SenoneTree
+from asr_kd.alignment.utterance_graph import AlignGraph, build_graph, equal_alignment
 from asr_kd.alignment.viterbi import viterbi_batch
 from asr_kd.data.lexicon import Lexicon
 from asr_kd.utils.errors import AsrKdError

@@ -6,6 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
+from asr_kd.alignment.train import AlignerTrainingConfig
+from asr_kd.cli_options import add_field, options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -15,17 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "<exp>/feats/<subset>: monophones, a phonetic decision tree to --num-senones tied triphone states, "
         "triphone GMMs and a final alignment. Writes <exp>/tree/{tree.json,final_model.npz,senone_counts.npy,"
         "summary.json} and <exp>/ali/<subset>/. Finished stages (<exp>/tree/work/) are reused on rerun.",
+        parents=options("exp", "subset", "jobs"),
     )
-    p.add_argument("--exp", required=True, type=Path, help="experiment directory")
-    p.add_argument("--subset", required=True, help="training subset, e.g. train-clean-5")
-    p.add_argument("--num-senones", type=int, default=1000, help="tied triphone states (default 1000)")
-    p.add_argument("--mono-iters", type=int, default=6, help="monophone align/re-estimate rounds")
-    p.add_argument("--mono-gaussians", type=int, default=1000, help="total monophone Gaussians at the end")
-    p.add_argument("--tri-iters", type=int, default=6, help="triphone align/re-estimate rounds")
-    p.add_argument("--tri-gaussians", type=int, default=10000, help="total triphone Gaussians at the end")
-    p.add_argument("--min-leaf-frames", type=int, default=100, help="fewest frames per senone when splitting")
+    add_field(p, "--num-senones", AlignerTrainingConfig, help="tied triphone states")
+    add_field(p, "--mono-iters", AlignerTrainingConfig, help="monophone align/re-estimate rounds")
+    add_field(p, "--mono-gaussians", AlignerTrainingConfig, help="total monophone Gaussians at the end")
+    add_field(p, "--tri-iters", AlignerTrainingConfig, help="triphone align/re-estimate rounds")
+    add_field(p, "--tri-gaussians", AlignerTrainingConfig, help="total triphone Gaussians at the end")
+    add_field(p, "--min-leaf-frames", AlignerTrainingConfig, help="fewest frames per senone when splitting")
     p.add_argument("--no-interword-silence", action="store_true", help="silence only at utterance edges")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=run_tree)
 
     p = subparsers.add_parser(
@@ -34,10 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Align <exp>/feats/<subset> to its transcripts with the models of `asr-kd tree` into "
         "<exp>/ali/<subset>/ (senones/, phones/: int32 per feature frame; skipped.tsv; words.ctm, phones.ctm). "
         "--import-kaldi instead reads ali-to-pdf output (ark or scp) as the subset's senone targets.",
+        parents=options("exp", "subset", "jobs"),
     )
-    p.add_argument("--exp", required=True, type=Path, help="experiment directory")
-    p.add_argument("--subset", required=True, help="subset to align, e.g. dev-clean-2")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--report", action="store_true",
                    help="print and write <exp>/ali/<subset>/report.json: phone durations, silence fraction and "
                    "(with --reference) word-boundary agreement")
@@ -58,9 +57,10 @@ def _jobs(jobs: int | None) -> int:
 
 
 def run_tree(args: argparse.Namespace) -> int:
-    from asr_kd.alignment.train import TrainConfig, Trainer
+    from asr_kd.alignment.train import Trainer
+    from asr_kd.experiment import Experiment
 
-    config = TrainConfig(
+    config = AlignerTrainingConfig(
         num_senones=args.num_senones, mono_iters=args.mono_iters, mono_gaussians=args.mono_gaussians,
         tri_iters=args.tri_iters, tri_gaussians=args.tri_gaussians, min_leaf_frames=args.min_leaf_frames,
         interword_silence=not args.no_interword_silence,
@@ -69,25 +69,26 @@ def run_tree(args: argparse.Namespace) -> int:
     print(f"tree {args.subset}: {s['num_senones']} senones ({s['senones_without_frames']} without frames), "
           f"{s['num_gaussians']} Gaussians; {s['aligned']} utterances aligned, {s['skipped']} skipped; "
           f"{s['wall_seconds']:.0f} s wall, final pass {s['final_pass_x_realtime_per_core']:.0f}x real time per "
-          f"core -> {args.exp / 'tree'}")
+          f"core -> {Experiment(args.exp).tree_dir}")
     return 0
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from asr_kd.alignment.outputs import alignment_dir
     from asr_kd.alignment.priors import save_senone_counts
+    from asr_kd.experiment import SENONES_DIR, Experiment
     from asr_kd.utils.errors import AsrKdError
 
-    out = alignment_dir(args.exp, args.subset)
+    exp = Experiment(args.exp)
+    out = exp.ali_dir(args.subset)
     if args.import_kaldi is not None:
         from asr_kd.alignment.kaldi_io import import_pdf_alignments
 
         if args.num_pdfs is None:
             raise AsrKdError("--import-kaldi needs --num-pdfs (Kaldi: tree-info <tree> | grep num-pdfs)")
         kept, skipped, counts = import_pdf_alignments(args.import_kaldi, args.num_pdfs,
-                                                      args.exp / "feats" / args.subset, out)
+                                                      exp.feats_dir(args.subset), out)
         if args.set_priors:
-            save_senone_counts(args.exp / "tree", counts)
+            save_senone_counts(exp.tree_dir, counts)
         print(f"align {args.subset}: imported {kept} Kaldi alignments ({args.num_pdfs} pdfs), {len(skipped)} "
               f"skipped (see {out / 'skipped.tsv'}) -> {out}")
     elif not args.no_align:
@@ -106,8 +107,7 @@ def run_align(args: argparse.Namespace) -> int:
         print(format_report(report))
     if args.export_kaldi is not None:
         from asr_kd.alignment.kaldi_io import export_pdf_alignments
-        from asr_kd.alignment.outputs import SENONES_DIR
 
-        n = export_pdf_alignments(out / SENONES_DIR, args.export_kaldi)
+        n = export_pdf_alignments(exp.targets_dir(args.subset, SENONES_DIR), args.export_kaldi)
         print(f"align {args.subset}: exported {n} senone alignments -> {args.export_kaldi} (+ .scp)")
     return 0

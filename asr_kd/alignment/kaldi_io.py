@@ -18,7 +18,8 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from asr_kd.alignment.outputs import SENONES_DIR, SKIPPED_FILE, write_id_store, write_skipped
+from asr_kd.alignment.outputs import SKIPPED_FILE, write_id_store, write_skipped
+from asr_kd.experiment import SENONES_DIR
 from asr_kd.utils.array_store import ArrayStore
 from asr_kd.utils.atomic import atomic_path, replace_dir
 from asr_kd.utils.errors import AsrKdError

@@ -1,6 +1,4 @@
-"""Alignment outputs on disk (contract B).
-
-``<exp>/ali/<subset>/``::
+"""Alignment outputs on disk: ``<exp>/ali/<subset>/`` (:meth:`asr_kd.experiment.Experiment.ali_dir`)::
 
     senones/      ArrayStore, int32 (T,) senone id per feature frame, keyed by utterance id
     phones/       ArrayStore, int32 (T,) phone id (index of PHONES) per feature frame
@@ -21,20 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from asr_kd.alignment.aligner import FRAME_SHIFT_S, UttAlignment
+from asr_kd.experiment import PHONES_CTM, PHONES_DIR, SENONES_DIR
 from asr_kd.utils.array_store import ArrayStoreWriter
 from asr_kd.utils.atomic import replace_dir
 from asr_kd.utils.errors import AsrKdError
 
-SENONES_DIR = "senones"
-PHONES_DIR = "phones"
 SKIPPED_FILE = "skipped.tsv"
 WORDS_CTM = "words.ctm"
-PHONES_CTM = "phones.ctm"
 UTTS_PER_SHARD = 200
-
-
-def alignment_dir(exp_dir: str | os.PathLike, subset: str) -> Path:
-    return Path(exp_dir) / "ali" / subset
 
 
 def write_id_store(root: Path, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
@@ -56,8 +48,8 @@ def write_alignment_dir(out_dir: str | os.PathLike, alignments: dict[str, UttAli
     ids = sorted(alignments)
 
     def fill(tmp: Path) -> None:
-        write_id_store(tmp / SENONES_DIR, {u: alignments[u].senones for u in ids}, {**meta, "kind": "senones"})
-        write_id_store(tmp / PHONES_DIR, {u: alignments[u].phones for u in ids}, {**meta, "kind": "phones"})
+        write_id_store(tmp / SENONES_DIR, {u: alignments[u].senones for u in ids}, {**meta, "kind": SENONES_DIR})
+        write_id_store(tmp / PHONES_DIR, {u: alignments[u].phones for u in ids}, {**meta, "kind": PHONES_DIR})
         write_skipped(tmp / SKIPPED_FILE, skipped)
         _write_ctm(tmp / WORDS_CTM, ((u, alignments[u].words) for u in ids))
         _write_ctm(tmp / PHONES_CTM, ((u, alignments[u].phone_segments) for u in ids))

@@ -1,4 +1,4 @@
-"""Senone priors (contract A): frame counts of the final training alignment.
+"""Senone priors: frame counts of the final training alignment.
 
 ``<exp>/tree/senone_counts.npy`` holds int64 ``(num_senones,)`` counts; hybrid decoding divides
 DNN posteriors by the priors derived from them.
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from asr_kd.experiment import COUNTS_FILE
 from asr_kd.utils.atomic import write_with
 from asr_kd.utils.errors import AsrKdError
-
-COUNTS_FILE = "senone_counts.npy"
 
 
 def save_senone_counts(tree_dir: str | os.PathLike, counts: np.ndarray) -> None:

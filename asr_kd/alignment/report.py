@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asr_kd.alignment.outputs import PHONES_CTM, WORDS_CTM, read_ctm
+from asr_kd.alignment.outputs import WORDS_CTM, read_ctm
 from asr_kd.data.lexicon import SILENCE, SPOKEN_NOISE
+from asr_kd.experiment import PHONES_CTM
 from asr_kd.utils.errors import AsrKdError
 
 TOLERANCES_S = (0.02, 0.05)

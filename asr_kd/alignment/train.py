@@ -29,10 +29,11 @@ from asr_kd.alignment.aligner import ACOUSTIC_SCALE, AlignerModel, AlignmentRun,
 from asr_kd.alignment.cluster import build_tree, context_stats, estimate_forward_probs, tree_senones
 from asr_kd.alignment.feats import load_alignment_features
 from asr_kd.alignment.gmm import DiagGmms, single_threaded
-from asr_kd.alignment.outputs import alignment_dir, write_alignment_dir
+from asr_kd.alignment.outputs import write_alignment_dir
 from asr_kd.alignment.priors import save_senone_counts
 from asr_kd.alignment.tree import SenoneTree
-from asr_kd.data import load_lexicon, manifest_path, read_manifest
+from asr_kd.data import load_lexicon, read_manifest
+from asr_kd.experiment import Experiment
 from asr_kd.features.dataset import FeatureSet
 from asr_kd.models.loader import check_feature_settings
 from asr_kd.utils.atomic import write_json, write_with
@@ -40,14 +41,12 @@ from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
 
 log = get_logger("alignment")
-TREE_FILE = "tree.json"
-MODEL_FILE = "final_model.npz"
 #: Kaldi's variance floor: 1% of the global variance of the training features.
 VAR_FLOOR_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class AlignerTrainingConfig:
     """Training schedule; defaults fit Mini LibriSpeech (2-5 h) in a few minutes on 2 cores.
 
     ``num_senones``: 1000 for ~1M training frames keeps ~1000 frames per senone, enough for
@@ -77,8 +76,9 @@ class CorpusData:
 
 def load_corpus(exp_dir: str | os.PathLike, subset: str) -> CorpusData:
     """Features (``<exp>/feats/<subset>``) and transcripts (manifest) of a subset."""
-    utts = read_manifest(manifest_path(exp_dir, subset))
-    features = FeatureSet(Path(exp_dir) / "feats" / subset)
+    exp = Experiment(exp_dir)
+    utts = read_manifest(exp.manifest(subset))
+    features = FeatureSet(exp.feats_dir(subset))
     missing = [u.utt_id for u in utts if u.utt_id not in features.store]
     if missing:
         raise AsrKdError(f"{len(missing)} utterances of {subset} have no features in {features.dir}, "
@@ -134,20 +134,20 @@ def _labels(run: AlignmentRun, feats: dict[str, np.ndarray]) -> _Labels:
 class Trainer:
     """Runs the stages of the module docstring for one experiment and subset."""
 
-    def __init__(self, exp_dir: str | os.PathLike, subset: str, config: TrainConfig, jobs: int = 1,
+    def __init__(self, exp_dir: str | os.PathLike, subset: str, config: AlignerTrainingConfig, jobs: int = 1,
                  progress: bool = True) -> None:
         if config.mono_iters < 1 or config.tri_iters < 0:
             raise AsrKdError(f"need at least 1 monophone round and 0 triphone rounds, got {config.mono_iters} "
                              f"and {config.tri_iters}")
-        self.exp_dir = Path(exp_dir)
+        self.exp = Experiment(exp_dir)
         self.subset = subset
         self.config = config
         self.jobs = jobs
         self.progress = progress
-        self.tree_dir = self.exp_dir / "tree"
+        self.tree_dir = self.exp.tree_dir
         self.work = self.tree_dir / "work"
-        self.lexicon = load_lexicon(self.exp_dir / "lang" / "lexicon.txt")
-        self.data = load_corpus(self.exp_dir, subset)
+        self.lexicon = load_lexicon(self.exp.lexicon)
+        self.data = load_corpus(self.exp.root, subset)
         all_frames = np.concatenate(list(self.data.feats.values()))
         self.var_floor = VAR_FLOOR_FRACTION * all_frames.var(0)
         self.align_cpu = 0.0
@@ -228,8 +228,8 @@ class Trainer:
         mono_tree, mono_labels = self.mono()
         tree = self.triphone_tree(mono_tree, mono_labels)
         tree, gmms, final = self.triphones(tree, mono_labels)
-        tree.save(self.tree_dir / TREE_FILE)
-        gmms.save(self.tree_dir / MODEL_FILE, var_floor=self.var_floor,
+        tree.save(self.exp.tree_json)
+        gmms.save(self.exp.aligner_model, var_floor=self.var_floor,
                   acoustic_scale=np.array(self.config.acoustic_scale),
                   interword_silence=np.array(self.config.interword_silence),
                   feature_config=np.array(json.dumps(self.data.feature_config, sort_keys=True)))
@@ -237,8 +237,8 @@ class Trainer:
         for ali in final.alignments.values():
             counts += np.bincount(ali.senones, minlength=tree.num_senones)
         save_senone_counts(self.tree_dir, counts)
-        meta = {"num_senones": tree.num_senones, "tree": str(self.tree_dir / TREE_FILE), "subset": self.subset}
-        write_alignment_dir(alignment_dir(self.exp_dir, self.subset), final.alignments, final.skipped, meta)
+        meta = {"num_senones": tree.num_senones, "tree": str(self.exp.tree_json), "subset": self.subset}
+        write_alignment_dir(self.exp.ali_dir(self.subset), final.alignments, final.skipped, meta)
         summary = {
             "subset": self.subset,
             "config": asdict(self.config),
@@ -259,29 +259,29 @@ class Trainer:
 
 def load_aligner(exp_dir: str | os.PathLike) -> AlignerModel:
     """The final tree + GMMs of ``asr-kd tree`` with the lexicon of ``exp_dir``."""
-    tree_dir = Path(exp_dir) / "tree"
-    tree = SenoneTree.load(tree_dir / TREE_FILE)
-    gmms, extra = DiagGmms.load(tree_dir / MODEL_FILE)
+    exp = Experiment(exp_dir)
+    tree = SenoneTree.load(exp.tree_json)
+    gmms, extra = DiagGmms.load(exp.aligner_model)
     if gmms.num_senones != tree.num_senones:
-        raise AsrKdError(f"{tree_dir / MODEL_FILE} has {gmms.num_senones} senones but {tree_dir / TREE_FILE} "
+        raise AsrKdError(f"{exp.aligner_model} has {gmms.num_senones} senones but {exp.tree_json} "
                          f"has {tree.num_senones} (files from different runs)")
     feature_config = json.loads(str(extra["feature_config"])) if "feature_config" in extra else None
-    return AlignerModel(tree, gmms, load_lexicon(Path(exp_dir) / "lang" / "lexicon.txt"),
+    return AlignerModel(tree, gmms, load_lexicon(exp.lexicon),
                         float(extra.get("acoustic_scale", ACOUSTIC_SCALE)),
                         bool(extra.get("interword_silence", True)), feature_config)
 
 
 def align_subset(exp_dir: str | os.PathLike, subset: str, jobs: int = 1, progress: bool = True) -> dict:
     """Align ``subset`` with the trained models into ``<exp>/ali/<subset>``; returns a summary."""
+    exp = Experiment(exp_dir)
     model = load_aligner(exp_dir)
     data = load_corpus(exp_dir, subset)
-    check_feature_settings(f"the aligner ({Path(exp_dir) / 'tree' / MODEL_FILE})", model.feature_config,
-                           Path(exp_dir) / "feats" / subset, data.feature_config)
+    check_feature_settings(f"the aligner ({exp.aligner_model})", model.feature_config, exp.feats_dir(subset),
+                           data.feature_config)
     with single_threaded():
         run = align_corpus(model, data.feats, data.transcripts, jobs, f"align {subset}", progress)
-    meta = {"num_senones": model.tree.num_senones, "tree": str(Path(exp_dir) / "tree" / TREE_FILE),
-            "subset": subset}
-    out = alignment_dir(exp_dir, subset)
+    meta = {"num_senones": model.tree.num_senones, "tree": str(exp.tree_json), "subset": subset}
+    out = exp.ali_dir(subset)
     write_alignment_dir(out, run.alignments, run.skipped, meta)
     return {
         "subset": subset,

@@ -115,7 +115,7 @@ class SenoneTree:
         }
         return SenoneTree(self.trees, transitions)
 
-    # -- lookups (contract A) ----------------------------------------------------------------
+    # -- lookups (what alignment, decoding and export read of <exp>/tree/tree.json) -----------
 
     def num_states(self, phone: str) -> int:
         """Number of emitting states of ``phone``'s left-to-right HMM."""

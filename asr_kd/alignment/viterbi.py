@@ -1,4 +1,4 @@
-"""Batched Viterbi forced alignment over :class:`~asr_kd.alignment.graph.AlignGraph` s.
+"""Batched Viterbi forced alignment over :class:`~asr_kd.alignment.utterance_graph.AlignGraph` s.
 
 Several utterances are aligned together by placing their graphs side by side (block-diagonal:
 no arc crosses utterances), so that one frame step is a handful of numpy operations over the
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asr_kd.alignment.graph import AlignGraph
+from asr_kd.alignment.utterance_graph import AlignGraph
 
 
 @dataclass(frozen=True)

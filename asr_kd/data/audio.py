@@ -82,16 +82,6 @@ def read_audio(
     return samples[:, 0]
 
 
-def validate_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, frame_length_ms: float = 25.0) -> int:
-    """Decode a whole file with every check of :func:`read_audio`; return its length in samples.
-
-    Also refuses audio shorter than one analysis window of ``frame_length_ms`` (no feature frame).
-    """
-    samples = read_audio(path, sample_rate)
-    check_window(path, len(samples), frame_length_ms, sample_rate)
-    return len(samples)
-
-
 def check_window(path: str | os.PathLike, num_samples: int, frame_length_ms: float = 25.0,
                  sample_rate: int = SAMPLE_RATE) -> None:
     """Raise :class:`AsrKdError` naming ``path`` if its audio is shorter than one analysis window."""

@@ -7,10 +7,9 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from asr_kd.cli_options import options
 from asr_kd.data.lexicon import Lexicon
 from asr_kd.utils.atomic import atomic_open, write_json
-
-OOV_FILE = "oov_words.tsv"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,15 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "into one manifest <exp>/manifests/NAME.tsv (utterance ids must be unique across the parts), "
         "e.g. LibriSpeech 960 h: --subsets train-960=train-clean-100+train-clean-360+train-other-500 "
         "dev-clean; later stages then use the subset name train-960.",
+        parents=options("exp", "jobs"),
     )
     p.add_argument("--root", required=True, type=Path, help="LibriSpeech root (holds SPEAKERS.TXT)")
     p.add_argument("--subsets", required=True, nargs="+", metavar="SUBSET|NAME=PART+PART",
                    help="subset folder names, e.g. train-clean-5 dev-clean-2, or a named union of folders, "
                    "e.g. train-960=train-clean-100+train-clean-360+train-other-500")
-    p.add_argument("--exp", required=True, type=Path, help="experiment directory to write into")
     p.add_argument("--lexicon", type=Path, help="LibriSpeech-format lexicon (default: CMUdict)")
     p.add_argument("--skip-bad", action="store_true", help="skip and count bad utterances instead of failing")
-    p.add_argument("--jobs", type=int, default=None, help="processes decoding the audio (default: all cores)")
     p.set_defaults(func=run_prepare)
 
     s = subparsers.add_parser(
@@ -50,8 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from asr_kd.data import load_lexicon, manifest_path, oov_report, scan_union, summarize, write_manifest
+    from asr_kd.data import load_lexicon, oov_report, scan_union, summarize, write_manifest
     from asr_kd.data.librispeech import parse_subset_specs
+    from asr_kd.experiment import Experiment
+
+    exp = Experiment(args.exp)
 
     specs = parse_subset_specs(args.subsets)  # every entry checked before any scan
     jobs = args.jobs or os.cpu_count() or 1
@@ -66,7 +67,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     oov_counts = {subset: Counter(w for u in utts for w in u.words if lexicon.is_oov(w))
                   for subset, utts in all_utts.items()}
     for subset, utts in all_utts.items():
-        write_manifest(manifest_path(args.exp, subset), utts)
+        write_manifest(exp.manifest(subset), utts)
     summary = {}
     for subset, utts in all_utts.items():
         size = summarize(utts)
@@ -86,14 +87,13 @@ def run_prepare(args: argparse.Namespace) -> int:
             f"{subset}: {size}, {summary[subset]['speakers']} speakers, OOV {100 * oov.token_rate:.2f}% of tokens "
             f"({oov.oov_types}/{oov.types} types; {oov.spn_tokens} tokens -> SPN){skipped}"
         )
-    lang = Path(args.exp) / "lang"
-    lexicon.write(lang / "lexicon.txt")
-    write_oov_words(lang / OOV_FILE, oov_counts, lexicon)
-    write_json(Path(args.exp) / "manifests" / "summary.json", summary)
+    lexicon.write(exp.lexicon)
+    write_oov_words(exp.oov_words, oov_counts, lexicon)
+    write_json(exp.prepare_summary, summary)
     num_oov = len(set().union(*oov_counts.values()))
-    print(f"prepare: wrote {len(all_utts)} manifests to {Path(args.exp) / 'manifests'}, lexicon of "
-          f"{len(lexicon) + len(lexicon.oov_words)} words to {lang / 'lexicon.txt'}, {num_oov} OOV words to "
-          f"{lang / OOV_FILE}")
+    print(f"prepare: wrote {len(all_utts)} manifests to {exp.manifests_dir}, lexicon of "
+          f"{len(lexicon) + len(lexicon.oov_words)} words to {exp.lexicon}, {num_oov} OOV words to "
+          f"{exp.oov_words}")
     return 0
 
 

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,11 +193,6 @@ def scan_subset(
     report.num_utterances = len(result)
     report.hours = sum(u.duration_s for u in result) / 3600
     return result, report
-
-
-def speaker_gender_counts(utterances: list[Utterance]) -> Counter:
-    """Number of distinct speakers per gender."""
-    return Counter(g for _, g in {(u.speaker, u.gender) for u in utterances})
 
 
 def parse_subset_spec(spec: str) -> tuple[str, list[str]]:

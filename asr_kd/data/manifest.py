@@ -69,7 +69,3 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             )
     return utterances
 
-
-def manifest_path(exp_dir: str | os.PathLike, subset: str) -> Path:
-    """Where ``asr-kd prepare`` puts the manifest of ``subset`` under ``exp_dir``."""
-    return Path(exp_dir) / "manifests" / f"{subset}.tsv"

@@ -1,7 +1,7 @@
 """Stage 7, decoding: HCLG graphs (kaldifst), beam search (kaldi-decoder).
 
 (LMs: :mod:`asr_kd.lm`, ``asr-kd lm``.) ``asr-kd graph`` builds H o C o L o G from
-the senone tree (contract A), the lexicon and an ARPA file, ``asr-kd decode`` turns per-frame
+the senone tree (``<exp>/tree/tree.json``), the lexicon and an ARPA file, ``asr-kd decode`` turns per-frame
 senone scores into word hypotheses and ``asr-kd score`` computes WER (:mod:`asr_kd.scoring.wer`).
 """
 
@@ -14,11 +14,11 @@ from asr_kd.decoding.decoder import (
     lattice_best_path,
     scaled_log_likelihoods,
 )
-from asr_kd.decoding.graph import DecodingGraph, GraphOptions, build_graph, compile_hclg, load_graph, save_graph
+from asr_kd.decoding.hclg import DecodingGraph, GraphOptions, build_graph, compile_hclg, load_graph, save_graph
 from asr_kd.decoding.hmm_fst import SenoneTreeLike
 from asr_kd.decoding.nbest import Hypothesis, NBestLists, ScoringSetting, read_nbest, write_nbest
 from asr_kd.decoding.rescore import LmScorer, load_grammar, rescore
-from asr_kd.decoding.run import decode_store, hmm_log_likelihoods
+from asr_kd.decoding.store_decoding import decode_store, hmm_log_likelihoods
 
 __all__ = [
     "BestPath", "Decoder", "DecoderConfig", "DecodingGraph", "GraphOptions", "Hypothesis", "LmScorer", "NBestLists",

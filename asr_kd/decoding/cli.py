@@ -1,10 +1,14 @@
-"""``asr-kd graph``, ``asr-kd decode``, ``asr-kd score`` (``asr-kd lm``: :mod:`asr_kd.lm.cli`)."""
+"""``asr-kd graph``, ``asr-kd decode``, ``asr-kd rescore`` (``asr-kd lm``: :mod:`asr_kd.lm.cli`, ``asr-kd score``:
+:mod:`asr_kd.scoring.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from asr_kd.cli_options import add_field, options
+from asr_kd.decoding.decoder import DecoderConfig
+from asr_kd.decoding.hclg import GraphOptions
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -15,17 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compose H (HMMs of the senone tree) o C (triphone context) o L (lexicon, optional "
         "silence) o G (ARPA LM) into <graph-dir>/HCLG.fst. Reused when tree, lexicon, LM and options "
         "hash to the same key as the graph already there.",
+        parents=options("exp"),
     )
-    p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--arpa", required=True, type=Path, help="ARPA LM (plain or .gz)")
     p.add_argument("--tree", type=Path, default=None, help="default <exp>/tree/tree.json")
     p.add_argument("--lexicon", type=Path, default=None,
                    help="default: the lexicon `asr-kd lm` wrote next to the ARPA (<stem>.lexicon.txt, covering "
                         "the LM's words) when present, else <exp>/lang/lexicon.txt")
     p.add_argument("--graph-dir", type=Path, default=None, help="default <exp>/graph_<arpa name>")
-    p.add_argument("--silence-prob", type=float, default=0.5)
-    p.add_argument("--self-loop-scale", type=float, default=0.1,
-                   help="scale of HMM transition log-probs (Kaldi's; 0.1 pairs with --acoustic-scale 0.1)")
+    add_field(p, "--silence-prob", GraphOptions, help="optional-silence probability between words")
+    add_field(p, "--self-loop-scale", GraphOptions,
+              help="scale of HMM transition log-probs (Kaldi's; 0.1 pairs with --acoustic-scale 0.1)")
     p.set_defaults(func=run_graph)
 
     p = subparsers.add_parser(
@@ -37,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "LatticeFasterDecoder: beam, max-active, lattice beam) and "
         "<out>/nbest.jsonl.gz, the N best word sequences with graph, acoustic and prior costs apart, for "
         "`asr-kd score --nbest` (LM weight / insertion penalty / prior scale tuning) and `asr-kd rescore`.",
+        parents=options("utts", "prior_scale"),
     )
     p.add_argument("--graph-dir", required=True, type=Path)
     p.add_argument("--scores", required=True, type=Path, help="array store of (T, num_senones) per utterance")
@@ -45,14 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prior = p.add_mutually_exclusive_group()
     prior.add_argument("--tree-dir", type=Path, help="tree dir with senone_counts.npy for the priors")
     prior.add_argument("--log-priors", type=Path, help=".npy (num_senones,) log priors")
-    p.add_argument("--prior-scale", type=float, default=1.0)
-    p.add_argument("--acoustic-scale", type=float, default=0.1)
-    p.add_argument("--beam", type=float, default=13.0)
-    p.add_argument("--max-active", type=int, default=7000)
-    p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam (with --nbest)")
+    add_field(p, "--acoustic-scale", DecoderConfig, help="log-likelihood scale (LM weight = 1 / acoustic scale)")
+    add_field(p, "--beam", DecoderConfig, help="search beam")
+    add_field(p, "--max-active", DecoderConfig, help="most active states per frame")
+    add_field(p, "--lattice-beam", DecoderConfig, help="lattice pruning beam (with --nbest)")
     p.add_argument("--jobs", type=int, default=1,
                    help="decoding processes (they share the graph's memory; the output does not depend on it)")
-    p.add_argument("--utts", type=Path, default=None, help="decode only the utterance ids listed in this file")
     p.add_argument("--nbest", type=int, default=0, metavar="N",
                    help="lattice search; write the N best word sequences per utterance (e.g. 100)")
     p.add_argument("--nbest-beam", type=float, default=None,
@@ -77,36 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="rescored N-best file (.jsonl.gz)")
     p.set_defaults(func=run_rescore)
 
-    p = subparsers.add_parser(
-        "score",
-        help="word error rate of hypothesis files, or of N-best lists with Kaldi-style weight tuning",
-        description="WER (jiwer) of each hypothesis file against the references; writes <hyp>.wer.json "
-        "(overall + per utterance S/D/I) and <hyp>.per_utt.txt (Kaldi-style alignments) next to it. "
-        "With --nbest, the LM weight, word-insertion penalty and prior scale are swept over a grid (as "
-        "Kaldi's score.sh sweeps LMWT and WIP) and the setting is chosen on a tuning set (--tune REF NBEST: "
-        "other utterances, decoded with the same system), or on the scored set itself (--best-on-dev, "
-        "labelled so), or not at all (the search's own setting); the chosen values are stored with the WER "
-        "in <nbest stem>.<mode>.wer.json next to the hypotheses <nbest stem>.<mode>.txt.",
-    )
-    p.add_argument("--ref", required=True, type=Path, help="manifest .tsv or Kaldi text file")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--hyp", type=Path, nargs="+", help="hypothesis text files")
-    source.add_argument("--nbest", type=Path, help="nbest.jsonl.gz of the reported set (`asr-kd decode --nbest`)")
-    choice = p.add_mutually_exclusive_group()
-    choice.add_argument("--tune", nargs=2, type=Path, metavar=("REF", "NBEST"),
-                        help="choose the setting on this tuning set: the utterances with both a reference in REF "
-                        "and an N-best list in NBEST")
-    choice.add_argument("--best-on-dev", action="store_true",
-                        help="choose on the scored set itself (Kaldi RESULTS style; labelled 'best on dev')")
-    p.add_argument("--lm-weights", type=float, nargs="+", default=None, help="LMWT grid (default 7 .. 17)")
-    p.add_argument("--word-ins-penalties", type=float, nargs="+", default=None, help="WIP grid (default 0 0.5 1)")
-    p.add_argument("--prior-scales", type=float, nargs="+", default=None,
-                   help="prior-scale grid (default: the decode's own prior scale only)")
-    p.add_argument("--utts", type=Path, default=None,
-                   help="score only the utterance ids listed in this file (with --nbest)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output prefix with --nbest (default <nbest stem>.<untuned|tuned|best_on_dev>)")
-    p.set_defaults(func=run_score)
 
 
 def run_graph(args: argparse.Namespace) -> int:
@@ -114,12 +87,13 @@ def run_graph(args: argparse.Namespace) -> int:
     import time
 
     from asr_kd.alignment import SenoneTree
-    from asr_kd.decoding.graph import INFO_FILE, GraphOptions, build_graph
+    from asr_kd.decoding.hclg import INFO_FILE, build_graph
+    from asr_kd.experiment import Experiment
 
-    tree_path = args.tree or Path(args.exp) / "tree" / "tree.json"
+    tree_path = args.tree or Experiment(args.exp).tree_json
     lexicon = args.lexicon or default_lexicon(args.arpa, args.exp)
     name = args.arpa.name.removesuffix(".gz").removesuffix(".arpa")
-    graph_dir = args.graph_dir or Path(args.exp) / f"graph_{name}"
+    graph_dir = args.graph_dir or Experiment(args.exp).graph_dir(name)
     t0 = time.perf_counter()
     _, reused = build_graph(SenoneTree.load(tree_path), tree_path, lexicon, args.arpa, graph_dir,
                             GraphOptions(silence_prob=args.silence_prob, self_loop_scale=args.self_loop_scale))
@@ -132,10 +106,11 @@ def run_graph(args: argparse.Namespace) -> int:
 
 def default_lexicon(arpa: Path, exp: Path) -> Path:
     """The lexicon ``asr-kd lm`` wrote for ``arpa`` if there is one, else the experiment's."""
+    from asr_kd.experiment import Experiment
     from asr_kd.lm.build import side_files
 
     covering = side_files(arpa).lexicon
-    return covering if covering.exists() else Path(exp) / "lang" / "lexicon.txt"
+    return covering if covering.exists() else Experiment(exp).lexicon
 
 
 def _log_priors(args: argparse.Namespace):
@@ -153,9 +128,8 @@ def _log_priors(args: argparse.Namespace):
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from asr_kd.decoding.decoder import DecoderConfig
-    from asr_kd.decoding.graph import load_graph
-    from asr_kd.decoding.run import decode_store
+    from asr_kd.decoding.hclg import load_graph
+    from asr_kd.decoding.store_decoding import decode_store
 
     if args.nbest < 0:
         raise AsrKdError(f"--nbest must be >= 0, got {args.nbest}")
@@ -179,7 +153,7 @@ def run_decode(args: argparse.Namespace) -> int:
 def run_rescore(args: argparse.Namespace) -> int:
     import time
 
-    from asr_kd.decoding.graph import file_sha256, load_graph
+    from asr_kd.decoding.hclg import file_sha256, load_graph
     from asr_kd.decoding.nbest import read_nbest, write_nbest
     from asr_kd.decoding.rescore import load_grammar, rescore
 
@@ -199,75 +173,4 @@ def run_rescore(args: argparse.Namespace) -> int:
     print(f"rescore: {len(lists.utterances)} utterances, {counts['hypotheses']} hypotheses "
           f"({counts['dropped']} not in the new LM, {counts['utterances_emptied']} utterances left empty); "
           f"G ready in {t1 - t0:.1f} s, rescoring {time.perf_counter() - t1:.1f} s -> {args.out}")
-    return 0
-
-
-def run_score(args: argparse.Namespace) -> int:
-    from asr_kd.scoring.wer import read_references, read_text, score
-
-    refs = read_references(args.ref)
-    if args.nbest is not None:
-        return _score_nbest(args, refs)
-    if args.tune or args.best_on_dev or args.utts or args.out:
-        raise AsrKdError("--tune, --best-on-dev, --utts and --out go with --nbest, not --hyp")
-    results = []
-    for hyp_path in args.hyp:
-        stem = hyp_path.with_suffix("")
-        s = score(refs, read_text(hyp_path), f"{stem}.wer.json", f"{stem}.per_utt.txt")
-        results.append((s.wer, hyp_path))
-        print(f"score: {hyp_path}: %WER {100 * s.wer:.2f} [ {s.substitutions + s.deletions + s.insertions} / "
-              f"{s.ref_words}, {s.insertions} ins, {s.deletions} del, {s.substitutions} sub ] "
-              f"{s.utterances} utterances, {s.missing_hypotheses} without hypothesis")
-    if len(results) > 1:
-        best_wer, best = min(results)
-        print(f"score: best %WER {100 * best_wer:.2f} from {best}")
-    return 0
-
-
-def _score_nbest(args: argparse.Namespace, refs: dict[str, str]) -> int:
-    from asr_kd.decoding.nbest import NBestLists, read_nbest
-    from asr_kd.scoring import tuning
-    from asr_kd.scoring.wer import read_references, score, write_text
-
-    lists = read_nbest(args.nbest)
-    if args.utts is not None:
-        keep = set(args.utts.read_text().split())
-        refs = {u: t for u, t in refs.items() if u in keep}
-        lists = NBestLists(lists.header, {u: h for u, h in lists.utterances.items() if u in keep})
-    tuning.check_coverage(refs, lists, str(args.nbest))
-    settings = tuning.grid(args.lm_weights or tuning.DEFAULT_LM_WEIGHTS,
-                           args.word_ins_penalties or tuning.DEFAULT_WORD_INS_PENALTIES,
-                           args.prior_scales or [lists.decode_prior_scale])
-    if args.tune:
-        mode, label = tuning.TUNED, "tuned"
-        tune_refs, tune_lists = read_references(args.tune[0]), read_nbest(args.tune[1])
-        # the tuning set: utterances with both a reference and an N-best list (either file may hold more)
-        common = set(tune_refs) & set(tune_lists.utterances)
-        if not common:
-            raise AsrKdError(f"{args.tune[1]}: no N-best list has a reference in {args.tune[0]}")
-        tune_refs = {u: t for u, t in tune_refs.items() if u in common}
-        tune_lists = NBestLists(tune_lists.header, {u: h for u, h in tune_lists.utterances.items() if u in common})
-        chosen_on = f"{args.tune[1]} ({len(common)} utterances)"
-        overlap = common & set(refs)
-        if overlap:
-            raise AsrKdError(f"tuning set and scored set share {len(overlap)} utterances, e.g. {sorted(overlap)[:3]}: "
-                             "tune on other utterances, or say --best-on-dev")
-        results = tuning.sweep(tune_refs, tune_lists, settings)
-    elif args.best_on_dev:
-        mode, label, chosen_on = tuning.BEST_ON_DEV, "best_on_dev", str(args.nbest)
-        results = tuning.sweep(refs, lists, settings)
-    else:
-        mode, label, chosen_on = tuning.UNTUNED, "untuned", None
-        results = tuning.sweep(refs, lists, [lists.search_setting()])
-    chosen = tuning.choose(results)
-    prefix = str(args.out) if args.out else f"{str(args.nbest).removesuffix('.gz').removesuffix('.jsonl')}.{label}"
-    hyps = lists.best(chosen.setting)
-    write_text(f"{prefix}.txt", hyps)
-    block = tuning.describe(mode, chosen, chosen_on, results)
-    s = score(refs, hyps, f"{prefix}.wer.json", f"{prefix}.per_utt.txt", extra={"scoring": block})
-    setting = ", ".join(f"{k} {v:g}" for k, v in chosen.setting.as_dict().items())
-    where = f" (chosen on {chosen_on}: %WER {100 * chosen.summary.wer:.2f})" if chosen_on else ""
-    print(f"score: {args.nbest} [{mode}] {setting}{where}: %WER {100 * s.wer:.2f} "
-          f"[ {s.substitutions + s.deletions + s.insertions} / {s.ref_words}, {s.insertions} ins, {s.deletions} del, "
-          f"{s.substitutions} sub ] {s.utterances} utterances -> {prefix}.wer.json")
     return 0

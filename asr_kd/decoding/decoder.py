@@ -17,7 +17,7 @@ Two searches, both with Kaldi's beam, max-active and min-active:
   against).
 
 A search that finds no path raises :class:`NoPathError` (an :class:`AsrKdError`), which
-:func:`asr_kd.decoding.run.decode_store` counts as a failed utterance instead of stopping.
+:func:`asr_kd.decoding.store_decoding.decode_store` counts as a failed utterance instead of stopping.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import kaldifst
 import numpy as np
 
 from asr_kd.decoding import lattice_search
-from asr_kd.decoding.graph import DecodingGraph
-from asr_kd.decoding.lattice import RawLattice, cheapest_path, nbest, prune_word_graph, word_graph
+from asr_kd.decoding.hclg import DecodingGraph
+from asr_kd.decoding.lattice import NoPathError, RawLattice, cheapest_path, nbest, prune_word_graph, word_graph
 from asr_kd.decoding.lattice import lattice_best_path as raw_best_path
 from asr_kd.decoding.nbest import Hypothesis, ScoringSetting, setting_cost
 from asr_kd.utils.errors import AsrKdError
@@ -67,8 +67,6 @@ class DecoderConfig:
                                             beam_delta=self.beam_delta)
 
 
-class NoPathError(AsrKdError):
-    """The search kept no path to the end of the utterance (beam too small, or a graph/score mismatch)."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +208,7 @@ class Decoder:
         """
         try:
             graph = word_graph(lattice.lattice, log_priors, self.config.nbest_beam)
-        except AsrKdError as err:
+        except NoPathError as err:
             raise NoPathError(f"{utt_id}: {err}") from None
         graph = prune_word_graph(graph, self.config.nbest_beam)
         scale = lattice.acoustic_scale
@@ -242,9 +240,6 @@ def lattice_best_path(lattice: SearchLattice, lm_weight: float, words: Sequence[
     The lattice's acoustic costs were scaled by ``lattice.acoustic_scale`` during search; the
     rescored cost is ``lm_weight * graph_cost + acoustic_cost / acoustic_scale``.
     """
-    try:
-        path = raw_best_path(lattice.lattice, lm_weight, 1.0 / lattice.acoustic_scale)
-    except AsrKdError as err:
-        raise NoPathError(str(err)) from None
+    path = raw_best_path(lattice.lattice, lm_weight, 1.0 / lattice.acoustic_scale)  # NoPathError: none complete
     cost = lm_weight * path.graph + path.acoustic / lattice.acoustic_scale
     return BestPath(tuple(words[w] for w in path.word_ids), cost, lattice.reached_final)

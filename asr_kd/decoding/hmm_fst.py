@@ -29,7 +29,7 @@ from asr_kd.utils.errors import AsrKdError
 
 
 class SenoneTreeLike(Protocol):
-    """What decoding uses of the senone tree (contract A, ``asr_kd.alignment.SenoneTree``)."""
+    """What decoding uses of the senone tree (``asr_kd.alignment.SenoneTree``, ``<exp>/tree/tree.json``)."""
 
     phones: tuple[str, ...]
     silence_phones: frozenset[str]

@@ -50,6 +50,14 @@ from asr_kd.decoding.fst_arrays import FstArrays, arrays_to_fst
 from asr_kd.utils.errors import AsrKdError
 
 
+class NoPathError(AsrKdError):
+    """The search kept no path to the end of the utterance (beam too small, or a graph/score mismatch).
+
+    A typed error, so that :func:`asr_kd.decoding.store_decoding.decode_store` counts such an
+    utterance as failed without reading message text, while any other error stops decoding.
+    """
+
+
 @dataclass(frozen=True)
 class RawLattice:
     """A raw state-level lattice in canonical order (see :func:`raw_lattice`); arcs sorted by source.
@@ -460,7 +468,7 @@ def word_graph(lat: RawLattice, log_priors: np.ndarray | None = None, beam: floa
             ``None`` keeps everything.
 
     Raises:
-        AsrKdError: the lattice has no complete path.
+        NoPathError: the lattice has no complete path.
     """
     arc_costs = np.zeros((lat.num_arcs, 3))
     arc_costs[:, 0], arc_costs[:, 1] = lat.graph, lat.acoustic
@@ -474,7 +482,7 @@ def word_graph(lat: RawLattice, log_priors: np.ndarray | None = None, beam: floa
     alpha, _ = _forward(lat.start, lat.arc_start, lat.dst, cost, lat.frame_start, lat.cyclic_frames)
     beta = _backward(lat.arc_start, lat.dst, cost, final, lat.frame_start, lat.cyclic_frames)
     if not np.isfinite(beta[lat.start]):
-        raise AsrKdError("lattice has no complete path (no final state after the last frame)")
+        raise NoPathError("lattice has no complete path (no final state after the last frame)")
     limit = float(beta[lat.start]) + (np.inf if beam is None else beam + 1e-6)
     final_costs[~np.isfinite(final), 0] = np.inf
     anchor, arc, costs, end_anchor, end_costs = _segments(
@@ -664,7 +672,7 @@ def lattice_best_path(lat: RawLattice, graph_scale: float = 1.0, acoustic_scale:
     are the path's own, unscaled sums.)
 
     Raises:
-        AsrKdError: the lattice has no complete path.
+        NoPathError: the lattice has no complete path.
     """
     cost = graph_scale * lat.graph + acoustic_scale * lat.acoustic
     best, back = _forward(lat.start, lat.arc_start, lat.dst, cost, lat.frame_start, lat.cyclic_frames)
@@ -672,7 +680,7 @@ def lattice_best_path(lat: RawLattice, graph_scale: float = 1.0, acoustic_scale:
     total[lat.state_frame != lat.num_frames] = np.inf
     end = int(np.argmin(total))
     if not np.isfinite(total[end]):
-        raise AsrKdError("lattice has no complete path (no final state after the last frame)")
+        raise NoPathError("lattice has no complete path (no final state after the last frame)")
     path = []
     state = end
     while state != lat.start:

@@ -47,11 +47,6 @@ class LexiconGraph:
     words: tuple[str, ...]
     phone_disambig: tuple[int, ...]
 
-    @property
-    def word_backoff(self) -> int:
-        """Word id of ``#0``."""
-        return self.words.index(BACKOFF)
-
     def word_table_text(self) -> str:
         """The word table in OpenFst/Kaldi text format (``word id`` per line)."""
         return word_table_text(self.words)

@@ -27,7 +27,7 @@ import numpy as np
 
 from asr_kd.decoding.fst_arrays import arrays_to_fst, fst_to_arrays
 from asr_kd.decoding.grammar import make_grammar_fst
-from asr_kd.decoding.graph import file_sha256
+from asr_kd.decoding.hclg import file_sha256
 from asr_kd.decoding.lexicon_fst import word_table_text
 from asr_kd.decoding.nbest import Hypothesis, NBestLists, hypothesis_cost
 from asr_kd.utils.atomic import write_json, write_with

@@ -16,13 +16,13 @@ from asr_kd.distillation.loss import (
     hard_cross_entropy,
     soft_cross_entropy,
 )
-from asr_kd.distillation.objective import (
+from asr_kd.distillation.soft_targets import TopKTargets, ensemble_soft_targets, soft_targets, top_k_targets
+from asr_kd.distillation.teacher_objectives import (
     DistillationObjective,
     OnlineObjectiveFactory,
     OnlineTeacherObjective,
     StoreObjectiveFactory,
 )
-from asr_kd.distillation.soft_targets import TopKTargets, ensemble_soft_targets, soft_targets, top_k_targets
 from asr_kd.distillation.teacher_store import (
     TeacherStore,
     TeacherStoreConfig,

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from asr_kd.cli_options import options
+from asr_kd.distillation.loss import DEFAULT_TOPK_POLICY, TOPK_POLICIES
 from asr_kd.distillation.teacher_store import DEFAULT_FIT_FRAMES, STORE_KINDS
 from asr_kd.training.config import add_train_arguments
 
@@ -35,11 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "placeholders when several are written. Several processes (one per GPU) fill the same stores under "
         "torchrun: torchrun --nproc_per_node N -m asr_kd.cli distill dump-teacher ... --device cuda (process r "
         "writes shards r, r + N, ...).",
+        parents=options("teacher", "exp", "subset", "combine", "utts", "utts_per_shard", "device", "max_frames"),
     )
-    p.add_argument("--teacher", nargs="+", required=True, type=Path,
-                   help="model file, ensemble JSON, or several model files (combined as an ensemble)")
-    p.add_argument("--exp", required=True, type=Path)
-    p.add_argument("--subset", required=True, help="feature subset under <exp>/feats/")
     p.add_argument("--out", required=True,
                    help="store directory; may contain {T}, {k} and {r}, e.g. exp/teacher/T{T}_k{k}")
     p.add_argument("--temperature", type=float, nargs="+", required=True,
@@ -57,12 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="lowrank: T of the stored log-probabilities (default 1: exact for one model at every T)")
     p.add_argument("--fit-frames", type=int, default=DEFAULT_FIT_FRAMES,
                    help=f"lowrank: training frames the PCA basis is fitted on (default {DEFAULT_FIT_FRAMES})")
-    p.add_argument("--combine", default=None, help="mean_prob (paper), mean_logits or geometric "
-                   "(default: the ensemble JSON's, else mean_prob)")
-    p.add_argument("--utts", type=Path, help="dump only the utterance ids listed in this file")
-    p.add_argument("--utts-per-shard", type=int, default=100)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-frames", type=int, default=10000, help="padded frames per teacher batch")
     p.set_defaults(func=run_dump_teacher)
 
     p = commands.add_parser(
@@ -72,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "student_T) + (1 - alpha) * CE(hard, student_1), with soft targets from a teacher store "
         "(--store) or from a teacher run on every batch (--online-teacher). Settings go to "
         "<out_dir>/distillation.json.",
+        parents=options("combine"),
     )
     add_train_arguments(p)
     source = p.add_mutually_exclusive_group(required=True)
@@ -83,10 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=1.0,
                    help="weight of the soft term (1 = soft targets only); the paper's 'relative weight w on the "
                    "hard-target cross-entropy' is alpha = 1 / (1 + w): 2/3 for its w = 0.5")
-    p.add_argument("--topk-policy", choices=("renormalise", "tail"), default="renormalise",
+    p.add_argument("--topk-policy", choices=TOPK_POLICIES, default=DEFAULT_TOPK_POLICY,
                    help="top-k targets: renormalise the top-k (default) or spread the tail mass uniformly "
                    "(see asr_kd/distillation/loss.py)")
-    p.add_argument("--combine", default="mean_prob", help="online teacher ensemble combination")
     p.add_argument("--online-top-k", type=int, default=None, help="online teacher: keep only its top-k")
     p.set_defaults(func=run_train)
 
@@ -103,18 +96,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "KL(dense || store), KL(store || dense), kept mass = sum min(p, q), the teacher's mass on the exactly kept "
         "senones; plus bytes/frame and %% of dense fp16, and the teacher's own re-tempering floor "
         "KL(p_T || softmax(log p_1 / T)). Prints a markdown table; --out writes the JSON.",
+        parents=options("teacher", "exp", "subset", "temperatures", "device", "max_frames"),
     )
-    p.add_argument("--teacher", nargs="+", required=True, type=Path, help="the teacher the stores were dumped from")
-    p.add_argument("--exp", required=True, type=Path)
-    p.add_argument("--subset", required=True, help="the feature subset the stores hold")
     p.add_argument("--store", nargs="+", required=True, type=Path, metavar="DIR", help="teacher stores to measure")
-    p.add_argument("--temperature", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0],
-                   help="measure at these T (each store at those it serves)")
-    p.add_argument("--topk-policy", nargs="+", choices=("renormalise", "tail"), default=["renormalise"],
+    p.add_argument("--topk-policy", nargs="+", choices=TOPK_POLICIES, default=[DEFAULT_TOPK_POLICY],
                    help="how top-k stores are read (one row per policy)")
     p.add_argument("--max-utts", type=int, default=40, help="first N utterances (sorted ids) the stores share")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-frames", type=int, default=10000, help="padded frames per teacher batch")
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.set_defaults(func=run_fidelity)
 
@@ -123,15 +110,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mean probability mass kept by top-k soft targets of a teacher at several temperatures",
         description="Runs the teacher over (part of) a feature subset and prints, for each T and k, the mean "
         "per-frame probability mass of the k most probable senones, plus the store size of each k.",
+        parents=options("teacher", "exp", "subset", "temperatures", "combine", "device"),
     )
-    p.add_argument("--teacher", nargs="+", required=True, type=Path)
-    p.add_argument("--exp", required=True, type=Path)
-    p.add_argument("--subset", required=True)
-    p.add_argument("--temperature", nargs="+", type=float, default=[1.0, 2.0, 5.0, 10.0])
     p.add_argument("--top-k", nargs="+", type=int, default=list(DEFAULT_KS), metavar="K")
-    p.add_argument("--combine", default=None)
     p.add_argument("--max-utts", type=int, default=50, help="first N utterances (sorted ids)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.set_defaults(func=run_topk_mass)
 
@@ -142,10 +124,11 @@ def load_teacher(paths: list[Path], combine: str | None, device: str, exp: Path,
     Model files or one ensemble JSON (one model = 1 member); only the members and ``combine``
     are used: temperatures are applied per store.
     """
+    from asr_kd.experiment import Experiment
     from asr_kd.models import load_model
 
     teacher = load_model(paths, device, combine=combine, ensemble=True)
-    return teacher, teacher.open_features(exp / "feats" / subset)
+    return teacher, teacher.open_features(Experiment(exp).feats_dir(subset))
 
 
 def _top_k(text: str) -> int | None:
@@ -225,7 +208,8 @@ def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
         dense = bytes_per_frame(store.config.num_senones, None)
         served = ", ".join(f"{t:g}" for t in store.config.served_temperatures)
         procs = f", {ddp.world_size} processes" if ddp.world_size > 1 else ""
-        print(f"dump-teacher {args.subset}: {s.utterances} utterances, {store.total_rows()} frames "
+        # counted after the barrier: s.utterances is what the store held when this process finished
+        print(f"dump-teacher {args.subset}: {len(store)} utterances, {store.total_rows()} frames "
               f"({written} shards written, {skipped} already done, {s.wall_seconds:.1f} s{procs}) -> "
               f"{root}: {store.config.kind} at T = {served}, {s.store_bytes / 1e6:.2f} MB, "
               f"{store.measured_bytes_per_frame():.1f} bytes/frame = {store.measured_bytes_per_frame() / dense:.2%} "
@@ -234,7 +218,7 @@ def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from asr_kd.distillation.objective import OnlineObjectiveFactory, StoreObjectiveFactory
+    from asr_kd.distillation.teacher_objectives import OnlineObjectiveFactory, StoreObjectiveFactory
     from asr_kd.training.config import load_config
     from asr_kd.training.trainer import run, summary_line
     from asr_kd.utils.atomic import write_json
@@ -245,10 +229,13 @@ def run_train(args: argparse.Namespace) -> int:
         make_objective = StoreObjectiveFactory(args.store, args.temperature, args.alpha, args.topk_policy)
         teacher = {"store": str(args.store)}
     else:
-        make_objective = OnlineObjectiveFactory(args.online_teacher, args.temperature, args.alpha, args.combine,
+        from asr_kd.models.ensemble import DEFAULT_COMBINE
+
+        combine = args.combine or DEFAULT_COMBINE  # the members of all teachers form one ensemble
+        make_objective = OnlineObjectiveFactory(args.online_teacher, args.temperature, args.alpha, combine,
                                                 args.topk_policy, args.online_top_k, config.data.cmvn_mode,
-                                                config.data.feats_dir(config.data.train_subset))
-        teacher = {"online_teacher": [str(p) for p in args.online_teacher], "combine": args.combine,
+                                                config.data.feats_dir(config.data.check_train_subset()))
+        teacher = {"online_teacher": [str(p) for p in args.online_teacher], "combine": combine,
                    "online_top_k": args.online_top_k}
     settings = {"temperature": args.temperature, "alpha": args.alpha, "topk_policy": args.topk_policy, **teacher}
     # The trainer checks its own config on --resume; the distillation settings are checked here

@@ -34,7 +34,6 @@ from asr_kd.features.dataset import FeatureSet
 
 #: smallest positive float16 (subnormal): targets below it cannot be stored in fp16 at all
 FP16_TINY = 2.0**-24
-METRICS = ("kl_dense_store", "kl_store_dense", "kept_mass", "top_k_mass")
 
 
 def effective_log_targets(targets: torch.Tensor | TopKTargets | LowRankTargets, temperature: float,

@@ -9,7 +9,7 @@ Layout of ``DIR``::
     model.torchscript.pt    TorchScript (``torch.jit.load``), same forward signature
     model.onnx              ONNX, inputs feats (B, T, D) float32 + lengths (B,) int64,
                             output logits (B, T, S); batch and time axes dynamic
-    tree.json               senone tree + HMM topology (contract A)            } only with
+    tree.json               senone tree + HMM topology (<exp>/tree/)           } only with
     senone_counts.npy       int64 (S,) training frame counts                   } --tree-dir
     senone_log_priors.npy   float32 (S,) log priors for pseudo log-likelihoods }
 
@@ -41,9 +41,11 @@ import torch
 import yaml
 from torch import nn
 
+from asr_kd.experiment import COUNTS_FILE, TREE_FILE, Experiment
 from asr_kd.export.onnx import INPUT_NAMES, OPSET, OUTPUT_NAME, export_onnx, onnx_max_abs_diff, onnx_session
 from asr_kd.export.torchscript import export_torchscript, load_torchscript
 from asr_kd.features.cmvn import Cmvn, CmvnStats
+from asr_kd.features.extract import CMVN_FILE
 from asr_kd.features.fbank import FbankConfig
 from asr_kd.utils.atomic import replace_dir, write_json
 from asr_kd.utils.checksum import file_sha256
@@ -54,8 +56,6 @@ BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "model.pt"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 ONNX_FILE = "model.onnx"
-TREE_FILE = "tree.json"
-COUNTS_FILE = "senone_counts.npy"
 PRIORS_FILE = "senone_log_priors.npy"
 #: Largest |ONNX - PyTorch| logit difference accepted at export time.
 ONNX_TOLERANCE = 1e-3
@@ -155,7 +155,10 @@ def training_cmvn_file(model_path: str | os.PathLike) -> Path:
         raise AsrKdError(f"{config_path} does not exist: pass the training CMVN statistics with --cmvn "
                          "(<exp>/feats/<train subset>/cmvn.npz or that feature directory)")
     data = (yaml.safe_load(config_path.read_text()) or {}).get("data", {})
-    path = Path(data.get("exp", "exp")) / "feats" / data.get("train_subset", "train-clean-5") / "cmvn.npz"
+    if not data.get("exp") or not data.get("train_subset"):
+        raise AsrKdError(f"{config_path} names no data.exp / data.train_subset: pass the training CMVN statistics "
+                         "with --cmvn")
+    path = Experiment(data["exp"]).feats_dir(data["train_subset"]) / CMVN_FILE
     if not path.exists():  # a relative exp path in config.yaml is relative to where training ran
         raise AsrKdError(f"{path} (the training CMVN statistics named by {config_path}) does not exist here: "
                          "pass them with --cmvn")
@@ -165,7 +168,7 @@ def training_cmvn_file(model_path: str | os.PathLike) -> Path:
 def global_cmvn(source: str | os.PathLike) -> CmvnStats:
     """Global statistics of a ``cmvn.npz`` file or of a feature directory holding one."""
     path = Path(source)
-    return Cmvn.load(path / "cmvn.npz" if path.is_dir() else path).global_stats
+    return Cmvn.load(path / CMVN_FILE if path.is_dir() else path).global_stats
 
 
 def write_bundle(model_path: str | os.PathLike, out_dir: str | os.PathLike, tree_dir: str | os.PathLike | None = None,
@@ -179,7 +182,7 @@ def write_bundle(model_path: str | os.PathLike, out_dir: str | os.PathLike, tree
     bundle (and an existing bundle at ``out_dir`` untouched).
 
     Args:
-        model_path: an asr_kd model file (contract D).
+        model_path: an asr_kd model file (:mod:`asr_kd.models.io`).
         out_dir: the folder to write; an existing one is replaced only if it is an export folder.
         tree_dir: ``<exp>/tree`` with ``tree.json`` and ``senone_counts.npy`` (copied; priors derived).
         cmvn_source: training ``cmvn.npz`` or feature dir; default: found through the

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from asr_kd.cli_options import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -31,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a model over every utterance of a feature set (an asr_kd feature dir or a Kaldi "
         "feats.scp/ark) and write (T, num_senones) float matrices for Kaldi tools. With --loglikes the "
         "senone log priors are subtracted (input for latgen-faster-mapped).",
+        parents=options("prior_scale", "device"),
     )
     k.add_argument("--model", required=True, type=Path, help="bundle folder from `asr-kd export`, or a model file")
     k.add_argument("--feats", required=True, type=Path, help="asr_kd feature dir, or Kaldi feats.scp / .ark")
@@ -40,8 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--scp", type=Path, help="output scp (default: the ark path with .scp)")
     k.add_argument("--loglikes", action="store_true", help="subtract prior_scale * log priors (needs priors)")
     k.add_argument("--tree-dir", type=Path, help="<exp>/tree for the priors (default: the bundle's)")
-    k.add_argument("--prior-scale", type=float, default=1.0)
-    k.add_argument("--device", default="cpu")
     k.set_defaults(func=run_kaldi_ark)
 
 

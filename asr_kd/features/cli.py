@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from asr_kd.cli_options import add_field, options
+from asr_kd.features.fbank import FbankConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,24 +15,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compute Kaldi-compatible log-mel filterbanks (25 ms window, 10 ms shift) for every "
         "utterance of <exp>/manifests/<subset>.tsv into <exp>/feats/<subset>/ (sharded, memory-mapped, "
         "resumable: finished shards are skipped), plus per-speaker CMVN statistics.",
+        parents=options("exp", "jobs", "utts_per_shard"),
     )
-    p.add_argument("--exp", required=True, type=Path, help="experiment directory (holds manifests/)")
     p.add_argument("--subsets", required=True, nargs="+")
-    p.add_argument("--num-mel-bins", type=int, default=40)
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--utts-per-shard", type=int, default=100)
+    add_field(p, "--num-mel-bins", FbankConfig, help="mel filterbank channels (feature dimension)")
     p.set_defaults(func=run_features)
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
+    from asr_kd.experiment import Experiment
     from asr_kd.features.extract import extract_features
-    from asr_kd.features.fbank import FbankConfig
 
     config = FbankConfig(num_mel_bins=args.num_mel_bins)
     for subset in args.subsets:
-        utts = read_manifest(manifest_path(args.exp, subset))
-        out = Path(args.exp) / "feats" / subset
+        utts = read_manifest(Experiment(args.exp).manifest(subset))
+        out = Experiment(args.exp).feats_dir(subset)
         s = extract_features(utts, out, config, num_workers=args.jobs, utts_per_shard=args.utts_per_shard)
         redone = f", {s.shards_redone} of them redone: audio changed" if s.shards_redone else ""
         print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from asr_kd.cli_options import options
 from asr_kd.utils.errors import AsrKdError
 
 SOURCES = ("train", "pocketsphinx-en-us", "arpa")
@@ -22,10 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "relative-entropy pruning (SRILM's -prune). Writes OUT (ARPA), OUT's stem + .lexicon.txt (pronunciations "
         "of every LM word: the experiment lexicon, CMUdict, pocketsphinx's dictionary, the possessive rule), "
         ".no_pron.txt (LM words left without one) and .json (counts, normalisation check, evaluation).",
+        parents=options("exp"),
     )
-    p.add_argument("--exp", required=True, type=Path)
     p.add_argument("--source", choices=SOURCES, default="train")
-    p.add_argument("--subset", default="train-clean-5", help="training transcripts (--source train)")
+    p.add_argument("--subset", default=None,
+                   help="training subset whose transcripts to train on (required with --source train)")
     p.add_argument("--exclude-utts", type=Path, default=None,
                    help="file of utterance ids (first field per line) to leave out of the training text, "
                         "e.g. a held-out validation split (--source train)")
@@ -64,11 +66,12 @@ def _default_name(args: argparse.Namespace, order: int) -> str:
 
 
 def _train_text(args: argparse.Namespace) -> list[str]:
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
+    from asr_kd.experiment import Experiment
 
     if args.subset.startswith(("dev", "test")):
         raise AsrKdError(f"refusing to train an LM on {args.subset}: use training transcripts only")
-    utts = read_manifest(manifest_path(args.exp, args.subset))
+    utts = read_manifest(Experiment(args.exp).manifest(args.subset))
     if args.exclude_utts is not None:
         from asr_kd.lm.build import read_utterance_ids
 
@@ -83,6 +86,7 @@ def _train_text(args: argparse.Namespace) -> list[str]:
 
 
 def run_lm(args: argparse.Namespace) -> int:
+    from asr_kd.experiment import Experiment
     from asr_kd.lm.build import LmRequest, produce_lm
 
     if args.source == "arpa" and args.arpa is None:
@@ -91,9 +95,11 @@ def run_lm(args: argparse.Namespace) -> int:
         raise AsrKdError("--arpa is only for --source arpa")
     if args.source != "train" and args.exclude_utts is not None:
         raise AsrKdError("--exclude-utts is only for --source train")
+    if args.source == "train" and args.subset is None:
+        raise AsrKdError("--source train needs --subset: the training subset whose transcripts to use")
     order = args.order or 3
-    out = args.out or Path(args.exp) / "lm" / f"{_default_name(args, order)}.arpa"
-    base_lexicon = args.lexicon or Path(args.exp) / "lang" / "lexicon.txt"
+    out = args.out or Experiment(args.exp).lm_dir / f"{_default_name(args, order)}.arpa"
+    base_lexicon = args.lexicon or Experiment(args.exp).lexicon
     request = LmRequest(
         source=args.source,
         out=out,
@@ -115,6 +121,7 @@ def run_lm(args: argparse.Namespace) -> int:
 
 
 def _eval_text(exp: Path, subset: str) -> list[list[str]]:
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
+    from asr_kd.experiment import Experiment
 
-    return [u.transcript.split() for u in read_manifest(manifest_path(exp, subset))]
+    return [u.transcript.split() for u in read_manifest(Experiment(exp).manifest(subset))]

@@ -1,4 +1,4 @@
-"""Stage 4, acoustic models: the paper's DNN, a conformer, ensembles, model files.
+"""Stage 4, acoustic models: the paper's DNN, a conformer, ensembles, model files (``asr-kd posteriors``).
 
 >>> from asr_kd.models import build, save, load                              # doctest: +SKIP
 >>> model = build("dnn", "mini", input_dim=40, num_senones=1000)           # doctest: +SKIP

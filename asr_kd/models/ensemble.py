@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 COMBINE_MODES = ("mean_prob", "geometric", "mean_logits")
+DEFAULT_COMBINE = "mean_prob"  # the paper's arithmetic mean of probabilities
 
 
 def combine_logits(logits: Sequence[torch.Tensor], temperature: float = 1.0,

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from asr_kd.experiment import TREE_FILE
 from asr_kd.features.dataset import FeatureSet
 from asr_kd.features.fbank import FbankConfig
 from asr_kd.models.io import ensemble_of, load, load_ensemble
@@ -118,7 +119,7 @@ class LoadedModel:
         from asr_kd.alignment import SenoneTree
 
         path = Path(tree)
-        path = path / "tree.json" if path.is_dir() else path
+        path = path / TREE_FILE if path.is_dir() else path
         if not path.exists():
             raise AsrKdError(f"{path}: senone tree does not exist")
         check_senone_count(self.name, self.num_senones, str(path), SenoneTree.load(path).num_senones, "tree")

@@ -6,6 +6,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from asr_kd.cli_options import options
+
 
 def _pair(text: str) -> tuple[str, str]:
     """``"LABEL=VALUE"`` -> ``(LABEL, VALUE)``; a bare ``VALUE`` gets the label ``""``."""
@@ -60,9 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--title")
     p.set_defaults(func=run_curves)
 
-    p = commands.add_parser("utterance", help="spectrogram, phone alignment and model posteriors of one utterance")
-    p.add_argument("--exp", required=True, type=Path)
-    p.add_argument("--subset", required=True)
+    p = commands.add_parser("utterance", help="spectrogram, phone alignment and model posteriors of one utterance",
+                            parents=options("exp", "subset"))
     p.add_argument("--model", action="append", required=True, type=_pair, metavar="[LABEL=]MODEL",
                    help="model file or ensemble JSON, e.g. teacher=exp/models/ens/ensemble.json (repeat)")
     p.add_argument("--utt", help="utterance id (default: the first aligned one)")
@@ -71,9 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=run_utterance)
 
-    p = commands.add_parser("entropy", help="posterior entropy vs softmax temperature of models on a subset")
-    p.add_argument("--exp", required=True, type=Path)
-    p.add_argument("--subset", required=True)
+    p = commands.add_parser("entropy", help="posterior entropy vs softmax temperature of models on a subset",
+                            parents=options("exp", "subset"))
     p.add_argument("--model", action="append", required=True, type=_pair, metavar="[LABEL=]MODEL")
     p.add_argument("--temperatures", type=float, nargs="+", default=[1, 2, 5, 10, 20])
     p.add_argument("--max-utts", type=int, default=5)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr_kd.experiment import Experiment
 from asr_kd.reports.plots import plot_entropy_curves, plot_utterance
 from asr_kd.utils.array_store import ArrayStore
 from asr_kd.utils.errors import AsrKdError
@@ -45,8 +46,8 @@ def _log_posteriors(model_path: str | os.PathLike, feature_dir: Path, utt_ids: S
     return out
 
 
-def _senone_names(exp: Path) -> dict[int, str] | None:
-    tree_path = exp / "tree" / "tree.json"
+def _senone_names(exp: Experiment) -> dict[int, str] | None:
+    tree_path = exp.tree_json
     if not tree_path.exists():
         return None
     from asr_kd.alignment import SenoneTree
@@ -68,10 +69,10 @@ def utterance_figure(exp: str | os.PathLike, subset: str, models: Mapping[str, s
     """
     from asr_kd.alignment.outputs import read_ctm
 
-    exp = Path(exp)
-    feature_dir = exp / "feats" / subset
+    exp = Experiment(exp)
+    feature_dir = exp.feats_dir(subset)
     store = ArrayStore(feature_dir)
-    ctm_path = exp / "ali" / subset / "phones.ctm"
+    ctm_path = exp.phones_ctm(subset)
     alignment = read_ctm(ctm_path) if ctm_path.exists() else {}
     utt_id = utt_id or (min(alignment) if alignment else min(store.keys()))
     if utt_id not in store:
@@ -81,8 +82,7 @@ def utterance_figure(exp: str | os.PathLike, subset: str, models: Mapping[str, s
     frames = len(store[utt_id]) if max_seconds is None else min(len(store[utt_id]), int(max_seconds / shift_s))
     end_s = frames * shift_s
     segments = [(label, start, min(end, end_s)) for label, start, end in alignment.get(utt_id, []) if start < end_s]
-    tree_path = exp / "tree" / "tree.json"
-    tree_path = tree_path if tree_path.exists() else None
+    tree_path = exp.tree_json if exp.tree_json.exists() else None
     posteriors = {label: _log_posteriors(path, feature_dir, [utt_id], tree_path=tree_path)[0][:frames]
                   for label, path in models.items()}
     nyquist = fbank.get("sample_rate", 16000) / 2
@@ -97,7 +97,7 @@ def entropy_figure(exp: str | os.PathLike, subset: str, models: Mapping[str, str
                    out_path: str | os.PathLike, temperatures: Sequence[float] = (1, 2, 5, 10, 20),
                    max_utts: int = 5) -> Path:
     """Posterior entropy vs temperature of each model over the first ``max_utts`` utterances of a subset."""
-    feature_dir = Path(exp) / "feats" / subset
+    feature_dir = Experiment(exp).feats_dir(subset)
     utt_ids = sorted(ArrayStore(feature_dir).keys())[:max_utts]
     entropies, num_senones = {}, 0
     for label, path in models.items():

@@ -1,1 +1,1 @@
-"""Stage 6, scoring: frame accuracy against alignments and word error rate."""
+"""Stage 6, scoring: frame accuracy against alignments and word error rate (``asr-kd evaluate``, ``asr-kd score``)."""

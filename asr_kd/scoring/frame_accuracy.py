@@ -1,7 +1,7 @@
 """Frame accuracy of a model (or ensemble) against a forced alignment, overall and per phone class.
 
 A frame is correct when the argmax senone equals the aligned senone. Frames whose aligned
-phone (contract (B) ``phones`` store) is a silence phone (``SIL``, ``SPN``) are reported
+phone (the ``<exp>/ali/<subset>/phones`` store) is a silence phone (``SIL``, ``SPN``) are reported
 separately from speech frames, since silence is both frequent and easy.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from asr_kd.data.lexicon import PHONES, SILENCE, SPOKEN_NOISE
+from asr_kd.experiment import PHONES_DIR, SENONES_DIR, Experiment
 from asr_kd.features.dataset import FeatureSet, check_aligned
 from asr_kd.models.inference import utterance_log_posteriors
 from asr_kd.models.loader import check_targets_fit
@@ -82,15 +82,6 @@ def frame_accuracy(model: nn.Module, features: FeatureSet, senones: ArrayStore, 
 
 def alignment_stores(exp: str | os.PathLike, subset: str) -> tuple[ArrayStore, ArrayStore | None]:
     """``<exp>/ali/<subset>``'s senone store and its phone store (None if absent)."""
-    ali = Path(exp) / "ali" / subset
-    return ArrayStore(ali / "senones"), ArrayStore(ali / "phones") if (ali / "phones").exists() else None
+    phones = Experiment(exp).targets_dir(subset, PHONES_DIR)
+    return ArrayStore(Experiment(exp).targets_dir(subset, SENONES_DIR)), ArrayStore(phones) if phones.exists() else None
 
-
-def score_subset(model: nn.Module, exp: str | os.PathLike, subset: str, cmvn_mode: str = "speaker",
-                 utt_ids: Sequence[str] | None = None, device: str | torch.device = "cpu",
-                 max_frames: int = 20000) -> dict:
-    """:func:`frame_accuracy` on ``<exp>/feats/<subset>`` against ``<exp>/ali/<subset>/{senones,phones}``."""
-    senones, phones = alignment_stores(exp, subset)
-    result = frame_accuracy(model, FeatureSet(Path(exp) / "feats" / subset, cmvn_mode), senones, phones, utt_ids,
-                            device, max_frames)
-    return dict(result, subset=subset)

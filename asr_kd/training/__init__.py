@@ -1,4 +1,4 @@
-"""Stage 5, training: frame-level acoustic model training, ensembles, posteriors.
+"""Stage 5, training: frame-level acoustic model training and ensembles.
 
 Modules (imported explicitly so that ``asr-kd --help`` does not load torch):
 
@@ -8,5 +8,4 @@ Modules (imported explicitly so that ``asr-kd --help`` does not load torch):
 * :mod:`~asr_kd.training.batches`, :mod:`~asr_kd.training.stream_batches`: minibatches from the
   in-memory ``FrameTable`` (``data.loader=memory``) or a ``FrameStream`` (``data.loader=stream``).
 * :mod:`~asr_kd.training.ensemble`: ``train_ensemble(config, num_members, ...)``.
-* :mod:`~asr_kd.training.posteriors`: ``write_log_posteriors(model, metadata, features, out_dir)``.
 """

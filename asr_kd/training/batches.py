@@ -2,8 +2,8 @@
 
 Both batchers split an epoch into a deterministic list of batch *plans* (a function of the
 seed and epoch only, so a resumed run replays the same order and can skip what is done)
-and build batch dicts with the keys of the :class:`~asr_kd.training.objectives.Objective`
-contract: ``inputs``, ``targets`` ``(N,)``, ``frame_index`` ``(N,)``.
+and build batch dicts with the keys an :class:`~asr_kd.training.objectives.Objective`
+reads: ``inputs``, ``targets`` ``(N,)``, ``frame_index`` ``(N,)``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A YAML file has up to four sections mirroring the dataclasses below plus ``out_dir``::
 
     out_dir: exp/models/dnn_mini_seed0
-    data: {exp: exp, train_subset: train-clean-5}   # validation: <exp>/splits/train-clean-5/valid.txt
+    data: {exp: exp, train_subset: train-clean-100}   # validation: <exp>/splits/train-clean-100/valid.txt
     model: {arch: dnn, preset: mini}
     optim: {optimizer: adam, lr: 0.001, schedule: plateau}
     train: {epochs: 30, batch_size: 256, seed: 0, patience: 2, min_delta: 0.0005}
@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from asr_kd.experiment import Experiment
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -36,7 +37,7 @@ class DataConfig:
 
     Attributes:
         exp: experiment directory with ``feats/<subset>/`` and ``ali/<subset>/<targets>/``.
-        train_subset: subset trained on.
+        train_subset: subset trained on (required: no corpus's subset name is assumed).
         targets: which alignment store under ``ali/<subset>/`` gives the targets (``senones``).
         cmvn_mode: feature normalisation, ``speaker``, ``global`` or ``none``.
         train_fraction: fraction of the training utterances (after the validation hold-out)
@@ -65,7 +66,7 @@ class DataConfig:
     """
 
     exp: str = "exp"
-    train_subset: str = "train-clean-5"
+    train_subset: str | None = None
     targets: str = "senones"
     cmvn_mode: str = "speaker"
     train_fraction: float = 1.0
@@ -77,6 +78,13 @@ class DataConfig:
     stream_chunk_frames: int = 2_000_000
     stream_dtype: str = "float16"
 
+    def check_train_subset(self) -> str:
+        """``train_subset``, or an :class:`AsrKdError` when the config does not name one."""
+        if not self.train_subset:
+            raise AsrKdError("data.train_subset is not set: name the training subset in the config or as an "
+                             "override, e.g. data.train_subset=train-clean-100")
+        return self.train_subset
+
     @property
     def validation_subset(self) -> str:
         """The subset the validation utterances come from."""
@@ -85,15 +93,19 @@ class DataConfig:
     @property
     def validation_list(self) -> Path:
         """The file of validation utterance ids (``valid_utts`` or the experiment's default split)."""
-        from asr_kd.training.validation import VALID_FILE, split_dir  # numpy + manifests: not at CLI start
+        from asr_kd.training.validation import VALID_FILE  # numpy + manifests: not at CLI start
 
-        return Path(self.valid_utts) if self.valid_utts else split_dir(self.exp, self.train_subset) / VALID_FILE
+        return Path(self.valid_utts) if self.valid_utts else self.experiment.split_dir(self.train_subset) / VALID_FILE
+
+    @property
+    def experiment(self) -> Experiment:
+        return Experiment(self.exp)
 
     def feats_dir(self, subset: str) -> Path:
-        return Path(self.exp) / "feats" / subset
+        return self.experiment.feats_dir(subset)
 
     def targets_dir(self, subset: str) -> Path:
-        return Path(self.exp) / "ali" / subset / self.targets
+        return self.experiment.targets_dir(subset, self.targets)
 
 
 @dataclass

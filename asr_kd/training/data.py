@@ -150,7 +150,7 @@ def resolve_num_senones(config: ExperimentConfig) -> int:
     checked against the senone count the training and dev alignments record."""
     from asr_kd.models.loader import check_targets_fit
 
-    tree_path = Path(config.data.exp) / "tree" / "tree.json"
+    tree_path = config.data.experiment.tree_json
     if config.model.num_senones:
         num_senones, source = int(config.model.num_senones), "model.num_senones"
     elif not tree_path.exists():

@@ -1,9 +1,10 @@
 """Frame-level acoustic model training (icefall style: flat functions, no framework).
 
 ``run(config)`` trains one model: a DNN on globally shuffled frames with context windows,
-or a conformer on batches of whole utterances, against the targets of contract (B), with
-any :class:`~asr_kd.training.objectives.Objective` (cross-entropy by default; distillation
-passes its own through ``make_objective``). Works on CPU, one CUDA GPU with autocast
+or a conformer on batches of whole utterances, against the frame targets of
+``<exp>/ali/<subset>/`` (:mod:`asr_kd.experiment`), with any
+:class:`~asr_kd.training.objectives.Objective` (cross-entropy by default; distillation passes
+its own through ``make_objective``). Works on CPU, one CUDA GPU with autocast
 (bf16, or fp16 with a gradient scaler), and several processes under ``torchrun`` with
 DistributedDataParallel (gloo on CPU, nccl on GPU): rank ``r`` of ``W`` takes minibatches
 ``r, r + W, ...`` of the shared epoch plan (with ``data.loader=stream`` those are batches of
@@ -18,7 +19,7 @@ opens the dev/test subsets a recipe reports (unless ``data.valid_subset`` names 
 Outputs in ``out_dir``: ``config.yaml``, ``train_utts.txt``, ``checkpoint.pt`` (every
 ``checkpoint_every`` steps and every epoch, atomic), ``best.pt`` (best validation frame accuracy
 so far), ``log.csv`` (one row per epoch: ``train_*`` and ``valid_*`` columns), and at the end
-``model.pt`` (the best model, contract (D); its metadata records the validation set) and
+``model.pt`` (the best model, an :mod:`asr_kd.models.io` model file; its metadata records the validation set) and
 ``summary.json`` (epochs run, best epoch, why training stopped).
 
 Exact resumption (``--resume`` after ``kill -9`` gives bit-identical results on the same
@@ -354,6 +355,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         torch.set_num_threads(tc.threads)
 
     data = config.data
+    data.check_train_subset()
     train_utts = training_utterances(data)
     valid_utts = validation_utterances(data)
     if data.validation_subset != data.train_subset:

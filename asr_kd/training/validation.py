@@ -41,19 +41,15 @@ from pathlib import Path
 
 import numpy as np
 
-from asr_kd.data.manifest import manifest_path, read_manifest
+from asr_kd.data.manifest import read_manifest
 from asr_kd.data.subset import fraction_of_ids
+from asr_kd.experiment import Experiment
 from asr_kd.utils.atomic import atomic_open, write_json
 from asr_kd.utils.errors import AsrKdError
 
 STRATIFY_MODES = ("speaker", "none")
 VALID_FILE, TRAIN_FILE, SPLIT_FILE = "valid.txt", "train.txt", "split.json"
 DEFAULT_FRACTION = 0.1
-
-
-def split_dir(exp: str | os.PathLike, subset: str) -> Path:
-    """Where ``asr-kd valid-split`` puts the split of ``subset``: ``<exp>/splits/<subset>``."""
-    return Path(exp) / "splits" / subset
 
 
 def list_digest(utt_ids: Iterable[str]) -> str:
@@ -129,8 +125,8 @@ def write_split(exp: str | os.PathLike, subset: str, fraction: float = DEFAULT_F
     """
     import json
 
-    directory = Path(out) if out is not None else split_dir(exp, subset)
-    utterances = read_manifest(manifest_path(exp, subset))
+    directory = Path(out) if out is not None else Experiment(exp).split_dir(subset)
+    utterances = read_manifest(Experiment(exp).manifest(subset))
     speaker_of = {u.utt_id: u.speaker for u in utterances}
     settings = {"subset": subset, "fraction": fraction, "seed": seed, "stratify": stratify,
                 "subset_sha256": list_digest(speaker_of)}

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from asr_kd.alignment.aligner import alignment_from_states
-from asr_kd.alignment.graph import build_graph, equal_alignment
 from asr_kd.alignment.tree import SenoneTree
+from asr_kd.alignment.utterance_graph import build_graph, equal_alignment
 from asr_kd.alignment.viterbi import viterbi_batch
 from asr_kd.data.lexicon import Lexicon
 from asr_kd.utils.errors import AsrKdError

@@ -13,8 +13,9 @@ from asr_kd.alignment.aligner import align_corpus
 from asr_kd.alignment.outputs import read_ctm, read_skipped
 from asr_kd.alignment.train import load_aligner, load_corpus
 from asr_kd.cli import main
-from asr_kd.data import manifest_path, read_manifest, write_manifest
+from asr_kd.data import read_manifest, write_manifest
 from asr_kd.data.lexicon import PHONES
+from asr_kd.experiment import Experiment
 from asr_kd.utils.array_store import ArrayStore
 
 TRAIN, DEV = "train-clean-5", "dev-clean-2"
@@ -91,11 +92,11 @@ def test_tree_rerun_reuses_stages_and_is_deterministic(aligned_exp: Path, tmp_pa
 
 def test_bad_utterances_are_skipped_with_reasons(aligned_exp: Path, tmp_path: Path, linked_exp) -> None:
     exp = linked_exp(aligned_exp, tmp_path / "exp", ("lang", "feats", "tree"))
-    utts = read_manifest(manifest_path(aligned_exp, DEV))
+    utts = read_manifest(Experiment(aligned_exp).manifest(DEV))
     long_text = " ".join([utts[0].transcript] * 30)
     bad = [replace(utts[0], transcript=long_text), replace(utts[1], transcript=""),
            replace(utts[2], transcript=utts[2].transcript + " QXZWV"), *utts[3:]]
-    write_manifest(manifest_path(exp, DEV), bad)
+    write_manifest(Experiment(exp).manifest(DEV), bad)
     assert main(["align", "--exp", str(exp), "--subset", DEV, "--jobs", "1"]) == 0
     skipped = read_skipped(exp / "ali" / DEV / "skipped.tsv")
     assert set(skipped) == {utts[0].utt_id, utts[1].utt_id}

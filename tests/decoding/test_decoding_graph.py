@@ -10,7 +10,7 @@ from decoding_fixtures import TOY_PRONS, SyntheticTree, crafted_loglik, utteranc
 
 from asr_kd.decoding.decoder import Decoder, DecoderConfig, lattice_best_path
 from asr_kd.decoding.fst_arrays import fst_to_arrays
-from asr_kd.decoding.graph import GraphOptions, compile_hclg
+from asr_kd.decoding.hclg import GraphOptions, compile_hclg
 from asr_kd.decoding.lexicon_fst import disambiguate
 from asr_kd.decoding.oracle import viterbi
 

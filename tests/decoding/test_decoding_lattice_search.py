@@ -20,7 +20,7 @@ from decoding_fixtures import (
 from asr_kd.data.lexicon import Lexicon
 from asr_kd.decoding.decoder import Decoder, DecoderConfig, SearchLattice, lattice_best_path
 from asr_kd.decoding.fst_arrays import FstArrays, arrays_to_fst, fst_to_arrays
-from asr_kd.decoding.graph import DecodingGraph, compile_hclg
+from asr_kd.decoding.hclg import DecodingGraph, compile_hclg
 from asr_kd.decoding.lattice import lattice_best_path as raw_best_path
 from asr_kd.decoding.lattice import raw_lattice
 from asr_kd.decoding.lattice_search import LatticeSearch, SearchOptions

@@ -10,10 +10,10 @@ import pytest
 from decoding_fixtures import SyntheticTree
 
 from asr_kd.decoding.decoder import Decoder, DecoderConfig, NoPathError, lattice_best_path
-from asr_kd.decoding.graph import compile_hclg
+from asr_kd.decoding.hclg import compile_hclg
 from asr_kd.decoding.lattice import lattice_best_path as lattice_path
 from asr_kd.decoding.nbest import Hypothesis, NBestLists, ScoringSetting, best_hypothesis, read_nbest, write_nbest
-from asr_kd.decoding.run import decode_store
+from asr_kd.decoding.store_decoding import decode_store
 from asr_kd.utils.array_store import ArrayStoreWriter
 from asr_kd.utils.errors import AsrKdError
 

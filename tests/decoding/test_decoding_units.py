@@ -8,7 +8,7 @@ import pytest
 from asr_kd.cli import main
 from asr_kd.decoding.fst_arrays import FstArrays, arrays_to_fst, fst_to_arrays
 from asr_kd.decoding.hmm_fst import add_self_loops
-from asr_kd.decoding.run import hmm_log_likelihoods, log_softmax
+from asr_kd.decoding.store_decoding import hmm_log_likelihoods, log_softmax
 from asr_kd.utils.errors import AsrKdError
 
 

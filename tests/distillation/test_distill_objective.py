@@ -2,13 +2,13 @@ import pytest
 import torch
 
 from asr_kd.distillation.loss import distillation_loss
-from asr_kd.distillation.objective import (
+from asr_kd.distillation.soft_targets import TopKTargets
+from asr_kd.distillation.teacher_objectives import (
     DistillationObjective,
     OnlineObjectiveFactory,
     OnlineTeacherObjective,
     StoreObjectiveFactory,
 )
-from asr_kd.distillation.soft_targets import TopKTargets
 from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, TeacherTargets, dump_teacher
 from asr_kd.features.dataset import FrameTable
 from asr_kd.models import Ensemble, build, save

@@ -64,9 +64,10 @@ def test_bundle_round_trip(saved_model: Path, tree_dir: Path, tiny_exp: Path, tm
 
 
 def test_posteriors_for_audio_match_stored_features(saved_model: Path, tiny_exp: Path, tmp_path: Path) -> None:
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
+    from asr_kd.experiment import Experiment
 
-    utt = read_manifest(manifest_path(tiny_exp, DEV))[0]
+    utt = read_manifest(Experiment(tiny_exp).manifest(DEV))[0]
     log_post = posteriors_for_audio(saved_model, utt.audio_path)  # a model file works like a bundle dir
     train_cmvn = Cmvn.load(tiny_exp / "feats" / TRAIN / "cmvn.npz")
     feats = torch.from_numpy(FeatureSet(tiny_exp / "feats" / DEV, "global", cmvn=train_cmvn)[utt.utt_id])
@@ -95,10 +96,11 @@ def test_bundle_rejects_bad_inputs(saved_model: Path, tree_dir: Path, tmp_path: 
 
 
 def test_ensemble_posteriors_for_audio(saved_model: Path, tiny_exp: Path, tmp_path: Path) -> None:
-    from asr_kd.data import manifest_path, read_manifest
+    from asr_kd.data import read_manifest
+    from asr_kd.experiment import Experiment
     from asr_kd.models import save_ensemble
 
-    flac = read_manifest(manifest_path(tiny_exp, DEV))[1].audio_path
+    flac = read_manifest(Experiment(tiny_exp).manifest(DEV))[1].audio_path
     save_ensemble(tmp_path / "ens.json", [saved_model, saved_model])  # identical members: same posteriors
     for temperature in (1.0, 2.0):
         np.testing.assert_allclose(posteriors_for_audio(tmp_path / "ens.json", flac, temperature),

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from asr_kd.data import manifest_path, read_manifest
+from asr_kd.data import read_manifest
 from asr_kd.data.audio import num_frames, read_audio
+from asr_kd.experiment import Experiment
 from asr_kd.features.cmvn import Cmvn
 from asr_kd.features.dataset import (
     IGNORE_INDEX,
@@ -32,7 +33,7 @@ def test_fbank_shape_and_frame_count() -> None:
 
 
 def test_features_match_kaldi_framing_and_manifest(tiny_exp: Path) -> None:
-    utts = read_manifest(manifest_path(tiny_exp, TRAIN))
+    utts = read_manifest(Experiment(tiny_exp).manifest(TRAIN))
     store = ArrayStore(tiny_exp / "feats" / TRAIN)
     assert len(store) == len(utts)
     for utt in utts[:3]:
@@ -65,7 +66,7 @@ def test_cmvn_save_load(tiny_exp: Path, tmp_path: Path) -> None:
 
 
 def test_rerun_skips_finished_shards_and_resumes(tiny_exp: Path, tmp_path: Path) -> None:
-    utts = read_manifest(manifest_path(tiny_exp, TRAIN))[:6]
+    utts = read_manifest(Experiment(tiny_exp).manifest(TRAIN))[:6]
     out = tmp_path / "feats"
     first = extract_features(utts, out, num_workers=1, utts_per_shard=2, progress=False)
     assert (first.shards_written, first.shards_skipped) == (3, 0)
@@ -78,7 +79,7 @@ def test_rerun_skips_finished_shards_and_resumes(tiny_exp: Path, tmp_path: Path)
 
 
 def test_parallel_extraction_equals_serial(tiny_exp: Path, tmp_path: Path) -> None:
-    utts = read_manifest(manifest_path(tiny_exp, TRAIN))[:4]
+    utts = read_manifest(Experiment(tiny_exp).manifest(TRAIN))[:4]
     extract_features(utts, tmp_path / "a", num_workers=2, utts_per_shard=1, progress=False)
     a, b = ArrayStore(tmp_path / "a"), ArrayStore(tiny_exp / "feats" / TRAIN)
     for utt in utts:
@@ -88,7 +89,7 @@ def test_parallel_extraction_equals_serial(tiny_exp: Path, tmp_path: Path) -> No
 def test_truncated_audio_fails_with_file_name(tiny_exp: Path, tmp_path: Path) -> None:
     import dataclasses
 
-    utt = read_manifest(manifest_path(tiny_exp, TRAIN))[0]
+    utt = read_manifest(Experiment(tiny_exp).manifest(TRAIN))[0]
     lying = dataclasses.replace(utt, num_samples=utt.num_samples + 1600)
     with pytest.raises(AsrKdError, match=Path(utt.audio_path).name):
         extract_features([lying], tmp_path / "f", num_workers=1, progress=False)
@@ -152,7 +153,7 @@ def test_changed_audio_is_recomputed_not_reused(tiny_exp: Path, tmp_path: Path) 
     import shutil
 
     utts = [dataclasses.replace(u, audio_path=str(shutil.copy(u.audio_path, tmp_path / Path(u.audio_path).name)))
-            for u in read_manifest(manifest_path(tiny_exp, TRAIN))[:4]]
+            for u in read_manifest(Experiment(tiny_exp).manifest(TRAIN))[:4]]
     out = tmp_path / "feats"
     extract_features(utts, out, num_workers=1, utts_per_shard=2, progress=False)
     victim, other = utts[3], utts[0]
@@ -175,10 +176,10 @@ def test_kill_9_of_features_leaves_no_orphaned_workers(tiny_exp: Path, tmp_path:
     from asr_kd.data import write_manifest
     from tests.utils.test_processes import kill_and_check_workers_die
 
-    utts = read_manifest(manifest_path(tiny_exp, TRAIN))
+    utts = read_manifest(Experiment(tiny_exp).manifest(TRAIN))
     many = [dataclasses.replace(u, utt_id=f"{u.utt_id}-{k}") for k in range(40) for u in utts]  # ~1.1 h of audio
     exp = tmp_path / "exp"
-    write_manifest(manifest_path(exp, "many"), many)
+    write_manifest(Experiment(exp).manifest("many"), many)
     proc = subprocess.Popen([sys.executable, "-m", "asr_kd.cli", "features", "--exp", str(exp), "--subsets", "many",
                              "--utts-per-shard", "4"], stderr=subprocess.DEVNULL)
     kill_and_check_workers_die(proc, 2)

@@ -90,20 +90,22 @@ def test_train_source_excludes_listed_utterances(exp, tmp_path, monkeypatch, cap
     monkeypatch.setattr(asr_kd.lm.kenlm, "train_arpa", fake_train)
     held_out = tmp_path / "valid_utts.txt"
     held_out.write_text("1-2-0002 some comment\n")
-    assert main(["lm", "--exp", str(exp), "--exclude-utts", str(held_out)]) == 0
+    assert main(["lm", "--exp", str(exp), "--subset", "train-clean-5", "--exclude-utts", str(held_out)]) == 0
     assert seen == {"text": ["THE CAT SAT ON THE MAT", "THE DOG SAT"], "order": 3}
     assert f"2 train-clean-5 transcripts (1 in {held_out} left out)" in capsys.readouterr().out
     assert (exp / "lm" / "train-clean-5.3gram.arpa").exists()
     held_out.write_text("9-9-9999\n")
-    assert main(["lm", "--exp", str(exp), "--exclude-utts", str(held_out)]) == 2  # not in the subset
+    assert main(["lm", "--exp", str(exp), "--subset", "train-clean-5", "--exclude-utts", str(held_out)]) == 2
 
 
 def test_bad_requests_are_one_line_errors(exp, capsys) -> None:
     assert main(["lm", "--exp", str(exp), "--subset", "dev-clean-2"]) == 2
+    assert main(["lm", "--exp", str(exp)]) == 2  # no subset is assumed
     assert main(["lm", "--exp", str(exp), "--source", "arpa"]) == 2
     assert main(["lm", "--exp", str(exp), "--source", "arpa", "--arpa", str(exp / "missing.arpa")]) == 2
     err = capsys.readouterr().err
     assert "refusing to train an LM on dev-clean-2" in err and "--source arpa needs --arpa" in err
+    assert "--source train needs --subset" in err
     assert "missing.arpa: ARPA file is missing" in err
 
 

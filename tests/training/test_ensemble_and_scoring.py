@@ -6,22 +6,14 @@ import pytest
 import torch
 
 from asr_kd.cli import main
+from asr_kd.experiment import Experiment
+from asr_kd.features.dataset import FeatureSet
 from asr_kd.models import Ensemble, load
-from asr_kd.scoring.frame_accuracy import FrameAccuracy, score_subset
+from asr_kd.scoring.frame_accuracy import alignment_stores, frame_accuracy
 from asr_kd.training.ensemble import member_configs, train_ensemble
 from asr_kd.utils.array_store import ArrayStore
 
 TRAIN, DEV, NUM_SENONES = "train-clean-5", "dev-clean-2", 5  # the synth_exp fixture's
-
-
-def test_frame_accuracy_counts_by_hand():
-    acc = FrameAccuracy()
-    acc.update(torch.tensor([1, 2, 3, 0]), torch.tensor([1, 2, 0, 0]), torch.tensor([False, True, True, True]))
-    result = acc.to_dict()
-    assert result["frame_acc"] == 0.75 and result["frames"] == 4
-    assert result["silence"] == {"frame_acc": 2 / 3, "frames": 3}
-    assert result["nonsilence"] == {"frame_acc": 1.0, "frames": 1}
-    assert FrameAccuracy().to_dict()["frame_acc"] is None
 
 
 def test_member_configs_differ_in_seed_and_dir(tmp_path, make_config):
@@ -41,9 +33,13 @@ def test_ensemble_training_scoring_and_posteriors(tmp_path, make_config, synth_e
     # Member frame accuracy from the scorer on the validation utterances equals the trainer's own.
     member, _ = load(tmp_path / "ens" / "member0" / "model.pt")
     valid = (synth_exp / "splits" / TRAIN / "valid.txt").read_text().split()
-    assert score_subset(member, synth_exp, TRAIN, utt_ids=valid)["frame_acc"] == pytest.approx(
-        result["members"][0]["valid_frame_acc"], abs=1e-9)
-    scored = score_subset(member, synth_exp, DEV)
+
+    def score(subset: str, utt_ids=None) -> dict:
+        features = FeatureSet(Experiment(synth_exp).feats_dir(subset), "speaker")
+        return frame_accuracy(member, features, *alignment_stores(synth_exp, subset), utt_ids)
+
+    assert score(TRAIN, valid)["frame_acc"] == pytest.approx(result["members"][0]["valid_frame_acc"], abs=1e-9)
+    scored = score(DEV)
     assert scored["silence"]["frames"] + scored["nonsilence"]["frames"] == scored["frames"]
 
     out = tmp_path / "eval.json"

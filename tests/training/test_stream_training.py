@@ -14,7 +14,7 @@ import torch
 import yaml
 from training_synth import DIM, NUM_SENONES, TRAIN
 
-from asr_kd.distillation.objective import OnlineObjectiveFactory, StoreObjectiveFactory
+from asr_kd.distillation.teacher_objectives import OnlineObjectiveFactory, StoreObjectiveFactory
 from asr_kd.distillation.teacher_store import TeacherStoreConfig, TeacherTargets, dump_teacher
 from asr_kd.features.dataset import FeatureSet, FrameTable
 from asr_kd.models import build, save

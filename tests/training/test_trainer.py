@@ -119,6 +119,8 @@ def test_config_errors_are_clear(tmp_path, make_config):
         load_config(bad)
     config = load_config(None, ["train.epochs=2", "model.overrides={hidden_dim: 16}", "out_dir=x"])
     assert config.train.epochs == 2 and config.model.overrides == {"hidden_dim": 16}
+    with pytest.raises(AsrKdError, match="data.train_subset is not set"):  # no corpus's subset is assumed
+        run(load_config(None, [f"out_dir={tmp_path / 'no_subset'}"]))
     small = make_config(tmp_path / "s", epochs=1)
     small.model.num_senones = 3
     with pytest.raises(AsrKdError, match="senone 4 but the model has 3 outputs"):

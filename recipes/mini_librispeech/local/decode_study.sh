@@ -30,23 +30,8 @@ nbest=100
 first_lm=en-us.3gram.pruned1e-07
 big_lm=en-us.3gram
 reuse_graph=                # an existing graph dir; used when its inputs hash to the same key
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --lm-dir) lm_dir=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --systems) systems=$2; shift 2 ;;
-    --lattice-beam) lattice_beam=$2; shift 2 ;;
-    --lattice-search-beam) lattice_search_beam=$2; shift 2 ;;
-    --max-active) max_active=$2; shift 2 ;;
-    --reuse-graph) reuse_graph=$2; shift 2 ;;
-    --first-lm) first_lm=$2; shift 2 ;;
-    --big-lm) big_lm=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 1 ;;
-  esac
-done
+. recipes/mini_librispeech/local/common.sh  # parse_options (the working directory is the repo root)
+parse_options "$@"
 [ -n "$exp" ] && [ -n "$lm_dir" ] && [ -n "$out" ] || { echo "need --exp, --lm-dir and --out" >&2; exit 1; }
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 start_time=$(date +%s)
@@ -63,7 +48,7 @@ if run_stage 1; then
   if [ -n "$reuse_graph" ] && [ -f "$reuse_graph/graph.json" ] && python -c '
 import json, sys
 from pathlib import Path
-from asr_kd.decoding.graph import GraphOptions, graph_key
+from asr_kd.decoding.hclg import GraphOptions, graph_key
 graph, tree, lexicon, arpa = map(Path, sys.argv[1:])
 sys.exit(json.loads((graph / "graph.json").read_text())["key"] != graph_key(tree, lexicon, arpa, GraphOptions()))
 '  "$reuse_graph" "$exp/tree/tree.json" "$lm_dir/$first_lm.lexicon.txt" "$first_arpa"; then

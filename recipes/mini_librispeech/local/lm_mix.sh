@@ -13,16 +13,8 @@ train=train-clean-5
 dev=dev-clean-2
 heldout=""
 weights="0.5 0.6 0.7 0.8 0.9 0.95"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --exp) exp=$2; shift 2 ;;
-    --train) train=$2; shift 2 ;;
-    --dev) dev=$2; shift 2 ;;
-    --heldout) heldout=$2; shift 2 ;;
-    --weights) weights=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 1 ;;
-  esac
-done
+. recipes/mini_librispeech/local/common.sh  # parse_options (the working directory is the repo root)
+parse_options "$@"
 lm=$exp/lm
 if [ -z "$heldout" ]; then
   heldout=$lm/$train.heldout_utts.txt

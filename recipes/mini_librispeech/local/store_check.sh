@@ -33,28 +33,8 @@ train=train-clean-5
 dev=dev-clean-2
 device=cpu
 stage=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --exp) exp=$2; shift 2 ;;
-    --ensemble) ensemble=$2; shift 2 ;;
-    --temperatures) temperatures=$2; shift 2 ;;
-    --temperature) temperature=$2; shift 2 ;;
-    --top-k) top_k=$2; shift 2 ;;
-    --rank) rank=$2; shift 2 ;;
-    --baseline-k) baseline_k=$2; shift 2 ;;
-    --alpha) alpha=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --budget) budget=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --model-conf) model_conf=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --train) train=$2; shift 2 ;;
-    --dev) dev=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 1 ;;
-  esac
-done
+. recipes/mini_librispeech/local/common.sh  # parse_options (the working directory is the repo root)
+parse_options "$@"
 ensemble=${ensemble:-$exp/e1/ensemble/ensemble.json}
 dir=$exp/e1/store
 lowrank=$dir/teacher_lowrank_k${top_k}_r$rank

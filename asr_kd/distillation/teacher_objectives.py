@@ -1,4 +1,4 @@
-"""Distillation objectives for the trainer (contract (C)): the same trainer, another loss.
+"""Distillation objectives for the trainer: the same trainer, another loss (the ``Objective`` interface).
 
 * :class:`DistillationObjective` reads the teacher's soft targets from a teacher store
   (dumped once, :mod:`asr_kd.distillation.teacher_store`) by ``batch["frame_index"]``; a

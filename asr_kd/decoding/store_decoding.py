@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asr_kd.decoding.decoder import Decoder, DecoderConfig, NoPathError, scaled_log_likelihoods
-from asr_kd.decoding.graph import DecodingGraph
+from asr_kd.decoding.hclg import DecodingGraph
 from asr_kd.decoding.nbest import NBEST_FILE, Hypothesis, NBestLists, ScoringSetting, kaldi_grid, write_nbest
 from asr_kd.scoring.wer import write_text
 from asr_kd.utils.array_store import ArrayStore
@@ -22,7 +22,7 @@ from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
 from asr_kd.utils.processes import worker_pool
 
-log = get_logger("decoding.run")
+log = get_logger("decoding.store_decoding")
 SCORE_KINDS = ("logits", "log-posteriors", "log-likelihoods")
 FRAME_SHIFT_S = 0.01
 

@@ -34,7 +34,7 @@ from asr_kd.utils.checksum import file_sha256
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
 
-log = get_logger("decoding.graph")
+log = get_logger("decoding.hclg")
 #: Bump when the construction changes so that cached graphs are rebuilt.
 GRAPH_VERSION = 2
 HCLG_FILE = "HCLG.fst"
