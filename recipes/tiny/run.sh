@@ -35,7 +35,7 @@ EOF
 cat "$exp/results/e1.md"
 cat <<EOF
 
-== What the recipe measures on real data: recipes/mini_librispeech/run.sh on the Mini LibriSpeech
-   speaker subset (2.7 h), committed in $mini/ (see recipes/mini_librispeech/README.md):
+== What the recipe measures on real data (Mini LibriSpeech speaker subset, 2.7 h; E1 students of
+   a 2-member ensemble, committed in $mini/, see recipes/mini_librispeech/README.md):
 EOF
-cat "$mini/e1.md" "$mini/e1_recovery.md"
+cat "$mini/e1_m01.md" "$mini/e1_m01_recovery.md"
