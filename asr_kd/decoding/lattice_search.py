@@ -303,6 +303,24 @@ def _new_token(j: int, state: int, cost: float, tok_i: np.ndarray, tok_f: np.nda
     tok_f[j, _EXTRA] = 0.0
 
 
+@numba.njit(cache=True, inline="always")
+def _reach(state: int, cost: float, ntok: int, state_token: np.ndarray, tok_i: np.ndarray, tok_f: np.ndarray,
+           offsets: np.ndarray) -> tuple[int, int, bool]:
+    """The frame's token of ``state`` reached at ``cost``: created (rows already grown) or improved.
+
+    Returns ``(token, ntok after it, whether the token is new or cheaper)``.
+    """
+    j = state_token[state]
+    if j < 0:
+        _new_token(ntok, state, cost, tok_i, tok_f, offsets)
+        state_token[state] = ntok
+        return ntok, ntok + 1, True
+    if cost < tok_f[j, _COST]:
+        tok_f[j, _COST] = cost
+        return j, ntok, True
+    return j, ntok, False
+
+
 @numba.njit(cache=True)
 def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, beam_delta, lattice_beam,
             prune_interval, prune_delta, state_token):
@@ -367,18 +385,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
                 tot = cur + np.float64(graph_cost)
                 if tot >= cutoff:
                     continue
-                ns = arcs[k].nextstate
-                j = state_token[ns]
-                changed = True
-                if j < 0:
-                    j = ntok
-                    ntok += 1
-                    _new_token(j, ns, tot, tok_i, tok_f, offsets)
-                    state_token[ns] = j
-                elif tot < tok_f[j, _COST]:
-                    tok_f[j, _COST] = tot
-                else:
-                    changed = False
+                j, ntok, changed = _reach(arcs[k].nextstate, tot, ntok, state_token, tok_i, tok_f, offsets)
                 link_i[nlink, _DST] = j
                 link_i[nlink, _ILABEL] = 0
                 link_i[nlink, _OLABEL] = arcs[k].olabel
@@ -470,15 +477,7 @@ def _search(offsets, arcs, final, start, scores, beam, max_active, min_active, b
                         continue
                     if tot + adaptive_beam < next_cutoff:
                         next_cutoff = tot + adaptive_beam
-                    ns = arcs[k].nextstate
-                    j = state_token[ns]
-                    if j < 0:
-                        j = ntok
-                        ntok += 1
-                        _new_token(j, ns, tot, tok_i, tok_f, offsets)
-                        state_token[ns] = j
-                    elif tot < tok_f[j, _COST]:
-                        tok_f[j, _COST] = tot
+                    j, ntok, _ = _reach(arcs[k].nextstate, tot, ntok, state_token, tok_i, tok_f, offsets)
                     link_i[nlink, _DST] = j
                     link_i[nlink, _ILABEL] = ilabel
                     link_i[nlink, _OLABEL] = arcs[k].olabel
