@@ -100,13 +100,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--graph-dir", type=Path, required=True, help="asr_kd HCLG built from --arpa")
     parser.add_argument("--tree-dir", type=Path, required=True, help="senone priors (senone_counts.npy)")
     parser.add_argument("--model", type=Path, nargs="+", required=True, help="asr_kd model.pt / ensemble JSON")
-    parser.add_argument("--acoustic-scale", type=float, default=0.1, help="asr_kd acoustic scale (1 / LMWT)")
-    parser.add_argument("--prior-scale", type=float, default=1.0)
-    parser.add_argument("--beam", type=float, default=13.0)
+    parser.add_argument("--acoustic-scale", type=float, nargs="+", default=[0.1],
+                        help="asr_kd acoustic scale (1 / LMWT): one for every model, or one per --model "
+                             "(e.g. each system's LMWT tuned on the validation split)")
+    parser.add_argument("--prior-scale", type=float, nargs="+", default=[1.0], help="one, or one per --model")
+    parser.add_argument("--beam", type=float, default=10.0, help="asr_kd search beam (the recipe's)")
+    parser.add_argument("--max-active", type=int, default=2000, help="asr_kd most active states (the recipe's)")
     parser.add_argument("--ps-lw", type=float, default=None, help="pocketsphinx language weight (default its own)")
     parser.add_argument("--ps-own-lm", action="store_true",
                         help="also a pocketsphinx row with its packaged en-us.lm.bin (the trigram the ARPA came from)")
     args = parser.parse_args(argv)
+    for name in ("acoustic_scale", "prior_scale"):
+        values = getattr(args, name)
+        if len(values) not in (1, len(args.model)):
+            parser.error(f"--{name.replace('_', '-')}: give one value or one per --model ({len(args.model)})")
+        setattr(args, name, values * len(args.model) if len(values) == 1 else values)
 
     import torch
 
@@ -133,13 +141,16 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append({"system": "pocketsphinx en-us AM + its en-us.lm.bin", "wer": wer_of(refs, hyps),
                      "rtf": seconds / audio_s, "load_s": round(load_s, 1)})
     start = time.perf_counter()
-    decoder = Decoder(load_graph(args.graph_dir), DecoderConfig(acoustic_scale=args.acoustic_scale, beam=args.beam))
+    graph = load_graph(args.graph_dir)
     graph_load_s = time.perf_counter() - start
     log_priors = load_senone_log_priors(args.tree_dir)
-    for model in args.model:
-        hyps, total_s, search_s = run_asr_kd(utts, model, decoder, log_priors, args.prior_scale)
-        rows.append({"system": f"asr_kd {model}", "wer": wer_of(refs, hyps), "rtf": total_s / audio_s,
-                     "search_rtf": search_s / audio_s, "load_s": round(graph_load_s, 1)})
+    for model, acoustic_scale, prior_scale in zip(args.model, args.acoustic_scale, args.prior_scale):
+        decoder = Decoder(graph, DecoderConfig(acoustic_scale=acoustic_scale, beam=args.beam,
+                                               max_active=args.max_active))
+        hyps, total_s, search_s = run_asr_kd(utts, model, decoder, log_priors, prior_scale)
+        rows.append({"system": f"asr_kd {model} (LMWT {1 / acoustic_scale:g}, prior scale {prior_scale:g})",
+                     "wer": wer_of(refs, hyps), "rtf": total_s / audio_s, "search_rtf": search_s / audio_s,
+                     "load_s": round(graph_load_s, 1)})
     print(f"\n{len(utts)} {args.subset} utterances (seed {args.seed}, {audio_s / 60:.1f} min), LM {args.arpa.name}\n")
     print("| system | %WER | RTF | search RTF |\n|---|---|---|---|")
     for r in rows:

@@ -11,8 +11,9 @@ from asr_kd.cli_options import add_temperature, load_cli_model, model_options, o
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "posteriors", help="write per-utterance (T, num_senones) log-posteriors to an array store",
-        description="Log-posteriors of every utterance of <exp>/feats/<subset> for the decoder (resumable).",
-        parents=[*model_options(), *options("utts_per_shard")],
+        description="Log-posteriors of every utterance of <exp>/feats/<subset> (or of --utts) for the decoder "
+                    "(resumable).",
+        parents=[*model_options(), *options("utts", "utts_per_shard")],
     )
     add_temperature(p)
     p.add_argument("--out", type=Path, required=True, help="output array store directory")
@@ -23,11 +24,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_posteriors(args: argparse.Namespace) -> int:
     from asr_kd.experiment import Experiment
     from asr_kd.models.posteriors import write_log_posteriors
+    from asr_kd.training.validation import read_utt_list
+    from asr_kd.utils.errors import AsrKdError
 
     loaded = load_cli_model(args)
     features = loaded.open_features(Experiment(args.exp).feats_dir(args.subset))
+    utt_ids = features.utt_ids()
+    if args.utts is not None:  # e.g. the held-out validation split, for tuning the decoding weights
+        wanted = read_utt_list(args.utts)
+        unknown = sorted(set(wanted) - set(utt_ids))
+        if unknown:
+            raise AsrKdError(f"{args.utts}: {len(unknown)} utterance(s) not in the {args.subset} features "
+                             f"(first: {unknown[0]})")
+        utt_ids = wanted
     written, skipped = write_log_posteriors(loaded.model, loaded.metadata, features, args.out, args.dtype,
-                                            loaded.temperature, args.utts_per_shard, args.device, args.max_frames)
-    print(f"posteriors {args.subset}: {len(features.utt_ids())} utterances, {written} shards written, "
+                                            loaded.temperature, args.utts_per_shard, args.device, args.max_frames,
+                                            utt_ids)
+    print(f"posteriors {args.subset}: {len(utt_ids)} utterances, {written} shards written, "
           f"{skipped} already done -> {args.out}")
     return 0

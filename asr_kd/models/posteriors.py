@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -15,12 +16,14 @@ from asr_kd.utils.array_store import ArrayStoreWriter
 
 def write_log_posteriors(model: nn.Module, metadata: dict, features: FeatureSet, out_dir: str | os.PathLike,
                          dtype: str = "float16", temperature: float = 1.0, utts_per_shard: int = 100,
-                         device: str | torch.device = "cpu", max_frames: int = 20000) -> tuple[int, int]:
-    """Write ``(T, num_senones)`` log-posteriors of every utterance of ``features`` to ``out_dir``.
+                         device: str | torch.device = "cpu", max_frames: int = 20000,
+                         utt_ids: Sequence[str] | None = None) -> tuple[int, int]:
+    """Write ``(T, num_senones)`` log-posteriors of ``utt_ids`` (default: every utterance of ``features``)
+    to ``out_dir``.
 
     Shards that are already complete are skipped (resumable). Returns ``(shards written, skipped)``.
     """
-    utt_ids = features.utt_ids()
+    utt_ids = list(features.utt_ids() if utt_ids is None else utt_ids)
     meta = {"kind": "log_posteriors", "num_senones": int(metadata["num_senones"]), "temperature": temperature,
             "arch": metadata.get("arch"), "feature": metadata.get("feature")}
     writer = ArrayStoreWriter(out_dir, np.dtype(dtype), (int(metadata["num_senones"]),), meta)

@@ -132,24 +132,6 @@ student() {  # T, seed
     --temperature "$1" --alpha "$alpha" $(store_train_args "$store_kind") "${data[@]}" train.seed="$2"
 }
 
-# Frame accuracy on dev, dev log-posteriors, decoding, WER of one model or ensemble: <e1>/eval/<name>/.
-decode_system() {  # eval dir: its logpost/ -> decode/hyp.txt + WER (the one place to change decoding)
-  local dir=$1
-  [ -f "$dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$dir/logpost" \
-    --kind log-posteriors --tree-dir "$exp/tree" --beam "$beam" \
-    --max-active "$max_active" --out "$dir/decode"
-  asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$dir/decode/hyp.txt"
-}
-eval_and_decode() {  # name, model files...
-  local dir=$e1/eval/$1
-  shift
-  mkdir -p "$dir"
-  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" --exp "$exp" --subset "$dev" --threads 1 \
-    --device "$device" --out "$dir/frame_acc.json" > /dev/null
-  asr-kd posteriors --model "$@" --exp "$exp" --subset "$dev" --threads 1 --device "$device" --out "$dir/logpost"
-  decode_system "$dir"
-}
-
 e2_common() {  # seed -> the `asr-kd train` arguments shared by the three E2 systems
   echo --config "$e2_conf" "${data[@]}" data.train_fraction="$fraction" data.subset_seed="$1" train.seed="$1"
 }
@@ -202,10 +184,10 @@ done
 
 evals=""
 for i in "${member_ids[@]}"; do
-  job "eval_member$i" 6 "member$i graph" eval_and_decode "baseline_member$i" "$e1/ensemble/member$i/model.pt"
+  job "eval_member$i" 6 "member$i graph" evaluate_system "$e1/eval/baseline_member$i" "$e1/ensemble/member$i/model.pt"
   evals+=" eval_member$i"
 done
-job eval_ensemble 6 "ensemble graph" eval_and_decode ensemble "$e1/ensemble/ensemble.json"
+job eval_ensemble 6 "ensemble graph" evaluate_system "$e1/eval/ensemble" "$e1/ensemble/ensemble.json"
 evals+=" eval_ensemble"
 
 # E2 (declared before the students' decoding: it fills the slots the three students leave free).
@@ -224,8 +206,8 @@ job e2_full_model 8 "member0" e2_full_model
 
 for T in "${temperature_list[@]}"; do
   for seed in "${seed_list[@]}"; do
-    job "eval_student_T${T}_seed$seed" 6 "student_T${T}_seed$seed graph" eval_and_decode "student_T${T}_seed$seed" \
-      "$e1/student_T$T/seed$seed/model.pt"
+    job "eval_student_T${T}_seed$seed" 6 "student_T${T}_seed$seed graph" evaluate_system \
+      "$e1/eval/student_T${T}_seed$seed" "$e1/student_T$T/seed$seed/model.pt"
     evals+=" eval_student_T${T}_seed$seed"
   done
 done

@@ -114,3 +114,37 @@ train_model run show asr-kd train --config c.yaml
         "train.progress=false|",
         "reusing run/model.pt",
     ]
+
+
+def test_evaluate_system_tunes_on_the_validation_split_and_only_scores_dev(tmp_path):
+    # asr-kd stands in as a function that logs its arguments and makes the outputs the next step needs
+    script = """
+exp=EXP train=train-clean-5 dev=dev-clean-2 beam=10 max_active=2000
+asr-kd() {
+  printf '%s ' "$@" >> calls.txt; echo >> calls.txt
+  local prev="" a
+  for a in "$@"; do
+    [ "$prev" = --out ] && [ "$1" = decode ] && mkdir -p "$a" && touch "$a/nbest.jsonl.gz" "$a/hyp.txt"
+    [ "$prev" = --out ] && [ "$1" = evaluate ] && touch "$a"
+    prev=$a
+  done
+}
+evaluate_system sys m.pt
+evaluate_system sys m.pt
+"""
+    assert bash(script, tmp_path).returncode == 0
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    first, again = calls[:8], calls[8:]
+    assert [c.split()[0] for c in first] == ["evaluate", "posteriors", "posteriors", "decode", "decode", "score",
+                                             "score", "score"]
+    assert "--subset dev-clean-2" in first[0]
+    assert "--subset train-clean-5 --utts EXP/splits/train-clean-5/valid.txt --out sys/valid_logpost" in first[2]
+    decodes = [c for c in first if c.startswith("decode")]
+    assert "--scores sys/logpost" in decodes[0] and "--scores sys/valid_logpost" in decodes[1]
+    assert all("--nbest 100" in c and "--beam 10 --max-active 2000" in c for c in decodes)
+    tuned = [c for c in first if "--tune" in c]
+    assert tuned == [c for c in tuned if "--ref EXP/manifests/dev-clean-2.tsv --nbest sys/decode/nbest.jsonl.gz" in c]
+    assert len(tuned) == 1 and "--tune EXP/manifests/train-clean-5.tsv sys/valid_decode/nbest.jsonl.gz" in tuned[0]
+    assert any("--best-on-dev" in c for c in first) and any("--hyp sys/decode/hyp.txt" in c for c in first)
+    # a rerun redoes neither the frame accuracy nor the searches (posteriors skip their own finished shards)
+    assert [c.split()[0] for c in again] == ["posteriors", "posteriors", "score", "score", "score"]

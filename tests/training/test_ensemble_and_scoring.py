@@ -63,6 +63,18 @@ def test_ensemble_training_scoring_and_posteriors(tmp_path, make_config, synth_e
         assert abs(float(torch.tensor(post).exp().sum(-1).mean()) - 1) < 1e-2
     assert main(args) == 0  # resumable: complete shards are skipped
 
+    some = sorted(feats)[:3]  # --utts: only those utterances, the same log-posteriors
+    (tmp_path / "some.txt").write_text("\n".join(some) + "\n")
+    some_args = args[:args.index("--out")] + ["--utts", str(tmp_path / "some.txt"), "--out", str(tmp_path / "some")]
+    assert main(some_args + ["--utts-per-shard", "4", "--temperature", "2"]) == 0
+    assert sorted(ArrayStore(tmp_path / "some")) == some
+    for utt_id in some:
+        assert (ArrayStore(tmp_path / "some")[utt_id] == store[utt_id]).all()
+    (tmp_path / "unknown.txt").write_text(some[0] + "\nnot-an-utterance\n")
+    unknown_args = args[:args.index("--out")] + ["--utts", str(tmp_path / "unknown.txt"), "--out", str(tmp_path / "x")]
+    assert main(unknown_args) == 2  # one error line naming the file
+    assert not (tmp_path / "x").exists()
+
 
 @pytest.mark.slow
 def test_parallel_members_match_sequential(tmp_path, make_config):

@@ -170,3 +170,56 @@ store_train_args() {  # kind
     *) echo "" ;;
   esac
 }
+
+# E1 evaluation of one system, the one place the recipe scripts evaluate and decode, into DIR:
+#   frame_acc.json             dev frame accuracy (all frames, silence, non-silence)
+#   logpost/, decode/          dev log-posteriors; lattice search + 100-best (decode/nbest.jsonl.gz)
+#   valid_logpost/, valid_decode/  the same for the held-out validation split (the tuning set)
+#   decode/hyp.wer.json        WER at the search's own weights (LMWT 10, WIP 0, prior scale 1)
+#   decode/nbest.tuned.wer.json      LMWT x WIP x prior scale chosen on the validation split (the
+#                              reported WER: each system gets its own weights, as Kaldi's score.sh)
+#   decode/nbest.best_on_dev.wer.json  the same chosen on dev itself (labelled "best on dev")
+# Uses the caller's exp, train, dev, beam, max_active and device (default cpu); every step is
+# skipped when its output exists, so a killed run continues.
+evaluate_system() {  # dir, model files (or an ensemble JSON)...
+  local dir=$1 split=$exp/splits/$train part
+  shift
+  local on=(--exp "$exp" --threads 1 --device "${device:-cpu}")
+  mkdir -p "$dir"
+  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" "${on[@]}" --subset "$dev" \
+    --out "$dir/frame_acc.json" > /dev/null
+  asr-kd posteriors --model "$@" "${on[@]}" --subset "$dev" --out "$dir/logpost"
+  asr-kd posteriors --model "$@" "${on[@]}" --subset "$train" --utts "$split/valid.txt" --out "$dir/valid_logpost"
+  for part in decode valid_decode; do
+    [ -f "$dir/$part/nbest.jsonl.gz" ] || asr-kd decode --graph-dir "$exp/graph" --kind log-posteriors \
+      --scores "$dir/${part%decode}logpost" --tree-dir "$exp/tree" --beam "$beam" --max-active "$max_active" \
+      --lattice-beam 6 --nbest 100 --out "$dir/$part"
+  done
+  local nbest=$dir/decode/nbest.jsonl.gz ref=$exp/manifests/$dev.tsv prior_scales=(--prior-scales 0.7 0.85 1.0)
+  asr-kd score --ref "$ref" --nbest "$nbest" "${prior_scales[@]}" --best-on-dev
+  asr-kd score --ref "$ref" --hyp "$dir/decode/hyp.txt"
+  asr-kd score --ref "$ref" --nbest "$nbest" "${prior_scales[@]}" \
+    --tune "$exp/manifests/$train.tsv" "$dir/valid_decode/nbest.jsonl.gz"
+}
+
+# The E1 tables of `asr-kd report table`, filled one system (row) at a time by e1_rows:
+#   e1_table      dev frame accuracy, non-silence frame accuracy, WER at the weights tuned on the
+#                 validation split with those weights, epochs trained / kept
+#   e1_wer_table  WER at the search's weights, tuned on the validation split, best on dev
+e1_table=() e1_wer_table=()
+e1_metrics=(--metric "frame_acc:100=dev frame accuracy (%)"
+            --metric "nonsilence.frame_acc:100=dev non-silence frame accuracy (%)"
+            --metric "summary.wer:100=dev WER, weights tuned on validation (%)"
+            --metric "scoring.setting.lm_weight=LMWT" --metric "scoring.setting.word_ins_penalty=WIP"
+            --metric "scoring.setting.prior_scale=prior scale"
+            --metric "epochs_run=epochs trained" --metric "kept_epoch=epoch kept")
+e1_wer_metrics=(--metric "summary.wer:100=dev WER (%)" --metric "scoring.setting.lm_weight=LMWT"
+                --metric "scoring.setting.word_ins_penalty=WIP" --metric "scoring.setting.prior_scale=prior scale")
+e1_rows() {  # row label, eval dir (glob: one per seed), training dir glob or "" -> appends to both tables
+  local label=$1 eval_dirs=$2 train_dirs=$3
+  e1_table+=(--row "$label=$eval_dirs/frame_acc.json" --row "$label=$eval_dirs/decode/nbest.tuned.wer.json")
+  [ -z "$train_dirs" ] || e1_table+=(--row "$label=$train_dirs/summary.json")
+  e1_wer_table+=(--row "$label: search's weights (LMWT 10, WIP 0)=$eval_dirs/decode/hyp.wer.json"
+                 --row "$label: tuned on validation=$eval_dirs/decode/nbest.tuned.wer.json"
+                 --row "$label: best on dev=$eval_dirs/decode/nbest.best_on_dev.wer.json")
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stage 7 of run.sh: E1 tables (JSON + markdown), bar charts and figures from the runs' own outputs:
-# dev frame accuracy (all frames and non-silence), WER, the teacher mass each store keeps, how many
+# dev frame accuracy (all frames and non-silence), WER (weights tuned on the validation split, and
+# untuned / best on dev in e1_wer), the teacher mass each store keeps, how many
 # epochs each model trained (members vs students: students usually need longer) and the fraction
 # of the ensemble's gain the students recover (mean ± std over seeds).
 # Usage: bash recipes/mini_librispeech/local/e1_results.sh --exp DIR --out DIR [--dev SUBSET]
@@ -16,30 +17,22 @@ recovery=true
 parse_options "$@"
 e1=$exp/e1
 mkdir -p "$out"
-acc='frame_acc:100=dev frame accuracy (%)'
-nonsil='nonsilence.frame_acc:100=dev non-silence frame accuracy (%)'
-wer='summary.wer:100=dev WER (%)'
-epochs='epochs_run=epochs trained'
-best='kept_epoch=epoch kept'
-
-# E1: each row = one JSON per seed (frame accuracy), one per seed (WER), one per seed (training summary).
-rows=(--row "baseline=$e1/eval/baseline_member*/frame_acc.json" --row "baseline=$e1/eval/baseline_member*/decode/hyp.wer.json"
-      --row "baseline=$e1/ensemble/member*/summary.json"
-      --row "ensemble=$e1/eval/ensemble/frame_acc.json" --row "ensemble=$e1/eval/ensemble/decode/hyp.wer.json")
+# E1: each row = one JSON per seed (frame accuracy, WER, training summary); common.sh: e1_rows.
+e1_rows baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
+e1_rows ensemble "$e1/eval/ensemble" ""
 students=()
 curves=(--log "member0=$e1/ensemble/member0/log.csv")
 for T in $temperatures; do
+  e1_rows "student T$T" "$e1/eval/student_T${T}_seed*" "$e1/student_T$T/seed*"
   # the share of the teacher's probability mass its store keeps, next to each student row
   asr-kd distill inspect --store "$e1/teacher_T$T" > "$e1/teacher_T$T/inspect.json"
-  rows+=(--row "student T$T=$e1/eval/student_T${T}_seed*/frame_acc.json"
-         --row "student T$T=$e1/eval/student_T${T}_seed*/decode/hyp.wer.json"
-         --row "student T$T=$e1/student_T$T/seed*/summary.json"
-         --row "student T$T=$e1/teacher_T$T/inspect.json")
+  e1_table+=(--row "student T$T=$e1/teacher_T$T/inspect.json")
   students+=("student T$T")
   curves+=(--log "student T$T seed 0=$e1/student_T$T/seed0/log.csv")
 done
-asr-kd report table "${rows[@]}" --metric "$acc" --metric "$nonsil" --metric "$wer" --metric "$epochs" \
-  --metric "$best" --metric "mean_kept_mass:100=teacher mass in the store (%)" --out-dir "$out" --name e1
+asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "mean_kept_mass:100=teacher mass in the store (%)" \
+  --out-dir "$out" --name e1
+asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name e1_wer
 if [ "$recovery" = true ]; then
   asr-kd report recovery --table "$out/e1.json" --metric "dev frame accuracy (%)" --low baseline --high ensemble \
     --rows "${students[@]}" --out "$out/e1_recovery.md"

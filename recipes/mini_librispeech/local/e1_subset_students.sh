@@ -2,8 +2,9 @@
 # E1 students of an ensemble of some of run.sh's members: the ensemble JSON of --member-ids, its
 # dense teacher store at --temperature (the training utterances outside the validation split),
 # students of --seeds (--alpha, newbob on the held-out split, as run.sh's students), then the dev
-# frame accuracy and best-path WER of the students and that ensemble as run.sh's stage 6 does, and
-# one table with run.sh's baseline members. For an experiment whose full ensemble's students
+# frame accuracy and WER of the students and that ensemble as run.sh's stage 6 does (common.sh:
+# evaluate_system; the decoding weights tuned on the validation split), and one table with run.sh's
+# baseline members. For an experiment whose full ensemble's students
 # cannot be trained in the time at hand (the session of 2026-12-01 ran it with members 0 and 1).
 # Needs run.sh stages 0-4 for the named members (and stage 6 for the baseline rows).
 #
@@ -43,42 +44,26 @@ write_subset_ensemble() {  # member paths relative to the JSON, as train-ensembl
   printf '{"format": "asr_kd.ensemble/1", "members": [%s], "temperature": 1.0, "combine": "mean_prob"}\n' \
     "$members" > "$ensemble.tmp" && mv "$ensemble.tmp" "$ensemble"
 }
-evaluate_and_decode() {  # eval name, model
-  local eval_dir=$exp/e1/eval/$1
-  mkdir -p "$eval_dir"
-  [ -f "$eval_dir/frame_acc.json" ] || asr-kd evaluate --model "$2" --exp "$exp" --subset "$dev" --threads 1 \
-    --device cpu --out "$eval_dir/frame_acc.json" > /dev/null
-  asr-kd posteriors --model "$2" --exp "$exp" --subset "$dev" --threads 1 --device cpu --out "$eval_dir/logpost"
-  [ -f "$eval_dir/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$eval_dir/logpost" \
-    --kind log-posteriors --tree-dir "$exp/tree" --beam "$beam" --max-active "$max_active" --out "$eval_dir/decode"
-  asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$eval_dir/decode/hyp.txt"
-}
-
 job ensemble 5 "" write_subset_ensemble
 job teacher 5 "ensemble" asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" \
   --utts "$exp/splits/$train/train.txt" --temperature "$temperature" --top-k dense --device cpu \
   --out "$dir/teacher_T$temperature"
-job eval_ensemble 6 "ensemble" evaluate_and_decode "ensemble_$name" "$ensemble"
+job eval_ensemble 6 "ensemble" evaluate_system "$exp/e1/eval/ensemble_$name" "$ensemble"
 for seed in $seeds; do
   job "student_seed$seed" 5 "teacher" train_model "$dir/student_T$temperature/seed$seed" asr-kd distill train \
     --config "$model_conf" --store "$dir/teacher_T$temperature" --temperature "$temperature" --alpha "$alpha" \
     data.exp="$exp" data.train_subset="$train" train.seed="$seed"
-  job "eval_student_seed$seed" 6 "student_seed$seed" evaluate_and_decode "student_${name}_T${temperature}_seed$seed" \
+  job "eval_student_seed$seed" 6 "student_seed$seed" evaluate_system "$exp/e1/eval/student_${name}_T${temperature}_seed$seed" \
     "$dir/student_T$temperature/seed$seed/model.pt"
 done
 run_jobs
 
 e1=$exp/e1
-asr-kd report table --row "baseline=$e1/eval/baseline_member*/frame_acc.json" \
-  --row "baseline=$e1/eval/baseline_member*/decode/hyp.wer.json" --row "baseline=$e1/ensemble/member*/summary.json" \
-  --row "ensemble of members $member_ids=$e1/eval/ensemble_$name/frame_acc.json" \
-  --row "ensemble of members $member_ids=$e1/eval/ensemble_$name/decode/hyp.wer.json" \
-  --row "student T$temperature=$e1/eval/student_${name}_T${temperature}_seed*/frame_acc.json" \
-  --row "student T$temperature=$e1/eval/student_${name}_T${temperature}_seed*/decode/hyp.wer.json" \
-  --row "student T$temperature=$dir/student_T$temperature/seed*/summary.json" \
-  --metric "frame_acc:100=dev frame accuracy (%)" --metric "nonsilence.frame_acc:100=dev non-silence frame accuracy (%)" \
-  --metric "summary.wer:100=dev WER (%)" --metric "epochs_run=epochs trained" --metric "kept_epoch=epoch kept" \
-  --out-dir "$out" --name "e1_$name"
+e1_rows baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
+e1_rows "ensemble of members $member_ids" "$e1/eval/ensemble_$name" ""
+e1_rows "student T$temperature" "$e1/eval/student_${name}_T${temperature}_seed*" "$dir/student_T$temperature/seed*"
+asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --out-dir "$out" --name "e1_$name"
+asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name "e1_${name}_wer"
 asr-kd report recovery --table "$out/e1_$name.json" --metric "dev frame accuracy (%)" --low baseline \
   --high "ensemble of members $member_ids" --rows "student T$temperature" --out "$out/e1_${name}_recovery.md"
-cat "$out/e1_$name.md" "$out/e1_${name}_recovery.md"
+cat "$out/e1_$name.md" "$out/e1_${name}_wer.md" "$out/e1_${name}_recovery.md"
