@@ -61,8 +61,10 @@ def test_cluster_train_evaluate_dump_and_distil_back(tmp_path, specialists_exp, 
     out, post = tmp_path / "eval.json", tmp_path / "post"
     assert _run(["specialists", "evaluate", "--dir", str(d), "--exp", str(exp), "--subset", "dev", "--out", str(out),
                  "--posteriors-out", str(post), "--utts-per-shard", "1"]) == 0
-    assert "specialists evaluate dev: frame accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "specialists evaluate dev: frame accuracy" in printed and "| >= 1 (conditional) |" in printed
     result = json.loads(out.read_text())
+    assert "| all frames | 150 |" in (tmp_path / "eval.md").read_text()
     assert result["frames"] == 150 and result["utterances"] == 2 and result["method"] == "em"
     rows = result["by_coverage"]
     assert sum(r["frames"] for r in rows) == 150

@@ -8,7 +8,6 @@ and (beyond the paper) dump the combination as a teacher store to distil it back
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from asr_kd.cli_options import options
@@ -80,12 +79,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Combines generalist and specialists on every frame of --subset (the generalist's --top-n "
         "senones select the active specialists; q minimises KL(p_g || q) + sum KL(p_m || q)) and writes the "
         "paper's tables 3 and 4 as JSON: overall frame accuracy of both, on frames whose aligned senone some "
-        "specialist covers, and per number of specialists covering it. --posteriors-out also writes the "
-        "combined log-posteriors for `asr-kd decode`.",
+        "specialist covers, and per number of specialists covering it (printed as a markdown table). "
+        "--posteriors-out also writes the combined log-posteriors for `asr-kd decode`.",
         parents=[*combination_parents, *options("utts_per_shard")],
     )
     _combination_arguments(p)
-    p.add_argument("--out", type=Path, help="also write the JSON here")
+    p.add_argument("--out", type=Path,
+                   help="write the JSON here (its frame_acc is the combination's, as in `asr-kd evaluate`'s JSON) "
+                   "and the markdown table next to it (.md)")
     p.add_argument("--posteriors-out", type=Path, help="array store of the combined (T, S) log-posteriors")
     p.set_defaults(func=run_evaluate)
 
@@ -184,10 +185,10 @@ def _load(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from asr_kd.distillation.specialists.evaluate import evaluate_combination
+    from asr_kd.distillation.specialists.evaluate import coverage_markdown, evaluate_combination
     from asr_kd.experiment import Experiment
     from asr_kd.utils.array_store import ArrayStore
-    from asr_kd.utils.atomic import write_json
+    from asr_kd.utils.atomic import atomic_open, write_json
 
     combination, generalist, features = _load(args)
     senones = ArrayStore(Experiment(args.exp).targets_dir(args.subset))
@@ -198,9 +199,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                   args.posteriors_out, meta, args.utts_per_shard)
     result.update(subset=args.subset, specialists=len(combination.specialists), top_n=args.top_n, method=args.method,
                   generalist=generalist.name, dir=str(args.dir))
+    table = coverage_markdown(result)
     if args.out:
         write_json(args.out, result)
-    print(json.dumps(result, indent=2))
+        with atomic_open(args.out.with_suffix(".md")) as f:
+            f.write(table + "\n")
+    print(table)
     o, c = result["overall"], result["conditional"]
     print(f"specialists evaluate {args.subset}: frame accuracy {o['generalist_frame_acc']:.4f} -> "
           f"{o['combined_frame_acc']:.4f} with {len(combination.specialists)} specialists on {o['frames']} frames; "

@@ -55,7 +55,8 @@ class CoverageTable:
                     "combined_frame_acc": c / n if n else None, "delta_correct": c - g,
                     "relative_change": (c - g) / g if g else None}
 
-        return {"frames": frames, "overall": part(list(self.rows.values())),
+        overall = part(list(self.rows.values()))
+        return {"frames": frames, "frame_acc": overall["combined_frame_acc"], "overall": overall,
                 "conditional": part(covered),  # true senone covered by >= 1 specialist (the paper's table 3)
                 "by_coverage": [dict(part([self.rows[c]]), specialists_covering=c) for c in sorted(self.rows)],
                 "frames_with_active_specialists": self.active_frames,
@@ -99,3 +100,20 @@ def evaluate_combination(combination: SpecialistCombination, features: FeatureSe
             writer.write_shard(shard_id, ((u, posteriors[u]) for u in shard_ids))
     bar.close()
     return dict(table.to_dict(), utterances=len(ids), max_grad=max_grad)
+
+
+def coverage_markdown(result: dict) -> str:
+    """The paper's tables 3 and 4 from :func:`evaluate_combination`'s result: one row per number of
+    specialists covering the true senone, then the conditional and overall rows."""
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.2f}"
+
+    lines = ["| specialists covering the true senone | frames | generalist frame acc. (%) | + specialists (%) | "
+             "delta correct frames | relative change (%) |", "|---|---|---|---|---|---|"]
+    rows = [(str(r["specialists_covering"]), r) for r in result["by_coverage"]]
+    rows += [(">= 1 (conditional)", result["conditional"]), ("all frames", result["overall"])]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['frames']} | {pct(r['generalist_frame_acc'])} | {pct(r['combined_frame_acc'])} | "
+                     f"{r['delta_correct']:+d} | {pct(r['relative_change'])} |")
+    return "\n".join(lines)
