@@ -38,12 +38,21 @@ def test_kmeans_on_covariance_columns_recovers_planted_confusable_groups(column_
     assert clusters == confusable_clusters(acc.covariance(), 5, 4, seed=0, column_norm=column_norm)  # seeded
 
 
-def test_larger_clusters_overlap_and_leave_no_senone_uncovered_here():
+def test_clusters_larger_than_a_group_take_it_whole_and_overlap_only_beyond_it():
     acc = CovarianceAccumulator(20)
     acc.update(_confused_predictions(2000))
-    clusters = SenoneClusters(20, tuple(confusable_clusters(acc.covariance(), 5, 6, seed=1)))
-    coverage = clusters.coverage()
+    clusters = confusable_clusters(acc.covariance(), 5, 6, seed=1)
+    assert sorted(g for c in clusters for g in GROUPS if set(g) <= set(c)) == GROUPS  # each holds its group
+    coverage = SenoneClusters(20, tuple(clusters)).coverage()
     assert int(coverage.sum()) == 30 and int(coverage.min()) >= 1 and int(coverage.max()) >= 2
+
+
+def test_smaller_clusters_are_disjoint_cores_of_the_groups():
+    acc = CovarianceAccumulator(20)
+    acc.update(_confused_predictions(2000))
+    clusters = confusable_clusters(acc.covariance(), 5, 2, seed=0)
+    assert len({s for c in clusters for s in c}) == 10  # no overlap
+    assert all(any(set(c) <= set(g) for g in GROUPS) for c in clusters)
 
 
 def test_kmeans_finds_separated_blobs_deterministically():
