@@ -46,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"specialists (default {DEFAULT_NUM_CLUSTERS})")
     p.add_argument("--cluster-size", type=int, default=DEFAULT_CLUSTER_SIZE,
                    help=f"senones per specialist (default {DEFAULT_CLUSTER_SIZE})")
-    p.add_argument("--column-norm", choices=("none", "l2"), default="none",
-                   help="cluster raw covariance columns (none, the paper) or unit-length ones (l2)")
+    p.add_argument("--column-norm", choices=("none", "l2"), default="l2",
+                   help="cluster unit-length covariance columns (l2, default) or raw ones (none, the paper's; "
+                   "dominated by the high-variance senones: asr_kd/distillation/specialists/clusters.py)")
     p.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     p.add_argument("--max-utts", type=int, default=None, help="only the first N utterances (sorted ids)")
     p.set_defaults(func=run_cluster)
