@@ -154,13 +154,19 @@ def _em(log_g: torch.Tensor, opinions: list[Opinion], max_steps: int,
     for op in opinions:
         weight.index_add_(0, op.rows, torch.ones(len(op.rows), 1, dtype=q.dtype, device=q.device))
     probs = [op.log_probs.exp() for op in opinions]
+    inside = []
+    for op in opinions:
+        mask = torch.zeros(q.shape[1], dtype=torch.bool, device=q.device)
+        mask[op.cluster] = True
+        inside.append(mask)
     steps, max_grad = 0, float("inf")
     while steps < max_steps and max_grad > tolerance:
         target = g.clone()  # W(q): the weighted targets of the surrogate
-        for op, p in zip(opinions, probs):
+        for op, p, mask in zip(opinions, probs, inside):
             q_rows = q[op.rows]
-            out_mass = q_rows.sum(1, keepdim=True) - q_rows[:, op.cluster].sum(1, keepdim=True)
-            spread = q_rows * (p[:, -1:] / out_mass.clamp_min(1e-300))  # dustbin mass, shaped as q outside
+            outside = q_rows.masked_fill(mask, 0.0)  # summed directly: exact when the cluster holds ~all the mass
+            out_mass = outside.sum(1, keepdim=True).clamp_min(1e-300)
+            spread = outside * (p[:, -1:] / out_mass)  # the dustbin's mass, shaped as q outside the cluster
             spread[:, op.cluster] = p[:, :-1]
             target.index_add_(0, op.rows, spread)
         max_grad = float((weight * q - target).abs().max())  # dL/dz at q: (1 + |A|) q - W(q)
