@@ -23,6 +23,7 @@ STAGE_CLIS = (
     "asr_kd.alignment.cli",
     "asr_kd.training.cli",
     "asr_kd.distillation.cli",
+    "asr_kd.distillation.specialists.cli",
     "asr_kd.models.cli",
     "asr_kd.lm.cli",
     "asr_kd.decoding.cli",

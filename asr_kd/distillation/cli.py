@@ -39,23 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "writes shards r, r + N, ...).",
         parents=options("teacher", "exp", "subset", "combine", "utts", "utts_per_shard", "device", "max_frames"),
     )
-    p.add_argument("--out", required=True,
-                   help="store directory; may contain {T}, {k} and {r}, e.g. exp/teacher/T{T}_k{k}")
-    p.add_argument("--temperature", type=float, nargs="+", required=True,
-                   help="one or more T (top-k / dense: a store each; lowrank: the Ts the one store serves)")
-    p.add_argument("--store-kind", choices=STORE_KINDS, default="topk",
-                   help="topk (default), dense, or lowrank (one store for every T; ~100 bytes/frame)")
-    p.add_argument("--top-k", type=_top_k, nargs="+", default=None, metavar="K",
-                   help=f"senones kept exactly per frame (topk default {DEFAULT_TOP_K}, lowrank default "
-                   f"{DEFAULT_LOWRANK_TOP_K}); 'dense' = --store-kind dense")
-    p.add_argument("--rank", type=int, nargs="+", default=[DEFAULT_RANK], metavar="R",
-                   help=f"lowrank: PCA coefficients per frame (default {DEFAULT_RANK}: 60 bytes of codes)")
-    p.add_argument("--rank-8bit", type=int, default=None,
-                   help="lowrank: leading coefficients coded on 8 bits, the rest on 4 (default: a quarter)")
-    p.add_argument("--base-temperature", type=float, default=1.0,
-                   help="lowrank: T of the stored log-probabilities (default 1: exact for one model at every T)")
-    p.add_argument("--fit-frames", type=int, default=DEFAULT_FIT_FRAMES,
-                   help=f"lowrank: training frames the PCA basis is fitted on (default {DEFAULT_FIT_FRAMES})")
+    add_store_arguments(p)
     p.set_defaults(func=run_dump_teacher)
 
     p = commands.add_parser(
@@ -116,6 +100,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-utts", type=int, default=50, help="first N utterances (sorted ids)")
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.set_defaults(func=run_topk_mass)
+
+
+def add_store_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that say which teacher stores to write (``dump-teacher``, ``specialists dump``):
+    read back by :func:`store_specs`."""
+    p.add_argument("--out", required=True,
+                   help="store directory; may contain {T}, {k} and {r}, e.g. exp/teacher/T{T}_k{k}")
+    p.add_argument("--temperature", type=float, nargs="+", required=True,
+                   help="one or more T (top-k / dense: a store each; lowrank: the Ts the one store serves)")
+    p.add_argument("--store-kind", choices=STORE_KINDS, default="topk",
+                   help="topk (default), dense, or lowrank (one store for every T; ~100 bytes/frame)")
+    p.add_argument("--top-k", type=_top_k, nargs="+", default=None, metavar="K",
+                   help=f"senones kept exactly per frame (topk default {DEFAULT_TOP_K}, lowrank default "
+                   f"{DEFAULT_LOWRANK_TOP_K}); 'dense' = --store-kind dense")
+    p.add_argument("--rank", type=int, nargs="+", default=[DEFAULT_RANK], metavar="R",
+                   help=f"lowrank: PCA coefficients per frame (default {DEFAULT_RANK}: 60 bytes of codes)")
+    p.add_argument("--rank-8bit", type=int, default=None,
+                   help="lowrank: leading coefficients coded on 8 bits, the rest on 4 (default: a quarter)")
+    p.add_argument("--base-temperature", type=float, default=1.0,
+                   help="lowrank: T of the stored log-probabilities (default 1: exact for one model at every T)")
+    p.add_argument("--fit-frames", type=int, default=DEFAULT_FIT_FRAMES,
+                   help=f"lowrank: training frames the PCA basis is fitted on (default {DEFAULT_FIT_FRAMES})")
 
 
 def load_teacher(paths: list[Path], combine: str | None, device: str, exp: Path, subset: str):

@@ -18,6 +18,7 @@ aligned with the features (senone ids from ``asr-kd align``); padding uses
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,6 +152,8 @@ class FrameTable:
         utt_start, utt_end: ``(N,)`` int64, first and one-past-last frame of each frame's
             utterance (context windows are clamped to them: edge frames are repeated).
         utt_ids, offsets: utterance order and first frame (``offsets[i]`` .. ``offsets[i+1]``).
+        selected: ``(n,)`` int64 indices of the frames :meth:`minibatches` draws, or ``None`` for
+            all of them (a :meth:`relabelled` table leaves out the frames it gives no target).
     """
 
     def __init__(self, features: FeatureSet, utt_ids: Sequence[str] | None = None,
@@ -173,6 +176,23 @@ class FrameTable:
         starts = torch.from_numpy(self.offsets[:-1])
         self.utt_start = torch.repeat_interleave(starts, lengths_t)
         self.utt_end = torch.repeat_interleave(starts + lengths_t, lengths_t)
+        self.selected: torch.Tensor | None = None
+
+    def relabelled(self, targets: torch.Tensor) -> FrameTable:
+        """The same frames (features shared, not copied) with other targets.
+
+        Args:
+            targets: ``(N,)`` int64, one per frame of this table; frames given :data:`IGNORE_INDEX`
+                are left out of :meth:`minibatches` (and of every loss), e.g. the frames a
+                specialist does not train on (:mod:`asr_kd.distillation.specialists`).
+        """
+        if tuple(targets.shape) != (len(self),):
+            raise ValueError(f"relabelled: expected ({len(self)},) targets, got {tuple(targets.shape)}")
+        view = copy.copy(self)
+        view.targets = targets.to(torch.int64)
+        kept = view.targets != IGNORE_INDEX
+        view.selected = None if bool(kept.all()) else torch.nonzero(kept).squeeze(1)
+        return view
 
     def __len__(self) -> int:
         return len(self.feats)
@@ -195,7 +215,9 @@ class FrameTable:
         return self.feats[idx]
 
     def minibatches(self, batch_size: int, seed: int, shuffle: bool = True):
-        """Yield frame index tensors ``(B,)`` covering every frame once (last batch smaller)."""
-        n = len(self)
+        """Yield frame index tensors ``(B,)`` covering every (selected) frame once (last batch smaller)."""
+        n = len(self) if self.selected is None else len(self.selected)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+        if self.selected is not None:
+            order = self.selected[order]
         yield from order.split(batch_size)

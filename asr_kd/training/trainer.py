@@ -67,6 +67,7 @@ from asr_kd.training.data import (
 )
 from asr_kd.training.objectives import CrossEntropyObjective, Objective
 from asr_kd.training.schedule import LrSchedule
+from asr_kd.training.tasks import FrameTask
 from asr_kd.utils.atomic import atomic_open, write_json, write_with
 from asr_kd.utils.errors import AsrKdError
 from asr_kd.utils.logging import get_logger
@@ -321,7 +322,8 @@ def write_log_csv(path: Path, history: list[dict]) -> None:
         f.write(buf.getvalue())
 
 
-def run(config: ExperimentConfig, make_objective: MakeObjective | None = None, resume: bool = False) -> dict:
+def run(config: ExperimentConfig, make_objective: MakeObjective | None = None, resume: bool = False,
+        task: FrameTask | None = None) -> dict:
     """Train one model as configured; returns the summary (also in ``<out_dir>/summary.json``).
 
     Args:
@@ -332,17 +334,20 @@ def run(config: ExperimentConfig, make_objective: MakeObjective | None = None, r
             ``batch["frame_index"]`` to its own per-frame data (teacher posteriors) or attach
             per-frame arrays to the stream (they then arrive in the batch).
         resume: continue from ``<out_dir>/checkpoint.pt`` if it exists.
+        task: train on a relabelled part of the frames with ``task.num_classes`` outputs and
+            initial weights of the task's choosing (:mod:`asr_kd.training.tasks`); needs
+            ``data.loader=memory``.
     """
     ddp, device = setup_distributed(config.train.device)
     try:
-        return _run(config, make_objective, resume, ddp, device)
+        return _run(config, make_objective, resume, ddp, device, task)
     finally:
         if ddp.owns_group:
             dist.destroy_process_group()
 
 
 def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume: bool,
-         ddp: Distributed, device: torch.device) -> dict:
+         ddp: Distributed, device: torch.device, task: FrameTask | None = None) -> dict:
     tc, out = config.train, Path(config.out_dir)
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists() and not resume:
@@ -361,9 +366,14 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
     if data.validation_subset != data.train_subset:
         log.warning("validating on %s, not on held-out %s utterances: numbers reported on %s are selected on it",
                     data.validation_subset, data.train_subset, data.validation_subset)
-    num_senones = resolve_num_senones(config)
+    if task is not None and data.loader != "memory":
+        raise AsrKdError(f"{config.out_dir}: training on a frame task (e.g. a specialist) needs data.loader=memory, "
+                         f"got {data.loader!r}")
+    num_senones = task.num_classes if task is not None else resolve_num_senones(config)
     train_frames = training_frames(data, train_utts, ddp.rank, ddp.world_size, device, num_senones)
     valid_table = frame_table(data, data.validation_subset, valid_utts)
+    if task is not None:
+        train_frames, valid_table = task.select(train_frames, "train"), task.select(valid_table, "valid")
     for name, frames in (("train", train_frames), ("validation", valid_table)):
         top = frames.max_target()
         if top >= num_senones:
@@ -372,6 +382,8 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
     torch.manual_seed(tc.seed)
     net = build(config.model.arch, config.model.preset, input_dim=train_frames.dim,
                 num_senones=num_senones, **config.model.overrides).to(device)
+    if task is not None:
+        task.initialise(net)
     model = net
     if ddp.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -401,6 +413,8 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
                              "train_fraction": data.train_fraction, "train_utterances": len(train_utts),
                              "train_frames": len(train_frames), "seed": tc.seed, "parameters": params,
                              "validation": validation_metadata(data, valid_utts, len(valid_table))}}
+    if task is not None:
+        metadata["task"] = task.metadata()
 
     def checkpoint() -> None:
         # Called on every rank at the same step: rank 0 stores the sum of all ranks' running stats.

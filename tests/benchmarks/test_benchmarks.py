@@ -65,3 +65,12 @@ def test_lm_benchmark_on_a_small_trie(tmp_path: Path) -> None:
     result = main(["--trie", str(trie), "--prune", "1e-3"])
     assert {"read_trie_s", "check_s", "raw_normalisation", "prune_s", "pruned_counts"} <= set(result)
     assert result["renormalised_max_abs_error"] < 1e-6  # float32 unigrams sum to 1 within 1e-7
+
+
+def test_specialists_benchmark_on_small_sizes() -> None:
+    from benchmarks.bench_specialists import main
+
+    result = main(["--frames", "64", "--num-senones", "50", "--clusters", "4", "--cluster-size", "5",
+                   "--max-steps", "5", "--repeats", "1"])
+    assert {"em_frames_per_s", "lbfgs_frames_per_s", "em_max_grad", "lbfgs_objective"} <= set(result)
+    assert result["em_objective"] <= result["objective_at_generalist"]

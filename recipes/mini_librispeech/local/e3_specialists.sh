@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# E3 specialists (the paper's section 5, for senones) and, beyond the paper, distilled back:
+#   1 clusters    --num-clusters clusters of --cluster-size confusable senones from the covariance of
+#                 the generalist's predictions on the training utterances outside the validation split
+#   2 specialists one per cluster (a job each): initialised from the generalist, trained by the
+#                 standard trainer on the cluster's frames mixed 1:1 with random others, other
+#                 senones in a dustbin, validated on the held-out split, dustbin logit + log r
+#   3 evaluate    dev frame accuracy of the generalist and of generalist + specialists (the paper's
+#                 tables 3 and 4: by how many specialists cover the true senone), dev log-posteriors
+#   4 decode      WER of both (run.sh's graph, beam and max-active)
+#   5 distil      dense teacher store of the combination at --temperature on the training utterances,
+#                 students of --seeds (run.sh's student recipe: --alpha, held-out validation)
+#   6 students    dev frame accuracy and WER of the students
+#   7 table       <out>/e3_specialists.{md,json}, the recovery of the specialists' gain by the students,
+#                 and the coverage table <out>/e3_coverage.md
+# Needs run.sh stages 0-4 (features, alignments, validation split, graph, the E1 members); the
+# generalist is --generalist (default E1 member 0). Writes <exp>/e3/{specialists,eval,teacher_T*,students}.
+#
+# Usage: bash recipes/mini_librispeech/local/e3_specialists.sh [--exp DIR] [--generalist MODEL]
+#            [--num-clusters 20] [--cluster-size 50] [--specialist-lr 0.0003] [--top-n 1] [--method em]
+#            [--temperature 2] [--alpha 0.666667] [--seeds "0 1 2"] [--jobs 2] [--out DIR]
+#            [--stage N --stop-stage M]
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+exp=exp/mini_librispeech
+generalist=""               # default: <exp>/e1/ensemble/member0/model.pt
+num_clusters=20             # specialists
+cluster_size=50             # senones per specialist (20 x 50 of 1000: each senone covered ~once on average)
+column_norm=l2              # covariance columns of unit length (l2) or raw as the paper (none: see clusters.py)
+specialist_lr=0.0003        # specialists start from the generalist: a fine-tuning learning rate
+other_ratio=1               # random other frames per cluster frame (the paper's 1:1)
+top_n=1                     # generalist senones that select the active specialists (the paper's n)
+method=em                   # how q is found (asr-kd specialists evaluate --help): em | lbfgs
+temperature=2
+alpha=0.666667
+seeds="0 1 2"
+jobs=2
+conf=recipes/mini_librispeech/conf
+model_conf=$conf/dnn_mini.yaml
+out=recipes/mini_librispeech/results
+train=train-clean-5
+dev=dev-clean-2
+device=cpu
+beam=10                     # as run.sh
+max_active=2000
+recovery=true               # false: no recovery fraction (tiny data)
+stage=1
+stop_stage=7
+. recipes/mini_librispeech/local/common.sh
+parse_options "$@"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+generalist=${generalist:-$exp/e1/ensemble/member0/model.pt}
+e3=$exp/e3
+dir=$e3/specialists
+log_dir=$e3/log
+split=$exp/splits/$train
+data=(data.exp="$exp" data.train_subset="$train")
+combination=(--dir "$dir" --top-n "$top_n" --method "$method" --exp "$exp" --device "$device" --threads 1)
+[ -f "$generalist" ] || die "$generalist is missing: train it (run.sh stage 4) or pass --generalist"
+[ -f "$split/train.txt" ] || die "$split/train.txt is missing: run recipes/mini_librispeech/run.sh --stop-stage 2 first"
+check_settings "$e3/settings.txt" "generalist=$generalist" "num_clusters=$num_clusters" "cluster_size=$cluster_size" \
+  "column_norm=$column_norm" "specialist_lr=$specialist_lr" "other_ratio=$other_ratio"
+mkdir -p "$out"
+
+decode_system() {  # eval dir: its logpost/ -> decode/hyp.txt + WER (run.sh's decoding)
+  [ -f "$1/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$1/logpost" --kind log-posteriors \
+    --tree-dir "$exp/tree" --beam "$beam" --max-active "$max_active" --out "$1/decode"
+  asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$1/decode/hyp.txt"
+}
+evaluate_model() {  # name, model: dev frame accuracy + log-posteriors
+  local eval_dir=$e3/eval/$1
+  mkdir -p "$eval_dir"
+  [ -f "$eval_dir/frame_acc.json" ] || asr-kd evaluate --model "$2" --exp "$exp" --subset "$dev" --threads 1 \
+    --device "$device" --out "$eval_dir/frame_acc.json" > /dev/null
+  asr-kd posteriors --model "$2" --exp "$exp" --subset "$dev" --threads 1 --device "$device" --out "$eval_dir/logpost"
+}
+cluster() {
+  [ -f "$dir/clusters.json" ] && { echo "reusing $dir/clusters.json"; return 0; }
+  asr-kd specialists cluster --generalist "$generalist" --exp "$exp" --subset "$train" --utts "$split/train.txt" \
+    --dir "$dir" --num-clusters "$num_clusters" --cluster-size "$cluster_size" --column-norm "$column_norm" \
+    --device "$device" --threads 1
+}
+evaluate_specialists() {  # the coverage table and the combined log-posteriors (one pass)
+  local eval_dir=$e3/eval/specialists
+  mkdir -p "$eval_dir"
+  [ -f "$eval_dir/frame_acc.json" ] && { echo "reusing $eval_dir/frame_acc.json"; return 0; }
+  rm -rf "$eval_dir/logpost"  # written in the same pass as the counts: never half of an earlier run
+  asr-kd specialists evaluate "${combination[@]}" --subset "$dev" --posteriors-out "$eval_dir/logpost" \
+    --out "$eval_dir/frame_acc.json"
+}
+
+job clusters 1 "" cluster
+specialists=""
+for ((m = 0; m < num_clusters; m++)); do
+  job "specialist$m" 2 "clusters" asr-kd specialists train --dir "$dir" --only "$m" --other-ratio "$other_ratio" \
+    --config "$model_conf" "${data[@]}" optim.lr="$specialist_lr" train.progress=false
+  specialists+=" specialist$m"
+done
+job eval_generalist 3 "" evaluate_model generalist "$generalist"
+job eval_specialists 3 "$specialists" evaluate_specialists
+job decode_generalist 4 "eval_generalist" decode_system "$e3/eval/generalist"
+job decode_specialists 4 "eval_specialists" decode_system "$e3/eval/specialists"
+job teacher 5 "$specialists" asr-kd specialists dump "${combination[@]}" --subset "$train" --utts "$split/train.txt" \
+  --temperature "$temperature" --top-k dense --out "$e3/teacher_T$temperature"
+for seed in $seeds; do
+  job "student_seed$seed" 5 "teacher" train_model "$e3/students/seed$seed" asr-kd distill train \
+    --config "$model_conf" --store "$e3/teacher_T$temperature" --temperature "$temperature" --alpha "$alpha" \
+    "${data[@]}" train.seed="$seed"
+  job "eval_student_seed$seed" 6 "student_seed$seed" evaluate_model "student_seed$seed" \
+    "$e3/students/seed$seed/model.pt"
+  job "decode_student_seed$seed" 6 "eval_student_seed$seed" decode_system "$e3/eval/student_seed$seed"
+done
+run_jobs
+stage_times "1=clusters" "2=specialists" "3=evaluate" "4=decode" "5=distil" "6=students"
+
+in_stages 7 || exit 0
+asr-kd report table --row "generalist=$e3/eval/generalist/frame_acc.json" \
+  --row "generalist=$e3/eval/generalist/decode/hyp.wer.json" \
+  --row "generalist + $num_clusters specialists=$e3/eval/specialists/frame_acc.json" \
+  --row "generalist + $num_clusters specialists=$e3/eval/specialists/decode/hyp.wer.json" \
+  --row "student of generalist + specialists T$temperature=$e3/eval/student_seed*/frame_acc.json" \
+  --row "student of generalist + specialists T$temperature=$e3/eval/student_seed*/decode/hyp.wer.json" \
+  --metric "frame_acc:100=dev frame accuracy (%)" --metric "summary.wer:100=dev WER (%)" \
+  --out-dir "$out" --name e3_specialists
+if [ "$recovery" = true ]; then
+  asr-kd report recovery --table "$out/e3_specialists.json" --metric "dev frame accuracy (%)" --low generalist \
+    --high "generalist + $num_clusters specialists" --rows "student of generalist + specialists T$temperature" \
+    --out "$out/e3_specialists_recovery.md"
+fi
+cp "$e3/eval/specialists/frame_acc.md" "$out/e3_coverage.md"
+cat "$out/e3_specialists.md" "$out/e3_coverage.md"
