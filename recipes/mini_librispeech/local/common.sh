@@ -176,7 +176,7 @@ store_train_args() {  # kind
 #   logpost/, decode/          dev log-posteriors; lattice search + 100-best (decode/nbest.jsonl.gz)
 #   valid_logpost/, valid_decode/  the same for the held-out validation split (the tuning set)
 #   decode/hyp.wer.json        WER at the search's own weights (LMWT 10, WIP 0, prior scale 1)
-#   decode/nbest.tuned.wer.json      LMWT x WIP x prior scale chosen on the validation split (the
+#   decode/nbest.tuned.wer.json      LMWT 4..17 x WIP 0..2 x prior scale 0.7..1 chosen on the validation split (the
 #                              reported WER: each system gets its own weights, as Kaldi's score.sh)
 #   decode/nbest.best_on_dev.wer.json  the same chosen on dev itself (labelled "best on dev")
 # Uses the caller's exp, train, dev, beam, max_active and device (default cpu); every step is
@@ -195,11 +195,14 @@ evaluate_system() {  # dir, model files (or an ensemble JSON)...
       --scores "$dir/${part%decode}logpost" --tree-dir "$exp/tree" --beam "$beam" --max-active "$max_active" \
       --lattice-beam 6 --nbest 100 --out "$dir/$part"
   done
-  local nbest=$dir/decode/nbest.jsonl.gz ref=$exp/manifests/$dev.tsv prior_scales=(--prior-scales 0.7 0.85 1.0)
-  asr-kd score --ref "$ref" --nbest "$nbest" "${prior_scales[@]}" --best-on-dev
+  # Kaldi's score.sh grid (LMWT 7..17, WIP 0 0.5 1) widened: the students' flatter posteriors chose
+  # LMWT 7 and WIP 1, its edges, on the mini data
+  local nbest=$dir/decode/nbest.jsonl.gz ref=$exp/manifests/$dev.tsv
+  local grid=(--lm-weights $(seq 4 17) --word-ins-penalties 0 0.5 1 1.5 2 --prior-scales 0.7 0.85 1.0)
+  asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --best-on-dev
   asr-kd score --ref "$ref" --hyp "$dir/decode/hyp.txt"
-  asr-kd score --ref "$ref" --nbest "$nbest" "${prior_scales[@]}" \
-    --tune "$exp/manifests/$train.tsv" "$dir/valid_decode/nbest.jsonl.gz"
+  asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --tune "$exp/manifests/$train.tsv" \
+    "$dir/valid_decode/nbest.jsonl.gz"
 }
 
 # The E1 tables of `asr-kd report table`, filled one system (row) at a time by e1_rows:
