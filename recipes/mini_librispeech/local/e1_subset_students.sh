@@ -10,6 +10,7 @@
 #
 # Usage: bash recipes/mini_librispeech/local/e1_subset_students.sh [--exp DIR] [--member-ids "0 1"]
 #            [--seeds "0 1"] [--temperature 2] [--alpha 0.666667] [--jobs 2] [--out DIR] [--name m01]
+#            [--student-tag _alpha1]  (students of another --alpha beside the default ones)
 # Writes <exp>/e1/<name>/{teacher_T<T>,student_T<T>/seed<s>}, <exp>/e1/eval/{ensemble,student}_<name>*
 # and <out>/e1_<name>.{md,json} + <out>/e1_<name>_recovery.md.
 set -euo pipefail
@@ -23,6 +24,7 @@ alpha=0.666667
 jobs=2
 out=recipes/mini_librispeech/results
 name=m01
+student_tag=""               # e.g. _alpha1: students of other settings beside the default ones (dirs and tables get it)
 train=train-clean-5
 dev=dev-clean-2
 model_conf=recipes/mini_librispeech/conf/dnn_mini.yaml
@@ -50,20 +52,22 @@ job teacher 5 "ensemble" asr-kd distill dump-teacher --teacher "$ensemble" --exp
   --out "$dir/teacher_T$temperature"
 job eval_ensemble 6 "ensemble" evaluate_system "$exp/e1/eval/ensemble_$name" "$ensemble"
 for seed in $seeds; do
-  job "student_seed$seed" 5 "teacher" train_model "$dir/student_T$temperature/seed$seed" asr-kd distill train \
+  job "student_seed$seed" 5 "teacher" train_model "$dir/student_T$temperature$student_tag/seed$seed" asr-kd distill train \
     --config "$model_conf" --store "$dir/teacher_T$temperature" --temperature "$temperature" --alpha "$alpha" \
     data.exp="$exp" data.train_subset="$train" train.seed="$seed"
-  job "eval_student_seed$seed" 6 "student_seed$seed" evaluate_system "$exp/e1/eval/student_${name}_T${temperature}_seed$seed" \
-    "$dir/student_T$temperature/seed$seed/model.pt"
+  job "eval_student_seed$seed" 6 "student_seed$seed" evaluate_system "$exp/e1/eval/student_${name}_T${temperature}${student_tag}_seed$seed" \
+    "$dir/student_T$temperature$student_tag/seed$seed/model.pt"
 done
 run_jobs
 
 e1=$exp/e1
 e1_rows baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
 e1_rows "ensemble of members $member_ids" "$e1/eval/ensemble_$name" ""
-e1_rows "student T$temperature" "$e1/eval/student_${name}_T${temperature}_seed*" "$dir/student_T$temperature/seed*"
-asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --out-dir "$out" --name "e1_$name"
-asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name "e1_${name}_wer"
-asr-kd report recovery --table "$out/e1_$name.json" --metric "dev frame accuracy (%)" --low baseline \
-  --high "ensemble of members $member_ids" --rows "student T$temperature" --out "$out/e1_${name}_recovery.md"
-cat "$out/e1_$name.md" "$out/e1_${name}_wer.md" "$out/e1_${name}_recovery.md"
+e1_rows "student T$temperature" "$e1/eval/student_${name}_T${temperature}${student_tag}_seed*" \
+  "$dir/student_T$temperature$student_tag/seed*"
+table=e1_$name$student_tag
+asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --out-dir "$out" --name "$table"
+asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name "${table}_wer"
+asr-kd report recovery --table "$out/$table.json" --metric "dev frame accuracy (%)" --low baseline \
+  --high "ensemble of members $member_ids" --rows "student T$temperature" --out "$out/${table}_recovery.md"
+cat "$out/$table.md" "$out/${table}_wer.md" "$out/${table}_recovery.md"
