@@ -1,12 +1,14 @@
-"""``asr-kd report table | recovery | curves | utterance | entropy``: the files a recipe puts in ``results/``."""
+"""``asr-kd report table | recovery | tradeoff | curves | utterance | entropy``: the files of ``results/``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from pathlib import Path
 
 from asr_kd.cli_options import options
+from asr_kd.utils.errors import AsrKdError
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -56,6 +58,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="markdown file to write")
     p.set_defaults(func=run_recovery)
 
+    p = commands.add_parser(
+        "tradeoff", help="one metric against another (e.g. frame accuracy vs parameters), a line per series",
+        description="Plot metric --y against metric --x of the rows of a `report table` JSON: each --series "
+        "'NAME=ROW,ROW,...' is one line (e.g. hard-label models of several sizes), each --reference ROW a "
+        "horizontal line at its mean --y (e.g. the ensemble). Points are row means, error bars the std over seeds.",
+    )
+    p.add_argument("--table", required=True, type=Path, help="<name>.json written by `asr-kd report table`")
+    p.add_argument("--x", required=True, help="metric label on the x axis, e.g. 'parameters (M)'")
+    p.add_argument("--y", required=True, help="metric label on the y axis, e.g. 'dev frame accuracy (%%)'")
+    p.add_argument("--series", action="append", required=True, type=_pair, metavar="NAME=ROW,ROW")
+    p.add_argument("--reference", action="append", default=[], metavar="ROW")
+    p.add_argument("--linear-x", action="store_true", help="linear x axis (default: logarithmic)")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p.set_defaults(func=run_tradeoff)
+
     p = commands.add_parser("curves", help="learning curves (loss, frame accuracy) of trainer log.csv files")
     p.add_argument("--log", action="append", required=True, type=_pair, metavar="[LABEL=]LOG_CSV")
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
@@ -104,6 +121,32 @@ def run_table(args: argparse.Namespace) -> int:
     cells = sum(len(c) for c in table.values())
     print(f"report table: {len(table)} rows x {len(metrics)} metrics ({cells} cells, "
           f"{sum(len(f) for f in files.values())} result files) -> {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def run_tradeoff(args: argparse.Namespace) -> int:
+    from asr_kd.reports.plots import plot_tradeoff
+
+    try:
+        rows = json.loads(args.table.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as err:
+        raise AsrKdError(f"{args.table}: not a `report table` JSON ({err})") from None
+
+    def cell(row: str, metric: str) -> dict:
+        if row not in rows:
+            raise AsrKdError(f"{args.table}: no row {row!r} (rows: {', '.join(rows)})")
+        if metric not in rows[row]:
+            raise AsrKdError(f"{args.table}: row {row!r} has no metric {metric!r} (has: {', '.join(rows[row])})")
+        return rows[row][metric]
+
+    series = {}
+    for name, row_list in args.series:
+        names = [r for r in row_list.split(",") if r]
+        series[name or names[0]] = [(cell(r, args.x)["mean"], cell(r, args.y)["mean"], cell(r, args.y)["std"])
+                                    for r in names]
+    references = {r: cell(r, args.y)["mean"] for r in args.reference}
+    path = plot_tradeoff(series, args.out, args.x, args.y, references, log_x=not args.linear_x)
+    print(f"report tradeoff: {len(series)} series, {sum(len(v) for v in series.values())} points -> {path}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""PNG figures for ``results/``: learning curves, result bars, entropy vs temperature, one utterance.
+"""PNG figures for ``results/``: learning curves, result bars, trade-off lines, entropy vs temperature, one utterance.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas (no pyplot,
 no display, no global state), and every function writes its PNG atomically and returns the path.
@@ -120,6 +120,39 @@ def plot_results_bars(results: Mapping[str, Sequence[float]], out_path: str | os
     ax.grid(axis="y", alpha=0.3)
     lo, hi = min(float(v.min()) for v in values), max(m + s for m, s in zip(means, stds))
     ax.set_ylim(min(0.0, lo), hi * 1.15 if hi > 0 else 1.0)
+    if title:
+        ax.set_title(title)
+    return _save(fig, out_path)
+
+
+def plot_tradeoff(series: Mapping[str, Sequence[tuple[float, float, float]]], out_path: str | os.PathLike,
+                  xlabel: str, ylabel: str, references: Mapping[str, float] | None = None, log_x: bool = True,
+                  title: str | None = None) -> Path:
+    """One line per series of ``(x, y mean, y std)`` points, e.g. frame accuracy against parameters.
+
+    Args:
+        series: ``{name: [(x, mean, std), ...]}``, e.g. ``{"hard labels": [...], "distilled": [...]}``;
+            points are joined in order of x, std is drawn as an error bar.
+        references: horizontal lines, e.g. ``{"ensemble": 40.8}``.
+        log_x: logarithmic x axis (model sizes are compared in ratios).
+    """
+    if not series or any(len(points) == 0 for points in series.values()):
+        raise AsrKdError(f"series to plot are empty: {dict(series)}")
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, points in series.items():
+        x, mean, std = (np.asarray(v, dtype=float) for v in zip(*sorted(points)))
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=4, label=name)
+        for xi, mi in zip(x, mean):
+            ax.annotate(f"{mi:.2f}", (xi, mi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for k, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(value, color=f"C{len(series) + k}", linestyle="--", linewidth=1, label=f"{name} ({value:.2f})")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     return _save(fig, out_path)

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# E4 compression (issue 17): students smaller than the ensemble's members, distilled from the E1
+# teacher store, against the same small nets trained on hard labels.
+#   1 train     per --hidden-dims H and --seeds: a hard-label DNN (the members' recipe: newbob on the
+#               held-out split) and a student of the E1 store at --temperature (run.sh's student
+#               recipe, --alpha), both the members' conf with model.overrides.hidden_dim=H (same
+#               inputs and depth, narrower layers: hidden 120 is 4.1x fewer parameters than 384)
+#   2 evaluate  dev frame accuracy and WER of each (common.sh: evaluate_system, weights tuned on the
+#               validation split), with the decoding real-time factor of the search
+#   3 table     <out>/<name>.{md,json} (with run.sh's full-size members, ensemble and students as
+#               reference rows), <name>_recovery.md (share of the full-size ensemble's gain over the
+#               full-size members that each small model keeps), <name>_{frame_acc,wer}_vs_size.png
+# Needs run.sh stages 0-6 (or e1_subset_students.sh for --ensemble-name): the E1 store, the
+# members' and students' evaluation. Writes <exp>/e4/h<H>/{hard,student_T<T>}/seed<s>, <exp>/e4/eval/.
+#
+# Usage: bash recipes/mini_librispeech/local/e4_compression.sh [--exp DIR] [--hidden-dims "120"]
+#            [--seeds "0 1 2"] [--ensemble-name ""] [--temperature 2] [--alpha 0.666667] [--jobs 2]
+#            [--out DIR] [--name e4_compression] [--stage N --stop-stage M]
+#   --ensemble-name m01: the teacher and reference rows of e1_subset_students.sh --name m01
+#   (<exp>/e1/m01/teacher_T<T>, e1/eval/ensemble_m01, e1/eval/student_m01_T<T>_seed*) instead of
+#   run.sh's (<exp>/e1/teacher_T<T>, e1/eval/ensemble, e1/eval/student_T<T>_seed*).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+exp=exp/mini_librispeech
+hidden_dims="120"           # 3 x 120 ReLU: 227k parameters at 1000 senones, 4.1x fewer than the members' 3 x 384
+seeds="0 1 2"
+ensemble_name=""            # "" = run.sh's E1 ensemble; NAME = e1_subset_students.sh --name NAME
+temperature=2
+alpha=0.666667
+jobs=2
+model_conf=recipes/mini_librispeech/conf/dnn_mini.yaml
+out=recipes/mini_librispeech/results
+name=e4_compression
+train=train-clean-5
+dev=dev-clean-2
+device=cpu
+beam=10                     # as run.sh
+max_active=2000
+recovery=true               # false: no recovery fractions (tiny data)
+stage=1
+stop_stage=3
+. recipes/mini_librispeech/local/common.sh
+parse_options "$@"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+e1=$exp/e1
+e4=$exp/e4
+log_dir=$e4/log
+data=(data.exp="$exp" data.train_subset="$train")
+if [ -n "$ensemble_name" ]; then
+  store=$e1/$ensemble_name/teacher_T$temperature ensemble_eval=$e1/eval/ensemble_$ensemble_name
+  students_eval="$e1/eval/student_${ensemble_name}_T${temperature}_seed*" students="$e1/$ensemble_name/student_T$temperature/seed*"
+else
+  store=$e1/teacher_T$temperature ensemble_eval=$e1/eval/ensemble
+  students_eval="$e1/eval/student_T${temperature}_seed*" students="$e1/student_T$temperature/seed*"
+fi
+in_stages 1 && { [ -d "$store" ] || die "$store is missing: run run.sh stage 5 (or e1_subset_students.sh)"; }
+check_settings "$e4/settings.txt" "store=$store" "model_conf=$model_conf $(sha256sum < "$model_conf" | cut -c1-16)" \
+  "alpha=$alpha"
+mkdir -p "$out"
+
+for hidden in $hidden_dims; do
+  for seed in $seeds; do
+    hard=$e4/h$hidden/hard/seed$seed student=$e4/h$hidden/student_T$temperature/seed$seed
+    job "h${hidden}_hard_seed$seed" 1 "" train_model "$hard" asr-kd train --config "$model_conf" "${data[@]}" \
+      model.overrides.hidden_dim="$hidden" train.seed="$seed"
+    job "h${hidden}_student_seed$seed" 1 "" train_model "$student" asr-kd distill train --config "$model_conf" \
+      --store "$store" --temperature "$temperature" --alpha "$alpha" "${data[@]}" model.overrides.hidden_dim="$hidden" \
+      train.seed="$seed"
+    job "eval_h${hidden}_hard_seed$seed" 2 "h${hidden}_hard_seed$seed" evaluate_system \
+      "$e4/eval/h${hidden}_hard_seed$seed" "$hard/model.pt"
+    job "eval_h${hidden}_student_seed$seed" 2 "h${hidden}_student_seed$seed" evaluate_system \
+      "$e4/eval/h${hidden}_student_T${temperature}_seed$seed" "$student/model.pt"
+  done
+done
+run_jobs
+stage_times "1=train" "2=evaluate"
+
+in_stages 3 || exit 0
+e1_rows_with_rtf() {  # e1_rows plus the search's decode.json (its CPU real-time factor)
+  e1_rows "$@"
+  e1_table+=(--row "$1=$2/decode/decode.json")
+}
+hard_rows=baseline soft_rows="student T$temperature" small_rows=()
+e1_rows_with_rtf baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
+e1_rows_with_rtf ensemble "$ensemble_eval" ""
+e1_rows_with_rtf "student T$temperature" "$students_eval" "$students"
+for hidden in $hidden_dims; do
+  e1_rows_with_rtf "hard, hidden $hidden" "$e4/eval/h${hidden}_hard_seed*" "$e4/h$hidden/hard/seed*"
+  e1_rows_with_rtf "student T$temperature, hidden $hidden" "$e4/eval/h${hidden}_student_T${temperature}_seed*" \
+    "$e4/h$hidden/student_T$temperature/seed*"
+  hard_rows+=",hard, hidden $hidden" soft_rows+=",student T$temperature, hidden $hidden"
+  small_rows+=("hard, hidden $hidden" "student T$temperature, hidden $hidden")
+done
+asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "parameters:1e-6=parameters (M)" \
+  --metric "cpu_rtf=decoding CPU RTF" --out-dir "$out" --name "$name"
+if [ "$recovery" = true ]; then
+  asr-kd report recovery --table "$out/$name.json" --metric "dev frame accuracy (%)" --low baseline --high ensemble \
+    --rows "${small_rows[@]}" "student T$temperature" --out "$out/${name}_recovery.md"
+  cat "$out/${name}_recovery.md"
+fi
+for metric in "dev frame accuracy (%)=frame_acc" "dev WER, weights tuned on validation (%)=wer"; do
+  asr-kd report tradeoff --table "$out/$name.json" --x "parameters (M)" --y "${metric%=*}" \
+    --series "hard labels=$hard_rows" --series "distilled (T$temperature)=$soft_rows" --reference ensemble \
+    --out "$out/${name}_${metric#*=}_vs_size.png"
+done
+cat "$out/$name.md"
