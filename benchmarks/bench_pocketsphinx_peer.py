@@ -69,7 +69,8 @@ def run_pocketsphinx(utts, arpa: Path, lw: float | None) -> tuple[dict[str, str]
     return hyps, seconds, load_s
 
 
-def run_asr_kd(utts, model: Path, decoder, log_priors, prior_scale: float) -> tuple[dict[str, str], float, float]:
+def run_asr_kd(utts, model: Path, decoder, log_priors, prior_scale: float,
+               cmvn: str = "auto") -> tuple[dict[str, str], float, float]:
     """Hypotheses, end-to-end seconds (audio -> words) and search seconds of one asr_kd model."""
     from asr_kd.decoding import NoPathError, scaled_log_likelihoods
     from asr_kd.export import load_bundle, posteriors_for_audio
@@ -78,7 +79,8 @@ def run_asr_kd(utts, model: Path, decoder, log_priors, prior_scale: float) -> tu
     hyps, total_s, search_s = {}, 0.0, 0.0
     for utt in utts:
         start = time.perf_counter()
-        loglik = scaled_log_likelihoods(posteriors_for_audio(bundle, utt.audio_path), log_priors, prior_scale)
+        loglik = scaled_log_likelihoods(posteriors_for_audio(bundle, utt.audio_path, cmvn=cmvn), log_priors,
+                                        prior_scale)
         searched = time.perf_counter()
         try:
             hyps[utt.utt_id] = " ".join(decoder.best_path(loglik, utt.utt_id).words)
@@ -109,6 +111,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ps-lw", type=float, default=None, help="pocketsphinx language weight (default its own)")
     parser.add_argument("--ps-own-lm", action="store_true",
                         help="also a pocketsphinx row with its packaged en-us.lm.bin (the trigram the ARPA came from)")
+    parser.add_argument("--cmvn", choices=("auto", "global", "utterance"), default="auto",
+                        help="asr_kd input normalisation of each single utterance (Bundle.normalize; auto: the "
+                             "utterance's own statistics for a model trained with per-speaker CMVN)")
+    parser.add_argument("--no-pocketsphinx", action="store_true",
+                        help="only the asr_kd rows (e.g. to compare --cmvn choices; pocketsphinx's do not change)")
     args = parser.parse_args(argv)
     for name in ("acoustic_scale", "prior_scale"):
         values = getattr(args, name)
@@ -129,11 +136,13 @@ def main(argv: list[str] | None = None) -> dict:
     refs = {u.utt_id: u.transcript for u in utts}
     audio_s = sum(u.duration_s for u in utts)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="asr_kd_peer_") as tmp:
-        hyps, seconds, load_s = run_pocketsphinx(utts, lower_case_arpa(args.arpa, Path(tmp) / "lm.arpa"), args.ps_lw)
-    rows.append({"system": f"pocketsphinx en-us AM + {args.arpa.name}", "wer": wer_of(refs, hyps),
-                 "rtf": seconds / audio_s, "load_s": round(load_s, 1)})
-    if args.ps_own_lm:
+    if not args.no_pocketsphinx:
+        with tempfile.TemporaryDirectory(prefix="asr_kd_peer_") as tmp:
+            hyps, seconds, load_s = run_pocketsphinx(utts, lower_case_arpa(args.arpa, Path(tmp) / "lm.arpa"),
+                                                     args.ps_lw)
+        rows.append({"system": f"pocketsphinx en-us AM + {args.arpa.name}", "wer": wer_of(refs, hyps),
+                     "rtf": seconds / audio_s, "load_s": round(load_s, 1)})
+    if args.ps_own_lm and not args.no_pocketsphinx:
         from pocketsphinx import get_model_path
 
         own = Path(get_model_path()) / "en-us" / "en-us.lm.bin"
@@ -147,8 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
     for model, acoustic_scale, prior_scale in zip(args.model, args.acoustic_scale, args.prior_scale):
         decoder = Decoder(graph, DecoderConfig(acoustic_scale=acoustic_scale, beam=args.beam,
                                                max_active=args.max_active))
-        hyps, total_s, search_s = run_asr_kd(utts, model, decoder, log_priors, prior_scale)
-        rows.append({"system": f"asr_kd {model} (LMWT {1 / acoustic_scale:g}, prior scale {prior_scale:g})",
+        hyps, total_s, search_s = run_asr_kd(utts, model, decoder, log_priors, prior_scale, args.cmvn)
+        rows.append({"system": f"asr_kd {model} (LMWT {1 / acoustic_scale:g}, prior scale {prior_scale:g}, "
+                               f"CMVN {args.cmvn})",
                      "wer": wer_of(refs, hyps), "rtf": total_s / audio_s, "search_rtf": search_s / audio_s,
                      "load_s": round(graph_load_s, 1)})
     print(f"\n{len(utts)} {args.subset} utterances (seed {args.seed}, {audio_s / 60:.1f} min), LM {args.arpa.name}\n")

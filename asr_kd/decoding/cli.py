@@ -130,6 +130,7 @@ def _log_priors(args: argparse.Namespace):
 def run_decode(args: argparse.Namespace) -> int:
     from asr_kd.decoding.hclg import load_graph
     from asr_kd.decoding.store_decoding import decode_store
+    from asr_kd.training.validation import read_utt_list
 
     if args.nbest < 0:
         raise AsrKdError(f"--nbest must be >= 0, got {args.nbest}")
@@ -141,8 +142,8 @@ def run_decode(args: argparse.Namespace) -> int:
     summary = decode_store(
         load_graph(args.graph_dir), args.scores, args.out, config, kind=args.kind, log_priors=_log_priors(args),
         prior_scale=args.prior_scale, nbest=args.nbest,
-        utt_ids=args.utts.read_text().split() if args.utts else None, coverage=[] if args.no_coverage else None,
-        jobs=args.jobs,
+        utt_ids=read_utt_list(args.utts, "utterance list (--utts)") if args.utts else None,
+        coverage=[] if args.no_coverage else None, jobs=args.jobs,
     )
     outputs = [*summary["hypothesis_files"], *([summary["nbest_file"]] if args.nbest else [])]
     print(f"decode: {summary['utterances']} utterances ({summary['failed']} failed), RTF {summary['rtf']:.4f} "

@@ -194,6 +194,7 @@ def run_dump_teacher(args: argparse.Namespace) -> int:
 def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
     from asr_kd.distillation.accounting import bytes_per_frame
     from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, dump_teacher_stores
+    from asr_kd.training.validation import read_listed_utts
 
     specs = store_specs(args)
     loaded, features = load_teacher(args.teacher, args.combine, str(device), args.exp, args.subset)
@@ -201,7 +202,7 @@ def _dump_teacher(args: argparse.Namespace, ddp, device) -> int:
     provenance = {"teachers": tuple(str(p.resolve()) for p in args.teacher), "features": str(features.dir.resolve())}
     configs = {d: TeacherStoreConfig(num_senones=int(teacher.num_senones), combine=teacher.combine, **spec,
                                      **provenance) for d, spec in specs.items()}
-    utt_ids = args.utts.read_text().split() if args.utts else None
+    utt_ids = read_listed_utts(args.utts, features.utt_ids(), f"the features of {features.dir}") if args.utts else None
     summaries = dump_teacher_stores(teacher, features, configs, utt_ids, args.utts_per_shard, device,
                                     args.max_frames, progress=ddp.is_main, rank=ddp.rank, world_size=ddp.world_size,
                                     barrier=ddp.barrier)

@@ -14,6 +14,9 @@ from asr_kd.utils.atomic import write_with
 from asr_kd.utils.errors import AsrKdError
 
 CMVN_MODES = ("speaker", "global", "none")
+#: Weight, in frames, of the global statistics that smooth one utterance's own (Kaldi's online
+#: CMVN ``--global-frames`` default): a short utterance's variance is not trusted alone.
+UTTERANCE_PRIOR_FRAMES = 200.0
 
 
 @dataclass
@@ -43,6 +46,13 @@ class CmvnStats:
 
     def merge(self, other: CmvnStats) -> CmvnStats:
         return CmvnStats(self.count + other.count, self.sum + other.sum, self.sumsq + other.sumsq)
+
+    def scaled_to(self, frames: float) -> CmvnStats:
+        """The same mean and variance, weighted as ``frames`` frames (a prior for :meth:`merge`)."""
+        if self.count == 0:
+            raise AsrKdError("CMVN statistics of zero frames")
+        factor = frames / self.count
+        return CmvnStats(frames, self.sum * factor, self.sumsq * factor)
 
     def mean_std(self, floor: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
         """``(D,)`` mean and standard deviation (variance floored)."""
@@ -110,3 +120,18 @@ class Cmvn:
             feats = store[utt_id]
             speakers.setdefault(utt2spk[utt_id], CmvnStats.zeros(feats.shape[1])).add(feats)
         return cls(speakers)
+
+
+def utterance_cmvn(feats: np.ndarray, prior: CmvnStats, prior_frames: float = UTTERANCE_PRIOR_FRAMES) -> np.ndarray:
+    """``(T, D)`` float32 features normalised with their own statistics, smoothed by ``prior``.
+
+    The stand-in for per-speaker CMVN when a model trained with it meets one utterance of an
+    unseen speaker: the utterance's mean and variance, plus ``prior`` (e.g. the training data's
+    global statistics) weighted as ``prior_frames`` frames. Whole-utterance (offline) statistics,
+    like Kaldi's ``apply-cmvn`` with per-utterance stats, not a running window.
+    """
+    feats = np.asarray(feats, dtype=np.float64)
+    stats = CmvnStats.zeros(feats.shape[1])
+    stats.add(feats)
+    mean, std = stats.merge(prior.scaled_to(prior_frames)).mean_std()
+    return ((feats - mean) / std).astype(np.float32)

@@ -24,19 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_posteriors(args: argparse.Namespace) -> int:
     from asr_kd.experiment import Experiment
     from asr_kd.models.posteriors import write_log_posteriors
-    from asr_kd.training.validation import read_utt_list
-    from asr_kd.utils.errors import AsrKdError
+    from asr_kd.training.validation import read_listed_utts
 
     loaded = load_cli_model(args)
     features = loaded.open_features(Experiment(args.exp).feats_dir(args.subset))
     utt_ids = features.utt_ids()
     if args.utts is not None:  # e.g. the held-out validation split, for tuning the decoding weights
-        wanted = read_utt_list(args.utts)
-        unknown = sorted(set(wanted) - set(utt_ids))
-        if unknown:
-            raise AsrKdError(f"{args.utts}: {len(unknown)} utterance(s) not in the {args.subset} features "
-                             f"(first: {unknown[0]})")
-        utt_ids = wanted
+        utt_ids = read_listed_utts(args.utts, utt_ids, f"the {args.subset} features ({features.dir})")
     written, skipped = write_log_posteriors(loaded.model, loaded.metadata, features, args.out, args.dtype,
                                             loaded.temperature, args.utts_per_shard, args.device, args.max_frames,
                                             utt_ids)

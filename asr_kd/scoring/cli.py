@@ -56,6 +56,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from asr_kd.experiment import Experiment
     from asr_kd.models import Ensemble
     from asr_kd.scoring.frame_accuracy import alignment_stores, frame_accuracy
+    from asr_kd.training.validation import read_listed_utts
     from asr_kd.utils.atomic import write_json
 
     loaded = load_cli_model(args)
@@ -64,7 +65,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     loaded.check_targets(senones)
     if loaded.temperature != 1.0:
         print("evaluate: note: temperature does not change a single model's argmax (frame accuracy)")
-    utt_ids = args.utts.read_text().split() if args.utts else None
+    utt_ids = read_listed_utts(args.utts, features.utt_ids(), f"the features of {features.dir}") if args.utts else None
 
     def score(m) -> dict:
         result = frame_accuracy(m, features, senones, phones, utt_ids, args.device, args.max_frames)
@@ -111,10 +112,11 @@ def _score_nbest(args: argparse.Namespace, refs: dict[str, str]) -> int:
     from asr_kd.decoding.nbest import NBestLists, read_nbest
     from asr_kd.scoring import tuning
     from asr_kd.scoring.wer import read_references, score, write_text
+    from asr_kd.training.validation import read_listed_utts
 
     lists = read_nbest(args.nbest)
     if args.utts is not None:
-        keep = set(args.utts.read_text().split())
+        keep = set(read_listed_utts(args.utts, refs, f"the references {args.ref}"))
         refs = {u: t for u, t in refs.items() if u in keep}
         lists = NBestLists(lists.header, {u: h for u, h in lists.utterances.items() if u in keep})
     tuning.check_coverage(refs, lists, str(args.nbest))

@@ -68,6 +68,26 @@ def read_utt_list(path: str | os.PathLike, what: str = "utterance list") -> list
     return ids
 
 
+def read_listed_utts(path: str | os.PathLike, available: Iterable[str], where: str) -> list[str]:
+    """The ids of an ``--utts`` file (:func:`read_utt_list`), each checked to be in ``available``.
+
+    Args:
+        available: the ids the command can process (e.g. a feature store's keys).
+        where: what ``available`` is, for the error, e.g. ``"the dev-clean-2 features"``.
+
+    Raises:
+        AsrKdError: naming the file, how many ids are unknown and the first of them (a silently
+            shorter list would give a result over other utterances than the user asked for).
+    """
+    wanted = read_utt_list(path, "utterance list (--utts)")
+    known = set(available)
+    unknown = [u for u in wanted if u not in known]
+    if unknown:
+        raise AsrKdError(f"{path}: {len(unknown)} of {len(wanted)} listed utterance(s) not in {where} "
+                         f"(first: {unknown[0]})")
+    return wanted
+
+
 def choose_validation(speaker_of: Mapping[str, str], fraction: float, seed: int = 0,
                       stratify: str = "speaker") -> list[str]:
     """The held-out utterance ids (sorted) of ``{utterance id: speaker}``; see the module docstring."""

@@ -19,7 +19,7 @@ from asr_kd.export import (
     posteriors_for_audio,
     write_bundle,
 )
-from asr_kd.features.cmvn import Cmvn
+from asr_kd.features.cmvn import Cmvn, CmvnStats, utterance_cmvn
 from asr_kd.features.dataset import FeatureSet
 from asr_kd.models import load
 from asr_kd.utils.errors import AsrKdError
@@ -63,20 +63,51 @@ def test_bundle_round_trip(saved_model: Path, tree_dir: Path, tiny_exp: Path, tm
     assert bundle.metadata["context"] == load(saved_model)[1]["context"]
 
 
+def _log_softmax(model, feats: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        x = torch.from_numpy(np.asarray(feats, dtype=np.float32))[None]
+        return torch.log_softmax(model(x, torch.tensor([x.shape[1]]))[0], -1).numpy()
+
+
 def test_posteriors_for_audio_match_stored_features(saved_model: Path, tiny_exp: Path, tmp_path: Path) -> None:
     from asr_kd.data import read_manifest
     from asr_kd.experiment import Experiment
 
     utt = read_manifest(Experiment(tiny_exp).manifest(DEV))[0]
-    log_post = posteriors_for_audio(saved_model, utt.audio_path)  # a model file works like a bundle dir
-    train_cmvn = Cmvn.load(tiny_exp / "feats" / TRAIN / "cmvn.npz")
-    feats = torch.from_numpy(FeatureSet(tiny_exp / "feats" / DEV, "global", cmvn=train_cmvn)[utt.utt_id])
     model, meta = load(saved_model)
-    with torch.no_grad():
-        expected = torch.log_softmax(model(feats[None], torch.tensor([len(feats)]))[0], -1).numpy()
-    assert log_post.shape == (len(feats), meta["num_senones"])
-    np.testing.assert_allclose(log_post, expected, atol=1e-4)
+    dev_cmvn = Cmvn.load(tiny_exp / "feats" / DEV / "cmvn.npz")
+    train_cmvn = Cmvn.load(tiny_exp / "feats" / TRAIN / "cmvn.npz")
+    global_feats = FeatureSet(tiny_exp / "feats" / DEV, "global", cmvn=train_cmvn)
+    raw = FeatureSet(tiny_exp / "feats" / DEV, "none")[utt.utt_id]
+
+    # a model file works like a bundle dir; the fixture model was trained with per-speaker CMVN
+    log_post = posteriors_for_audio(saved_model, utt.audio_path, cmvn="global")
+    assert log_post.shape == (len(raw), meta["num_senones"])
+    np.testing.assert_allclose(log_post, _log_softmax(model, global_feats[utt.utt_id]), atol=1e-4)
     np.testing.assert_allclose(np.exp(log_post).sum(1), 1.0, atol=1e-4)
+
+    # default for a per-speaker model: the utterance's own statistics (+ 200 global frames)
+    bundle = load_bundle(saved_model)
+    own = utterance_cmvn(raw, bundle.cmvn.global_stats)
+    np.testing.assert_allclose(own.mean(0), 0.0, atol=0.05 + 200 / len(raw))  # mostly its own mean
+    np.testing.assert_allclose(posteriors_for_audio(bundle, utt.audio_path), _log_softmax(model, own), atol=1e-4)
+
+    # the caller's speaker statistics: exactly what training-style per-speaker CMVN gives
+    speaker = dev_cmvn.speakers[utt.speaker]
+    expected = _log_softmax(model, dev_cmvn.normalize(raw, utt.speaker, "speaker"))
+    np.testing.assert_allclose(posteriors_for_audio(bundle, utt.audio_path, speaker=speaker), expected, atol=1e-4)
+    with pytest.raises(AsrKdError, match="unknown CMVN choice"):
+        posteriors_for_audio(bundle, utt.audio_path, cmvn="speaker")
+
+
+def test_utterance_cmvn_leans_on_the_prior_for_short_utterances() -> None:
+    rng = np.random.default_rng(0)
+    prior = CmvnStats.zeros(3)
+    prior.add(rng.normal(0.0, 1.0, (5000, 3)))
+    short, long = rng.normal(4.0, 2.0, (20, 3)), rng.normal(4.0, 2.0, (20000, 3))
+    assert abs(utterance_cmvn(long, prior).mean()) < 0.05 and abs(utterance_cmvn(long, prior).std() - 1) < 0.05
+    # 20 own frames against 200 prior frames: the mean stays near the prior's
+    assert utterance_cmvn(short, prior).mean() > 1.0
 
 
 def test_bundle_rejects_bad_inputs(saved_model: Path, tree_dir: Path, tmp_path: Path) -> None:

@@ -98,3 +98,16 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     _, meta = load(devq)
     assert meta["training"]["validation"]["subset"] == "dev-clean-2"  # the ablation validates on dev, visibly
     assert meta["training"]["train_utterances"] == len(valid | train)
+
+    # E4 compression on the same experiment: half-width hard and distilled nets, the table and plots
+    e4 = run_script(MINI / "local" / "e4_compression.sh", "--exp", str(exp), "--out", str(exp / "results"),
+                    "--model-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--hidden-dims", "16",
+                    "--seeds", "0", "--recovery", "false")
+    assert e4.returncode == 0, e4.stdout[-3000:] + e4.stderr[-3000:]
+    for kind in ("hard", "student_T2"):
+        _, meta = load(exp / "e4" / "h16" / kind / "seed0" / "model.pt")
+        assert meta["config"]["hidden_dim"] == 16 and meta["training"]["validation"]["list_sha256"] == digest, kind
+    table = json.loads((exp / "results" / "e4_compression.json").read_text())["rows"]
+    assert table["hard, hidden 16"]["parameters (M)"]["mean"] < table["baseline"]["parameters (M)"]["mean"]
+    assert "decoding CPU RTF" in table["student T2, hidden 16"]
+    assert (exp / "results" / "e4_compression_frame_acc_vs_size.png").exists()

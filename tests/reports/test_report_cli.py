@@ -46,6 +46,28 @@ def test_report_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "no file matches" in capsys.readouterr().err
 
 
+def test_report_tradeoff(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rows = {name: {"params (M)": {"mean": size}, "acc (%)": {"mean": acc, "std": 0.1}}
+            for name, size, acc in [("hard big", 0.9, 39.0), ("hard small", 0.2, 37.0), ("soft big", 0.9, 40.8),
+                                    ("soft small", 0.2, 39.5)]}
+    rows["ensemble"] = {"acc (%)": {"mean": 40.8, "std": 0.0}}
+    table = tmp_path / "e4.json"
+    table.write_text(json.dumps({"caption": None, "rows": rows}))
+    out = tmp_path / "size.png"
+    assert main(["report", "tradeoff", "--table", str(table), "--x", "params (M)", "--y", "acc (%)",
+                 "--series", "hard=hard big,hard small", "--series", "distilled=soft big,soft small",
+                 "--reference", "ensemble", "--out", str(out)]) == 0
+    assert "2 series, 4 points" in capsys.readouterr().out and out.read_bytes()[:8] == PNG_MAGIC
+    # the ensemble has no size: as a point it is refused in one line naming the table and the metric
+    assert main(["report", "tradeoff", "--table", str(table), "--x", "params (M)", "--y", "acc (%)",
+                 "--series", "x=ensemble", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(table) in err and "has no metric 'params (M)'" in err and "Traceback" not in err
+    assert main(["report", "tradeoff", "--table", str(tmp_path / "none.json"), "--x", "a", "--y", "b",
+                 "--series", "x=y", "--out", str(out)]) == 2
+    assert "not a `report table` JSON" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def small_exp(tiny_exp: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """tiny_exp's features + a monophone tree + a fake phone CTM; a model file and a 2-member ensemble."""

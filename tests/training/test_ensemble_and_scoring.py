@@ -23,7 +23,7 @@ def test_member_configs_differ_in_seed_and_dir(tmp_path, make_config):
     assert members[2].out_dir.endswith("member2")
 
 
-def test_ensemble_training_scoring_and_posteriors(tmp_path, make_config, synth_exp):
+def test_ensemble_training_scoring_and_posteriors(tmp_path, make_config, synth_exp, capsys):
     result = train_ensemble(make_config(tmp_path / "ens", epochs=2), num_members=2)
     ens_path = tmp_path / "ens" / "ensemble.json"
     assert result["ensemble"] == str(ens_path)
@@ -74,6 +74,14 @@ def test_ensemble_training_scoring_and_posteriors(tmp_path, make_config, synth_e
     unknown_args = args[:args.index("--out")] + ["--utts", str(tmp_path / "unknown.txt"), "--out", str(tmp_path / "x")]
     assert main(unknown_args) == 2  # one error line naming the file
     assert not (tmp_path / "x").exists()
+    for command in (["evaluate", "--out", str(tmp_path / "x.json")],
+                    ["distill", "dump-teacher", "--teacher", str(tmp_path / "ens" / "member0" / "model.pt"),
+                     "--temperature", "2", "--top-k", "dense", "--out", str(tmp_path / "x")]):
+        model = [] if command[0] == "distill" else ["--model", str(tmp_path / "ens" / "member0" / "model.pt")]
+        assert main([*command, *model, "--exp", str(synth_exp), "--subset", DEV,
+                     "--utts", str(tmp_path / "unknown.txt")]) == 2, command
+        assert "1 of 2 listed utterance(s) not in the features" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.json").exists()
 
 
 @pytest.mark.slow

@@ -124,16 +124,10 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 
 def _utt_ids(args: argparse.Namespace, features) -> list[str]:
-    from asr_kd.training.validation import read_utt_list
+    from asr_kd.training.validation import read_listed_utts
 
-    ids = read_utt_list(args.utts, "utterance list (--utts)") if args.utts else features.utt_ids()
-    unknown = [u for u in ids if u not in features.store]
-    if unknown:
-        from asr_kd.utils.errors import AsrKdError
-
-        raise AsrKdError(f"{args.utts}: {len(unknown)} listed utterances have no features in {features.dir}, "
-                         f"e.g. {unknown[:3]}")
-    return ids
+    ids = features.utt_ids()
+    return read_listed_utts(args.utts, ids, f"the features of {features.dir}") if args.utts else ids
 
 
 def run_cluster(args: argparse.Namespace) -> int:
