@@ -1,4 +1,4 @@
-"""``asr-kd report table | recovery | tradeoff | curves | utterance | entropy``: the files of ``results/``."""
+"""``asr-kd report table | recovery | tradeoff | significance | posteriors | curves | ...``: results/ files."""
 
 from __future__ import annotations
 
@@ -72,6 +72,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--linear-x", action="store_true", help="linear x axis (default: logarithmic)")
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
     p.set_defaults(func=run_tradeoff)
+
+    p = commands.add_parser(
+        "significance", help="paired bootstrap of WER differences between systems (95%% interval, P(better))",
+        description="Each --compare A=GLOB B=GLOB compares two systems on the utterances both scored: GLOB "
+        "matches `asr-kd score` JSON files (<hyp>.wer.json, one per seed; a system's per-utterance errors are "
+        "averaged over its files). Utterances are resampled with replacement (Bisani & Ney 2004, as Kaldi's "
+        "compute-wer-bootci): the 95%% interval of WER(B) - WER(A) and the probability that B is better. "
+        "Writes a markdown table (and the same as JSON next to it).",
+    )
+    p.add_argument("--compare", action="append", nargs=2, required=True, type=_pair, metavar=("A=GLOB", "B=GLOB"))
+    p.add_argument("--samples", type=int, default=None, help="bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="markdown file to write (+ .json)")
+    p.set_defaults(func=run_significance)
+
+    p = commands.add_parser(
+        "posteriors", help="cross-entropy, entropy, top-k accuracy of stored log-posteriors against the alignment",
+        description="For each --scores NAME=GLOB (log-posterior stores of `asr-kd posteriors`, one per seed): "
+        "per-frame cross-entropy of the aligned senone (nats), posterior entropy (nats), mean top "
+        "probability and top-1/5/20 frame accuracy on <exp>/ali/<subset>; a markdown table with mean ± std "
+        "over the matching stores (and the values as JSON next to it). No forward pass.",
+        parents=options("exp", "subset"),
+    )
+    p.add_argument("--scores", action="append", required=True, type=_pair, metavar="NAME=GLOB")
+    p.add_argument("--out", required=True, type=Path, help="markdown file to write (+ .json)")
+    p.set_defaults(func=run_posteriors)
 
     p = commands.add_parser("curves", help="learning curves (loss, frame accuracy) of trainer log.csv files")
     p.add_argument("--log", action="append", required=True, type=_pair, metavar="[LABEL=]LOG_CSV")
@@ -147,6 +173,57 @@ def run_tradeoff(args: argparse.Namespace) -> int:
     references = {r: cell(r, args.y)["mean"] for r in args.reference}
     path = plot_tradeoff(series, args.out, args.x, args.y, references, log_x=not args.linear_x)
     print(f"report tradeoff: {len(series)} series, {sum(len(v) for v in series.values())} points -> {path}")
+    return 0
+
+
+def run_significance(args: argparse.Namespace) -> int:
+    from asr_kd.reports.collect import expand_rows
+    from asr_kd.reports.tables import write_markdown_table, write_results_json
+    from asr_kd.scoring.significance import DEFAULT_SAMPLES, paired_bootstrap, read_counts
+
+    rows, results = {}, []
+    for (name_a, glob_a), (name_b, glob_b) in args.compare:
+        files = expand_rows([(name_a, glob_a), (name_b, glob_b)])
+        if len(files) < 2:
+            raise AsrKdError(f"--compare {name_a}={glob_a} {name_b}={glob_b}: give the two systems different names")
+        r = paired_bootstrap(read_counts(files[name_a]), read_counts(files[name_b]),
+                             args.samples or DEFAULT_SAMPLES, args.seed)
+        rows[f"{name_b} vs {name_a}"] = {
+            "WER A (%)": f"{100 * r.wer_a:.2f}", "WER B (%)": f"{100 * r.wer_b:.2f}",
+            "B - A (points)": f"{100 * r.delta:+.2f}",
+            "95% interval": f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]",
+            "P(B better)": f"{r.prob_b_better:.3f}", "files A / B": f"{len(files[name_a])} / {len(files[name_b])}"}
+        results.append({"a": name_a, "b": name_b, "files_a": [str(f) for f in files[name_a]],
+                        "files_b": [str(f) for f in files[name_b]], **vars(r)})
+        print(f"report significance: {name_b} - {name_a}: {100 * r.delta:+.2f} WER points, 95% interval "
+              f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}], P(better) {r.prob_b_better:.3f} "
+              f"({r.utterances} utterances, {r.samples} resamples)")
+    command = ["asr-kd", "report", "significance", *(f"--compare={a[0]}={a[1]} {b[0]}={b[1]}" for a, b in args.compare)]
+    write_markdown_table(args.out, rows, caption=f"`{shlex.join(command)}` (paired bootstrap over utterances)")
+    write_results_json(args.out.with_suffix(".json"), {"seed": args.seed, "comparisons": results})
+    return 0
+
+
+def run_posteriors(args: argparse.Namespace) -> int:
+    from asr_kd.reports.collect import expand_rows
+    from asr_kd.reports.tables import write_markdown_table, write_results_json
+    from asr_kd.scoring.frame_accuracy import alignment_stores
+    from asr_kd.scoring.posterior_stats import TOP_K, stored_posterior_stats
+
+    senones, _ = alignment_stores(args.exp, args.subset)
+    columns = {"cross_entropy": "cross-entropy (nats/frame)", "entropy": "entropy (nats/frame)",
+               "mean_max_prob": "mean top probability", **{f"top{k}_acc": f"top-{k} frame acc (%)" for k in TOP_K}}
+    rows, results = {}, {}
+    for name, stores in expand_rows(args.scores).items():
+        results[name] = [stored_posterior_stats(store, senones) for store in stores]
+        rows[name] = {label: [r[key] * (100 if key.endswith("_acc") else 1) for r in results[name]]
+                      for key, label in columns.items()}
+        print(f"report posteriors: {name}: cross-entropy {rows[name][columns['cross_entropy']][0]:.3f} nats/frame "
+              f"({len(stores)} store(s))")
+    command = ["asr-kd", "report", "posteriors", f"--exp={args.exp}", f"--subset={args.subset}",
+               *(f"--scores={n}={g}" for n, g in args.scores)]
+    write_markdown_table(args.out, rows, columns=list(columns.values()), digits=3, caption=f"`{shlex.join(command)}`")
+    write_results_json(args.out.with_suffix(".json"), results)
     return 0
 
 

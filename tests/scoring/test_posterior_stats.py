@@ -1,0 +1,61 @@
+"""Cross-entropy, entropy and top-k accuracy of stored log-posteriors (asr_kd.scoring.posterior_stats)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr_kd.cli import main
+from asr_kd.scoring.posterior_stats import PosteriorStats, stored_posterior_stats
+from asr_kd.utils.array_store import ArrayStore, ArrayStoreWriter
+from asr_kd.utils.errors import AsrKdError
+
+
+def test_known_distributions() -> None:
+    stats = PosteriorStats()
+    uniform = torch.full((4, 8), -math.log(8))
+    stats.update(uniform, torch.tensor([0, 1, 2, 3]))
+    peaked = torch.log_softmax(torch.tensor([[10.0, 0, 0, 0, 0, 0, 0, 0]] * 2), -1)
+    stats.update(peaked, torch.tensor([0, 7]))  # right, then the least likely senone
+    d = stats.to_dict()
+    assert d["frames"] == 6
+    expected_nll = (4 * math.log(8) - float(peaked[0, 0]) - float(peaked[1, 7])) / 6
+    assert d["cross_entropy"] == pytest.approx(expected_nll)
+    # uniform: no senone scores above the target, so every rank is 0 (ties count for the target)
+    assert d["top1_acc"] == pytest.approx(5 / 6) and d["top5_acc"] == pytest.approx(1.0)  # senone 7: rank 1
+    assert d["top20_acc"] == pytest.approx(1.0)
+    assert d["entropy"] < math.log(8) and d["mean_max_prob"] > 1 / 8
+    with pytest.raises(AsrKdError, match="zero frames"):
+        PosteriorStats().to_dict()
+
+
+def _store(path: Path, arrays: dict[str, np.ndarray]) -> ArrayStore:
+    first = next(iter(arrays.values()))
+    ArrayStoreWriter(path, first.dtype, first.shape[1:]).write_shard(0, arrays.items())
+    return ArrayStore(path)
+
+
+def test_stores_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    logits = {f"u{i}": rng.normal(size=(7 + i, 5)).astype(np.float32) for i in range(3)}
+    targets = {u: rng.integers(0, 5, size=len(z)).astype(np.int32) for u, z in logits.items()}
+    log_post = {u: torch.log_softmax(torch.from_numpy(z), -1).numpy().astype(np.float16) for u, z in logits.items()}
+    exp = tmp_path / "exp"
+    senones = _store(exp / "ali" / "dev" / "senones", targets)
+    _store(tmp_path / "sys" / "logpost", log_post)
+    d = stored_posterior_stats(tmp_path / "sys" / "logpost", senones)
+    nll = -np.mean(np.concatenate([log_post[u].astype(np.float64)[np.arange(len(t)), t] for u, t in targets.items()]))
+    assert d["utterances"] == 3 and d["cross_entropy"] == pytest.approx(nll, rel=1e-6)
+
+    out = tmp_path / "post.md"
+    assert main(["report", "posteriors", "--exp", str(exp), "--subset", "dev", "--scores",
+                 f"sys={tmp_path}/sys/logpost", "--out", str(out)]) == 0
+    assert f"| sys | {nll:.3f} |" in out.read_text()
+    _store(tmp_path / "short" / "logpost", {"u0": log_post["u0"][:-1]})
+    assert main(["report", "posteriors", "--exp", str(exp), "--subset", "dev", "--scores",
+                 f"short={tmp_path}/short/logpost", "--out", str(out)]) == 2
+    assert "u0" in capsys.readouterr().err
