@@ -61,13 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "tradeoff", help="one metric against another (e.g. frame accuracy vs parameters), a line per series",
         description="Plot metric --y against metric --x of the rows of a `report table` JSON: each --series "
-        "'NAME=ROW,ROW,...' is one line (e.g. hard-label models of several sizes), each --reference ROW a "
+        "NAME=ROW adds ROW to the line NAME (repeat a name for more points, e.g. hard-label models of several sizes), "
+        "each --reference ROW is a "
         "horizontal line at its mean --y (e.g. the ensemble). Points are row means, error bars the std over seeds.",
     )
     p.add_argument("--table", required=True, type=Path, help="<name>.json written by `asr-kd report table`")
     p.add_argument("--x", required=True, help="metric label on the x axis, e.g. 'parameters (M)'")
     p.add_argument("--y", required=True, help="metric label on the y axis, e.g. 'dev frame accuracy (%%)'")
-    p.add_argument("--series", action="append", required=True, type=_pair, metavar="NAME=ROW,ROW")
+    p.add_argument("--series", action="append", required=True, type=_pair, metavar="NAME=ROW")
     p.add_argument("--reference", action="append", default=[], metavar="ROW")
     p.add_argument("--linear-x", action="store_true", help="linear x axis (default: logarithmic)")
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
@@ -165,11 +166,10 @@ def run_tradeoff(args: argparse.Namespace) -> int:
             raise AsrKdError(f"{args.table}: row {row!r} has no metric {metric!r} (has: {', '.join(rows[row])})")
         return rows[row][metric]
 
-    series = {}
-    for name, row_list in args.series:
-        names = [r for r in row_list.split(",") if r]
-        series[name or names[0]] = [(cell(r, args.x)["mean"], cell(r, args.y)["mean"], cell(r, args.y)["std"])
-                                    for r in names]
+    series: dict[str, list[tuple[float, float, float]]] = {}
+    for name, row in args.series:
+        series.setdefault(name or row, []).append((cell(row, args.x)["mean"], cell(row, args.y)["mean"],
+                                                   cell(row, args.y)["std"]))
     references = {r: cell(r, args.y)["mean"] for r in args.reference}
     path = plot_tradeoff(series, args.out, args.x, args.y, references, log_x=not args.linear_x)
     print(f"report tradeoff: {len(series)} series, {sum(len(v) for v in series.values())} points -> {path}")

@@ -55,7 +55,8 @@ def test_report_tradeoff(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     table.write_text(json.dumps({"caption": None, "rows": rows}))
     out = tmp_path / "size.png"
     assert main(["report", "tradeoff", "--table", str(table), "--x", "params (M)", "--y", "acc (%)",
-                 "--series", "hard=hard big,hard small", "--series", "distilled=soft big,soft small",
+                 "--series", "hard=hard big", "--series", "hard=hard small", "--series", "distilled=soft big",
+                 "--series", "distilled=soft small",
                  "--reference", "ensemble", "--out", str(out)]) == 0
     assert "2 series, 4 points" in capsys.readouterr().out and out.read_bytes()[:8] == PNG_MAGIC
     # the ensemble has no size: as a point it is refused in one line naming the table and the metric

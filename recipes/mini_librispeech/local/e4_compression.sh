@@ -81,7 +81,8 @@ e1_rows_with_rtf() {  # e1_rows plus the search's decode.json (its CPU real-time
   e1_rows "$@"
   e1_table+=(--row "$1=$2/decode/decode.json")
 }
-hard_rows=baseline soft_rows="student T$temperature" small_rows=()
+hard_series=(--series "hard labels=baseline") soft_series=(--series "distilled (T$temperature)=student T$temperature")
+small_rows=()
 e1_rows_with_rtf baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
 e1_rows_with_rtf ensemble "$ensemble_eval" ""
 e1_rows_with_rtf "student T$temperature" "$students_eval" "$students"
@@ -89,7 +90,8 @@ for hidden in $hidden_dims; do
   e1_rows_with_rtf "hard, hidden $hidden" "$e4/eval/h${hidden}_hard_seed*" "$e4/h$hidden/hard/seed*"
   e1_rows_with_rtf "student T$temperature, hidden $hidden" "$e4/eval/h${hidden}_student_T${temperature}_seed*" \
     "$e4/h$hidden/student_T$temperature/seed*"
-  hard_rows+=",hard, hidden $hidden" soft_rows+=",student T$temperature, hidden $hidden"
+  hard_series+=(--series "hard labels=hard, hidden $hidden")
+  soft_series+=(--series "distilled (T$temperature)=student T$temperature, hidden $hidden")
   small_rows+=("hard, hidden $hidden" "student T$temperature, hidden $hidden")
 done
 asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "parameters:1e-6=parameters (M)" \
@@ -101,7 +103,7 @@ if [ "$recovery" = true ]; then
 fi
 for metric in "dev frame accuracy (%)=frame_acc" "dev WER, weights tuned on validation (%)=wer"; do
   asr-kd report tradeoff --table "$out/$name.json" --x "parameters (M)" --y "${metric%=*}" \
-    --series "hard labels=$hard_rows" --series "distilled (T$temperature)=$soft_rows" --reference ensemble \
+    "${hard_series[@]}" "${soft_series[@]}" --reference ensemble \
     --out "$out/${name}_${metric#*=}_vs_size.png"
 done
 cat "$out/$name.md"
