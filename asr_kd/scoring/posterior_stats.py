@@ -76,5 +76,8 @@ def stored_posterior_stats(scores_dir: str | os.PathLike, senones: ArrayStore,
         log_post = torch.from_numpy(store[utt_id].astype("float32"))
         target = torch.from_numpy(senones[utt_id].astype("int64"))
         check_aligned(utt_id, log_post, target, str(senones.root))
+        if len(target) and int(target.max()) >= log_post.shape[1]:
+            raise AsrKdError(f"{scores_dir}: {log_post.shape[1]} senones per frame, but {senones.root} aligns "
+                             f"{utt_id} to senone {int(target.max())}: scores of another tree")
         stats.update(log_post, target)
     return dict(stats.to_dict(), utterances=len(ids), scores=str(scores_dir))

@@ -59,3 +59,7 @@ def test_stores_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", "posteriors", "--exp", str(exp), "--subset", "dev", "--scores",
                  f"short={tmp_path}/short/logpost", "--out", str(out)]) == 2
     assert "u0" in capsys.readouterr().err
+    _store(tmp_path / "narrow" / "logpost", {u: a[:, :3] for u, a in log_post.items()})  # another tree's senones
+    assert any(int(t.max()) >= 3 for t in targets.values())
+    with pytest.raises(AsrKdError, match="scores of another tree"):
+        stored_posterior_stats(tmp_path / "narrow" / "logpost", senones)
