@@ -123,6 +123,9 @@ class Bundle:
         if stats is None:
             return feats
         if speaker is not None:
+            if speaker.sum.shape != stats[0].shape:
+                raise AsrKdError(f"speaker CMVN statistics of dimension {speaker.sum.shape[0]} for a model with "
+                                 f"{stats[0].shape[0]}-dimensional features")
             mean, std = speaker.mean_std()
             return ((feats - mean) / std).astype(np.float32)
         if cmvn == "auto":

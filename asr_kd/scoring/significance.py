@@ -78,6 +78,8 @@ def read_counts(paths: Sequence[str | os.PathLike]) -> UtteranceCounts:
             raise AsrKdError(f"{path}: scores other utterances or references than {paths[0]}")
     errors = np.mean([[counts[u][0] for u in utt_ids] for counts in per_file], axis=0)
     ref_words = np.array([per_file[0][u][1] for u in utt_ids], dtype=float)
+    if ref_words.sum() == 0:
+        raise AsrKdError(f"{paths[0]}: scores no reference words: no WER to compare")
     return UtteranceCounts(utt_ids, errors, ref_words)
 
 

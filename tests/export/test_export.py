@@ -96,6 +96,8 @@ def test_posteriors_for_audio_match_stored_features(saved_model: Path, tiny_exp:
     speaker = dev_cmvn.speakers[utt.speaker]
     expected = _log_softmax(model, dev_cmvn.normalize(raw, utt.speaker, "speaker"))
     np.testing.assert_allclose(posteriors_for_audio(bundle, utt.audio_path, speaker=speaker), expected, atol=1e-4)
+    with pytest.raises(AsrKdError, match="speaker CMVN statistics of dimension 3"):
+        posteriors_for_audio(bundle, utt.audio_path, speaker=CmvnStats.zeros(3))
     with pytest.raises(AsrKdError, match="unknown CMVN choice"):
         posteriors_for_audio(bundle, utt.audio_path, cmvn="speaker")
 

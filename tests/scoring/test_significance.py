@@ -54,6 +54,11 @@ def test_other_utterances_are_refused(tmp_path: Path) -> None:
         read_counts([full, fewer])
     with pytest.raises(AsrKdError, match="not comparable"):
         paired_bootstrap(read_counts([full]), read_counts([fewer]))
+    empty = tmp_path / "empty.wer.json"
+    empty.write_text(json.dumps({"utterances": {"u00": {"substitutions": 0, "deletions": 0, "insertions": 1,
+                                                        "ref_words": 0}}}))
+    with pytest.raises(AsrKdError, match="no reference words"):
+        read_counts([empty])
     (tmp_path / "hyp.txt").write_text("u00 the cat\n")
     with pytest.raises(AsrKdError, match="not an `asr-kd score` JSON"):
         read_counts([tmp_path / "hyp.txt"])
