@@ -92,8 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "posteriors", help="cross-entropy, entropy, top-k accuracy of stored log-posteriors against the alignment",
         description="For each --scores NAME=GLOB (log-posterior stores of `asr-kd posteriors`, one per seed): "
         "per-frame cross-entropy of the aligned senone (nats), posterior entropy (nats), mean top "
-        "probability and top-1/5/20 frame accuracy on <exp>/ali/<subset>; a markdown table with mean ± std "
-        "over the matching stores (and the values as JSON next to it). No forward pass.",
+        "probability and top-1/5/20 frame accuracy on <exp>/ali/<subset>; how the argmax errors cluster in "
+        "time (error runs per 100 frames, share of frames in runs of >= 8 frames); with the senone priors of "
+        "<exp>/tree, the frame accuracy of the prior-divided scores the decoder adds up; a markdown table "
+        "with mean ± std over the matching stores (and the values as JSON next to it). No forward pass.",
         parents=options("exp", "subset"),
     )
     p.add_argument("--scores", action="append", required=True, type=_pair, metavar="NAME=GLOB")
@@ -205,18 +207,28 @@ def run_significance(args: argparse.Namespace) -> int:
 
 
 def run_posteriors(args: argparse.Namespace) -> int:
+    from asr_kd.alignment import load_senone_log_priors
+    from asr_kd.experiment import COUNTS_FILE
     from asr_kd.reports.collect import expand_rows
     from asr_kd.reports.tables import write_markdown_table, write_results_json
     from asr_kd.scoring.frame_accuracy import alignment_stores
-    from asr_kd.scoring.posterior_stats import TOP_K, stored_posterior_stats
+    from asr_kd.scoring.posterior_stats import LONG_RUN, TOP_K, stored_posterior_stats
 
     senones, _ = alignment_stores(args.exp, args.subset)
+    tree_dir = Path(args.exp) / "tree"
+    log_priors = load_senone_log_priors(tree_dir) if (tree_dir / COUNTS_FILE).exists() else None
+    if log_priors is None:
+        print(f"report posteriors: no {tree_dir / COUNTS_FILE}: no prior-divided frame accuracy")
     columns = {"cross_entropy": "cross-entropy (nats/frame)", "entropy": "entropy (nats/frame)",
-               "mean_max_prob": "mean top probability", **{f"top{k}_acc": f"top-{k} frame acc (%)" for k in TOP_K}}
+               "mean_max_prob": "mean top probability", **{f"top{k}_acc": f"top-{k} frame acc (%)" for k in TOP_K},
+               **({"prior_divided_acc": "prior-divided frame acc (%)"} if log_priors is not None else {}),
+               "error_runs_per_100": "error runs per 100 frames",
+               "long_error_run_frames": f"frames in error runs >= {LONG_RUN} (%)"}
+    percent = {key for key in columns if key.endswith("_acc")} | {"long_error_run_frames"}
     rows, results = {}, {}
     for name, stores in expand_rows(args.scores).items():
-        results[name] = [stored_posterior_stats(store, senones) for store in stores]
-        rows[name] = {label: [r[key] * (100 if key.endswith("_acc") else 1) for r in results[name]]
+        results[name] = [stored_posterior_stats(store, senones, log_priors=log_priors) for store in stores]
+        rows[name] = {label: [r[key] * (100 if key in percent else 1) for r in results[name]]
                       for key, label in columns.items()}
         print(f"report posteriors: {name}: cross-entropy {rows[name][columns['cross_entropy']][0]:.3f} nats/frame "
               f"({len(stores)} store(s))")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asr_kd.cli import main
-from asr_kd.scoring.posterior_stats import PosteriorStats, stored_posterior_stats
+from asr_kd.scoring.posterior_stats import LONG_RUN, PosteriorStats, error_runs, stored_posterior_stats
 from asr_kd.utils.array_store import ArrayStore, ArrayStoreWriter
 from asr_kd.utils.errors import AsrKdError
 
@@ -51,10 +51,14 @@ def test_stores_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     nll = -np.mean(np.concatenate([log_post[u].astype(np.float64)[np.arange(len(t)), t] for u, t in targets.items()]))
     assert d["utterances"] == 3 and d["cross_entropy"] == pytest.approx(nll, rel=1e-6)
 
+    (exp / "tree").mkdir()
+    np.save(exp / "tree" / "senone_counts.npy", np.array([5, 1, 1, 1, 40]))  # the priors: prior-divided accuracy too
     out = tmp_path / "post.md"
     assert main(["report", "posteriors", "--exp", str(exp), "--subset", "dev", "--scores",
                  f"sys={tmp_path}/sys/logpost", "--out", str(out)]) == 0
-    assert f"| sys | {nll:.3f} |" in out.read_text()
+    assert f"| sys | {nll:.3f} |" in out.read_text() and "prior-divided frame acc" in out.read_text()
+    with pytest.raises(AsrKdError, match="priors of another tree"):
+        stored_posterior_stats(tmp_path / "sys" / "logpost", senones, log_priors=np.zeros(4))
     _store(tmp_path / "short" / "logpost", {"u0": log_post["u0"][:-1]})
     assert main(["report", "posteriors", "--exp", str(exp), "--subset", "dev", "--scores",
                  f"short={tmp_path}/short/logpost", "--out", str(out)]) == 2
@@ -63,3 +67,26 @@ def test_stores_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert any(int(t.max()) >= 3 for t in targets.values())
     with pytest.raises(AsrKdError, match="scores of another tree"):
         stored_posterior_stats(tmp_path / "narrow" / "logpost", senones)
+
+
+def test_error_runs_and_prior_divided_accuracy() -> None:
+    assert error_runs(torch.tensor([True, True, False, True, False, False, True, True, True])).tolist() == [2, 1, 3]
+    assert error_runs(torch.tensor([False, False])).tolist() == []
+    assert error_runs(torch.zeros(0, dtype=torch.bool)).numel() == 0
+
+    # senone 0 is frequent and wins every argmax by a little; dividing by the priors hands the frames
+    # to the rare senone 1, which is right on the last 9 of 10 frames
+    log_post = torch.log(torch.tensor([[0.55, 0.45]] * 10))
+    target = torch.tensor([0] + [1] * 9)
+    stats = PosteriorStats(log_priors=torch.log(torch.tensor([0.9, 0.1])))
+    stats.update(log_post, target)
+    d = stats.to_dict()
+    assert d["top1_acc"] == pytest.approx(0.1) and d["prior_divided_acc"] == pytest.approx(0.9)
+    assert d["error_runs_per_100"] == pytest.approx(10.0)  # one run of 9 wrong frames in 10
+    assert LONG_RUN <= 9 and d["long_error_run_frames"] == pytest.approx(0.9)
+    # runs never cross utterances: two updates of 5 wrong frames are two short runs
+    split = PosteriorStats()
+    split.update(log_post[:5], torch.ones(5, dtype=torch.long))
+    split.update(log_post[5:], torch.ones(5, dtype=torch.long))
+    assert split.error_run_count == 2 and split.to_dict()["long_error_run_frames"] == 0.0
+    assert "prior_divided_acc" not in split.to_dict()
