@@ -36,16 +36,16 @@ results=recipes/mini_librispeech/results
 train=train-clean-5
 dev=dev-clean-2
 jobs=2                      # processes at a time (1 torch thread each): measured fastest on 2 cores
-members=4                   # E1 ensemble size (the members are also the baseline seeds)
+members=3                   # E1 ensemble size (the members are also the baseline seeds)
 seeds="0 1 2"               # student / E2 seeds
 temperatures="2"            # E1 distillation temperatures (the paper's sweep: "1 2 5 10", local/e1_study.sh)
 alpha=0.666667              # weight of the soft term: the paper's relative weight 0.5 on the hard term = 1 / (1 + 0.5)
 store_kind=dense            # teacher store: dense | topk | topk-tail | a --store-kind of dump-teacher
 teacher_top_k=20            # senones per frame of the topk kinds
 conf=recipes/mini_librispeech/conf
-model_conf=$conf/dnn_mini.yaml
+model_conf=$conf/dnn_mini.yaml   # 3 x 384 to convergence (hours on 2 cores); conf/dnn_quick.yaml: the timed shorter run (README)
 student_conf=""             # default: --model-conf (students of the members' size)
-e2_conf=$conf/dnn_mini_3pct.yaml
+e2_conf=""                  # default: --model-conf with E2's schedule (constant LR, 20 epochs, early stopping after 3)
 e2_temperature=2
 e2_alpha=1.0                # E2's soft-target model: soft targets only
 e2_soft_epochs=100          # its maximum: it trains to convergence by newbob (it still gained 0.3 points per epoch at 20)
@@ -63,6 +63,10 @@ recovery=true               # false: results without recovery fractions (tiny da
 . recipes/mini_librispeech/local/common.sh
 parse_options "$@"
 student_conf=${student_conf:-$model_conf}
+case "$lm" in train|en-us) ;; *) die "unknown --lm $lm (en-us or train)" ;; esac
+# E2's models share the E1 members' architecture (its 100% model is member 0), as in the paper
+e2_config=(--config "${e2_conf:-$model_conf}")
+[ -n "$e2_conf" ] || e2_config+=(optim.schedule=constant train.epochs=20 train.patience=3 train.checkpoint_every=0)
 log_dir=$exp/log
 split=$exp/splits/$train    # valid.txt (held out) + train.txt (the rest), from stage 0
 e1=$exp/e1
@@ -79,7 +83,7 @@ check_settings "$exp/settings.txt" "train=$train" "valid_fraction=$valid_fractio
   "members=$members" "model_conf=$model_conf $(sha256sum < "$model_conf" | cut -c1-16)" \
   "student_conf=$student_conf $(sha256sum < "$student_conf" | cut -c1-16)" "alpha=$alpha" \
   "store=$store_kind $store_args" "lm=$lm prune=$lm_prune" \
-  "e2=$e2_conf $(sha256sum < "$e2_conf" | cut -c1-16) T=$e2_temperature alpha=$e2_alpha fraction=$fraction" \
+  "e2=${e2_conf:-${e2_config[*]:1}} $(sha256sum < "${e2_conf:-$model_conf}" | cut -c1-16) T=$e2_temperature alpha=$e2_alpha fraction=$fraction" \
   "e2_soft=newbob max $e2_soft_epochs epochs"
 
 # ---- what the jobs run -------------------------------------------------------------------------
@@ -97,23 +101,27 @@ align_all() {
   asr-kd align --exp "$exp" --subset "$dev" --report "${ref_args[@]}"
 }
 
-lm_and_graph() {  # the LM never sees the validation (or dev) transcripts; dev text only scores it
+first_pass_arpa() {  # the ARPA file the graph is built from
+  case "$lm" in
+    train) echo "$exp/lm/train.3gram.arpa" ;;
+    en-us) echo "$exp/lm/en-us.3gram.pruned$lm_prune.arpa" ;;
+  esac
+}
+
+language_model() {  # the LM never sees the validation (or dev) transcripts; dev text only scores it
   local arpa lmplz
+  arpa=$(first_pass_arpa)
   case "$lm" in
     train)
       lmplz=$(bash tools/install_kenlm.sh | tail -n 1)
-      arpa=$exp/lm/train.3gram.arpa
       ASR_KD_LMPLZ=$lmplz asr-kd lm --exp "$exp" --subset "$train" --exclude-utts "$split/valid.txt" --order 3 \
         --eval-subset "$dev" --out "$arpa" ;;
     en-us)  # the full trigram is for rescoring, the pruned one for the first-pass graph
-      arpa=$exp/lm/en-us.3gram.pruned$lm_prune.arpa
       [ -f "$exp/lm/en-us.3gram.json" ] || asr-kd lm --exp "$exp" --source pocketsphinx-en-us --eval-subset "$dev" \
         --out "$exp/lm/en-us.3gram.arpa"
       [ -f "${arpa%.arpa}.json" ] || asr-kd lm --exp "$exp" --source arpa --arpa "$exp/lm/en-us.3gram.arpa" \
         --prune "$lm_prune" --eval-subset "$dev" --out "$arpa" ;;
-    *) echo "unknown --lm $lm (en-us or train)" >&2; return 1 ;;
   esac
-  asr-kd graph --exp "$exp" --arpa "$arpa" --graph-dir "$exp/graph"
 }
 
 write_ensemble() {  # the members are finished: train-ensemble --resume only lists them in ensemble.json
@@ -135,7 +143,7 @@ student() {  # T, seed
 }
 
 e2_common() {  # seed -> the `asr-kd train` arguments shared by the three E2 systems
-  echo --config "$e2_conf" "${data[@]}" data.train_fraction="$fraction" data.subset_seed="$1" train.seed="$1"
+  echo "${e2_config[@]}" "${data[@]}" data.train_fraction="$fraction" data.subset_seed="$1" train.seed="$1"
 }
 e2_soft() {  # seed: soft targets of the 100% model (E1 member 0) on the seed's 3% utterances, trained until
   # newbob ends it on the held-out split (the members' schedule; the paper's soft model "simply converged"),
@@ -171,7 +179,8 @@ e2_evaluate() {  # seed: dev frame accuracy, and frame accuracy on the model's o
 job prepare 0 "" prepare_data
 job features 1 "prepare" asr-kd features --exp "$exp" --subsets "$train" "$dev"
 job align 2 "features" align_all
-job graph 3 "align" lm_and_graph
+job lm 3 "prepare" language_model                       # beside the features and the tree
+job graph 3 "align lm" asr-kd graph --exp "$exp" --arpa "$(first_pass_arpa)" --graph-dir "$exp/graph"
 
 members_done=""
 for i in "${member_ids[@]}"; do

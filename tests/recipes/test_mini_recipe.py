@@ -73,7 +73,7 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     for seed in (0, 1):
         e2_utts = set((exp / "e2" / "hard" / f"seed{seed}" / "train_utts.txt").read_text().split())
         assert set(TeacherStore(exp / "e2" / f"teacher_seed{seed}").keys()) == e2_utts
-    assert f"({len(valid)} in {split / 'valid.txt'} left out)" in (exp / "log" / "graph.log").read_text()
+    assert f"({len(valid)} in {split / 'valid.txt'} left out)" in (exp / "log" / "lm.log").read_text()
     for name in ("e1.md", "e2_dev.md", "e2_train.md", "e2_epochs.md", "e1_learning_curves.png"):
         assert (exp / "results" / name).exists(), name
     assert not (exp / "results" / "e1_recovery.md").exists()  # --recovery false

@@ -199,10 +199,17 @@ evaluate_system() {  # dir, model files (or an ensemble JSON)...
   # LMWT 7 and WIP 1, its edges, on the mini data
   local nbest=$dir/decode/nbest.jsonl.gz ref=$exp/manifests/$dev.tsv
   local grid=(--lm-weights $(seq 4 17) --word-ins-penalties 0 0.5 1 1.5 2 --prior-scales 0.7 0.85 1.0)
-  asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --best-on-dev
-  asr-kd score --ref "$ref" --hyp "$dir/decode/hyp.txt"
-  asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --tune "$exp/manifests/$train.tsv" \
-    "$dir/valid_decode/nbest.jsonl.gz"
+  # a rerun skips the scorings whose results are newer than the lists they score (1-3 min each)
+  [ "$dir/decode/nbest.best_on_dev.wer.json" -nt "$nbest" ] ||
+    asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --best-on-dev
+  [ "$dir/decode/hyp.wer.json" -nt "$dir/decode/hyp.txt" ] || asr-kd score --ref "$ref" --hyp "$dir/decode/hyp.txt"
+  if [ "$dir/decode/nbest.tuned.wer.json" -nt "$nbest" ] &&
+     [ "$dir/decode/nbest.tuned.wer.json" -nt "$dir/valid_decode/nbest.jsonl.gz" ]; then
+    echo "$dir/decode/nbest.tuned.wer.json: $(grep -m1 '"wer"' "$dir/decode/nbest.tuned.wer.json" | tr -d ' ,') (scored before)"
+  else
+    asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --tune "$exp/manifests/$train.tsv" \
+      "$dir/valid_decode/nbest.jsonl.gz"
+  fi
 }
 
 # The E1 tables of `asr-kd report table`, filled one system (row) at a time by e1_rows:
