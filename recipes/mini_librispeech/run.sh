@@ -229,7 +229,7 @@ done
 job e1_results 7 "$evals" bash recipes/mini_librispeech/local/e1_results.sh --exp "$exp" --out "$results" \
   --dev "$dev" --temperatures "$temperatures" --recovery "$recovery"
 job e2_results 9 "$e2_evals e2_full_model" bash recipes/mini_librispeech/local/e2_results.sh \
-  --exp "$exp" --out "$results" --recovery "$recovery"
+  --exp "$exp" --out "$results" --fraction "$fraction" --recovery "$recovery"
 
 say "stages $stage-$stop_stage of $exp: ${#job_order[@]} jobs, $jobs at a time"
 run_jobs
