@@ -64,6 +64,7 @@ recovery=true               # false: results without recovery fractions (tiny da
 parse_options "$@"
 student_conf=${student_conf:-$model_conf}
 case "$lm" in train|en-us) ;; *) die "unknown --lm $lm (en-us or train)" ;; esac
+require_configs "$model_conf" "$student_conf" ${e2_conf:+"$e2_conf"}
 # E2's models share the E1 members' architecture (its 100% model is member 0), as in the paper
 e2_config=(--config "${e2_conf:-$model_conf}")
 [ -n "$e2_conf" ] || e2_config+=(optim.schedule=constant train.epochs=20 train.patience=3 train.checkpoint_every=0)

@@ -34,6 +34,9 @@ def test_help_and_unknown_options():
     assert "Stages (--stage N --stop-stage M)" in result.stdout
     result = run_script(MINI / "run.sh", "--temperature", "2")
     assert result.returncode != 0 and "unknown option --temperature" in result.stderr
+    result = run_script(MINI / "run.sh", "--model-conf", "conf/dnn_quick.yaml", "--exp", "/nonexistent/exp")
+    assert result.returncode != 0
+    assert "conf/dnn_quick.yaml: no such config file (paths are relative to the repository root" in result.stderr
 
 
 def test_an_experiment_refuses_other_settings(tmp_path):
@@ -111,3 +114,17 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     assert table["hard, hidden 16"]["parameters (M)"]["mean"] < table["baseline"]["parameters (M)"]["mean"]
     assert "decoding CPU RTF" in table["student T2, hidden 16"]
     assert (exp / "results" / "e4_compression_frame_acc_vs_size.png").exists()
+
+
+def test_e2_sweep_needs_the_members_and_stops_on_other_settings(tmp_path):
+    result = run_script(MINI / "local" / "e2_sweep.sh", "--exp", str(tmp_path))
+    assert result.returncode != 0 and "needs run.sh stages 0-4" in result.stderr
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "e1" / "ensemble" / "member0").mkdir(parents=True)
+    nothing = ["--exp", str(tmp_path), "--stage", "99", "--stop-stage", "99", "--members", "2"]
+    assert run_script(MINI / "run.sh", *nothing).returncode == 0  # EXP made with 2 members
+    result = run_script(MINI / "local" / "e2_sweep.sh", "--exp", str(tmp_path), "--temperatures", "5")
+    assert result.returncode != 0 and "differs from" in result.stderr and "outside E2" in result.stderr
+    derived = tmp_path / "e2_sweep" / "T5"
+    assert (derived / "splits").is_symlink() and not (derived / "e2" / "soft").exists()
+    assert "T=5" in (derived / "settings.txt").read_text()

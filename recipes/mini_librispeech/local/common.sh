@@ -7,6 +7,7 @@
 #                        is in --stage..--stop-stage) that starts once the jobs named in DEPS
 #                        have finished; DEPS not declared in this run count as done (an earlier
 #                        run made their outputs)
+#   require_configs F... stop with one line unless every config file F exists
 #   run_jobs             run the declared jobs, at most $jobs at a time, in declaration order as
 #                        their dependencies allow; the first failure stops the others and the
 #                        script. Each job logs to $log_dir/NAME.log; $log_dir/jobs.tsv records
@@ -121,6 +122,13 @@ stage_times() {  # stage names as "N=name" words -> table of wall span and summe
       for (s = 0; s <= 20; s++) if (s in count)
         printf "%-6s %-28s %5d %12d %14d\n", s, label[s], count[s], last[s] - first[s], busy[s]
     }' "$log_dir/jobs.tsv"
+}
+
+require_configs() {  # config file... -> one line and exit unless each exists (the scripts run from the repo root)
+  local config
+  for config in "$@"; do
+    [ -f "$config" ] || die "$config: no such config file (paths are relative to the repository root, $PWD)"
+  done
 }
 
 # The settings an experiment's models depend on, one per line in FILE: written by the first run,

@@ -48,6 +48,7 @@ stop_stage=100
 . recipes/mini_librispeech/local/common.sh
 parse_options "$@"
 student_conf=${student_conf:-$model_conf}
+require_configs "$model_conf" "$student_conf"
 study=$exp/study
 log_dir=$study/log
 split=$exp/splits/$train

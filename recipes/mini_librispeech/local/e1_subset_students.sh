@@ -34,6 +34,7 @@ stage=5                     # 5 teacher + students, 6 evaluation; the table is a
 stop_stage=6
 . recipes/mini_librispeech/local/common.sh
 parse_options "$@"
+require_configs "$model_conf"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 log_dir=$exp/log/$name
 dir=$exp/e1/$name

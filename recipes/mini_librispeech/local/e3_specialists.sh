@@ -49,6 +49,7 @@ stage=1
 stop_stage=7
 . recipes/mini_librispeech/local/common.sh
 parse_options "$@"
+require_configs "$model_conf"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 generalist=${generalist:-$exp/e1/ensemble/member0/model.pt}
 e3=$exp/e3

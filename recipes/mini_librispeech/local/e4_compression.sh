@@ -42,6 +42,7 @@ stage=1
 stop_stage=3
 . recipes/mini_librispeech/local/common.sh
 parse_options "$@"
+require_configs "$model_conf"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 e1=$exp/e1
 e4=$exp/e4

@@ -35,6 +35,7 @@ device=cpu
 stage=1
 . recipes/mini_librispeech/local/common.sh  # parse_options (the working directory is the repo root)
 parse_options "$@"
+require_configs "$model_conf"
 ensemble=${ensemble:-$exp/e1/ensemble/ensemble.json}
 dir=$exp/e1/store
 lowrank=$dir/teacher_lowrank_k${top_k}_r$rank
