@@ -128,3 +128,10 @@ def test_e2_sweep_needs_the_members_and_stops_on_other_settings(tmp_path):
     derived = tmp_path / "e2_sweep" / "T5"
     assert (derived / "splits").is_symlink() and not (derived / "e2" / "soft").exists()
     assert "T=5" in (derived / "settings.txt").read_text()
+    # with EXP's settings the sweep links EXP's own E2 models (all of them at EXP's temperature)
+    (tmp_path / "e2" / "hard").mkdir(parents=True)
+    result = run_script(MINI / "local" / "e2_sweep.sh", "--exp", str(tmp_path), "--temperatures", "2",
+                        "--run-args", "--members 2 --jobs 1")
+    assert result.returncode != 0 and "job e2_hard_seed0 failed" in result.stderr  # there is no data to train on
+    shared = tmp_path / "e2_sweep" / "T2" / "e2" / "hard"
+    assert shared.is_symlink() and shared.resolve() == (tmp_path / "e2" / "hard").resolve()

@@ -2,8 +2,9 @@
 # E2 temperature sweep: run.sh's E2 (stages 8-9, unchanged) once per soft-target temperature, each
 # in its own experiment <exp>/e2_sweep/T<T> that links EXP's manifests, features, tree, alignments,
 # validation split, LM and E1 members (so every temperature distils the same 100% model, member 0).
-# The small-data hard models do not depend on T: the first temperature's run trains them and the
-# others link them. Then one table over the temperatures: dev (and own-training-data) frame
+# The small-data hard models do not depend on T: EXP's own (run.sh stage 8 with the same E2 settings)
+# or else the first temperature's are linked by the others, and at EXP's own --e2-temperature its soft
+# models too. Then one table over the temperatures: dev (and own-training-data) frame
 # accuracy of 100% hard, the small-data hard models and the soft models at each T, and the share of
 # the dev gap each T closes (<out>/e2_sweep_{dev,train}.{md,json}, <out>/e2_sweep_recovery.md).
 # Needs run.sh stages 0-4 in --exp (member 0 at least). --run-args: the run.sh options EXP was made
@@ -32,18 +33,31 @@ sweep=$exp/e2_sweep
 first=$sweep/T${temperature_list[0]}
 percent=$(awk -v f="$fraction" 'BEGIN { printf "%g%%", 100 * f }')   # 0.03 -> 3%
 
-link_experiment() {  # derived exp dir: EXP's shared parts as symlinks (never its E2, logs or settings)
+link_shared() {  # derived exp dir: EXP's shared parts as symlinks (never its E2, logs or settings)
   local dir=$1 entry
   mkdir -p "$dir/e2"
   for entry in "$exp"/*; do
     case "$(basename "$entry")" in e2|e2_sweep|log|settings.txt) continue ;; esac
     [ -e "$dir/$(basename "$entry")" ] || ln -s "$(realpath "$entry")" "$dir/$(basename "$entry")"
   done
-  if [ "$dir" != "$first" ]; then  # the hard models of the first temperature
-    for entry in hard hard_no_es; do
-      [ -e "$dir/e2/$entry" ] || ln -s "$(realpath "$first/e2/$entry")" "$dir/e2/$entry"
-    done
+}
+
+e2_settings() { grep '^e2=' "$1/settings.txt" | sed "${2:-}"; }  # exp dir [, sed script]
+link_e2() {  # derived exp dir: the E2 models it can share. EXP's own when run.sh made them with the same
+  # E2 settings (all of them at EXP's temperature, the small-data hard models at the others), else
+  # the hard models of the first temperature
+  local dir=$1 entry source=$first/e2 no_t='s/ T=[^ ]*//'
+  if [ -d "$exp/e2/hard" ] && [ "$(e2_settings "$exp" "$no_t")" = "$(e2_settings "$dir" "$no_t")" ]; then
+    source=$exp/e2
+    if [ "$(e2_settings "$exp")" = "$(e2_settings "$dir")" ]; then
+      for entry in "$exp"/e2/*; do [ -e "$dir/e2/$(basename "$entry")" ] || ln -s "$(realpath "$entry")" "$dir/e2/"; done
+      return 0
+    fi
   fi
+  [ "$source" != "$dir/e2" ] || return 0  # the first temperature trains them
+  for entry in hard hard_no_es; do
+    [ -e "$dir/e2/$entry" ] || ln -s "$(realpath "$source/$entry")" "$dir/e2/$entry"
+  done
 }
 
 same_settings() {  # derived exp dir: stop unless it was made with EXP's settings outside E2
@@ -55,11 +69,12 @@ same_settings() {  # derived exp dir: stop unless it was made with EXP's setting
 dev_rows=() train_rows=() soft_rows=()
 for T in "${temperature_list[@]}"; do
   dir=$sweep/T$T
-  link_experiment "$dir"
+  link_shared "$dir"
   options=(--exp "$dir" --results "$dir/results" --fraction "$fraction" --e2-temperature "$T" --recovery "$recovery"
            "${extra[@]}")
   bash recipes/mini_librispeech/run.sh "${options[@]}" --stage 99 --stop-stage 99 > /dev/null  # settings.txt only
   same_settings "$dir"
+  link_e2 "$dir"
   say "E2 at T = $T in $dir"
   bash recipes/mini_librispeech/run.sh "${options[@]}" --stage 8 --stop-stage 9
   dev_rows+=(--row "$percent soft targets, T = $T=$dir/e2/soft/seed*/dev_acc.json")
