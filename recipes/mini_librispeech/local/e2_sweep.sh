@@ -77,9 +77,9 @@ for T in "${temperature_list[@]}"; do
   link_e2 "$dir"
   say "E2 at T = $T in $dir"
   bash recipes/mini_librispeech/run.sh "${options[@]}" --stage 8 --stop-stage 9
-  dev_rows+=(--row "$percent soft targets, T = $T=$dir/e2/soft/seed*/dev_acc.json")
-  train_rows+=(--row "$percent soft targets, T = $T=$dir/e2/soft/seed*/train_acc.json")
-  soft_rows+=("$percent soft targets, T = $T")
+  dev_rows+=(--row "$percent soft targets at T $T=$dir/e2/soft/seed*/dev_acc.json")
+  train_rows+=(--row "$percent soft targets at T $T=$dir/e2/soft/seed*/train_acc.json")
+  soft_rows+=("$percent soft targets at T $T")
 done
 
 mkdir -p "$out"
