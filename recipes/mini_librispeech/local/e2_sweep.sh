@@ -55,8 +55,8 @@ link_e2() {  # derived exp dir: the E2 models it can share. EXP's own when run.s
     fi
   fi
   [ "$source" != "$dir/e2" ] || return 0  # the first temperature trains them
-  for entry in hard hard_no_es; do
-    [ -e "$dir/e2/$entry" ] || ln -s "$(realpath "$source/$entry")" "$dir/e2/$entry"
+  for entry in hard hard_no_es full_dev_acc.json full_train_acc.json; do  # the last two: member 0's, any T
+    [ -e "$dir/e2/$entry" ] || [ ! -e "$source/$entry" ] || ln -s "$(realpath "$source/$entry")" "$dir/e2/$entry"
   done
 }
 
