@@ -96,4 +96,5 @@ if [ "$recovery" = true ]; then
     --low "$percent hard, early stopping" --high "100% hard (baseline)" --rows "${soft_rows[@]}" \
     --out "$out/e2_sweep_recovery.md"
 fi
-cat "$out/e2_sweep_dev.md" "$out"/e2_sweep_recovery.md 2> /dev/null || cat "$out/e2_sweep_dev.md"
+cat "$out/e2_sweep_dev.md"
+[ "$recovery" != true ] || cat "$out/e2_sweep_recovery.md"
