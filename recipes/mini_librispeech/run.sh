@@ -43,8 +43,10 @@ alpha=0.666667              # weight of the soft term: the paper's relative weig
 store_kind=dense            # teacher store: dense | topk | topk-tail | a --store-kind of dump-teacher
 teacher_top_k=20            # senones per frame of the topk kinds
 conf=recipes/mini_librispeech/conf
-model_conf=$conf/dnn_mini_256.yaml  # 3 x 256 to convergence: stages 0-9 in 59 min on 2 cores (README); conf/dnn_mini.yaml (3 x 384): the study systems, hours
-student_conf=""             # default: --model-conf (students of the members' size)
+model_conf=$conf/dnn_mini_256.yaml  # members: 3 x 256 to convergence (README: the default run's stage times); conf/dnn_mini.yaml: 3 x 384
+student_conf=""             # default: conf/dnn_mini.yaml (3 x 384) beside the default --model-conf (README: the
+                            # 3 x 256 students of the 3 x 256 ensemble recover 44% of its gain, 3 x 384 ones 86%);
+                            # with any other --model-conf, that config (students of the members' size)
 e2_conf=""                  # default: --model-conf with E2's schedule (constant LR, 20 epochs, early stopping after 3)
 e2_temperature=2
 e2_alpha=1.0                # E2's soft-target model: soft targets only
@@ -62,7 +64,12 @@ device=cpu                  # forward passes of evaluate / posteriors / dump-tea
 recovery=true               # false: results without recovery fractions (tiny data: the "gain" is noise)
 . recipes/mini_librispeech/local/common.sh
 parse_options "$@"
-student_conf=${student_conf:-$model_conf}
+if [ -z "$student_conf" ]; then
+  case "$model_conf" in
+    "$conf/dnn_mini_256.yaml") student_conf=$conf/dnn_mini.yaml ;;
+    *) student_conf=$model_conf ;;
+  esac
+fi
 case "$lm" in train|en-us) ;; *) die "unknown --lm $lm (en-us or train)" ;; esac
 require_configs "$model_conf" "$student_conf" ${e2_conf:+"$e2_conf"}
 # E2's models share the E1 members' architecture (its 100% model is member 0), as in the paper

@@ -47,6 +47,20 @@ def test_an_experiment_refuses_other_settings(tmp_path):
     assert result.returncode != 0 and "made with other settings" in result.stderr
 
 
+def test_students_are_wider_only_beside_the_default_member_config(tmp_path):
+    def student_conf(*args: str) -> str:
+        exp = tmp_path / str(len(list(tmp_path.iterdir())))
+        nothing = ["--exp", str(exp), "--stage", "99", "--stop-stage", "99"]
+        assert run_script(MINI / "run.sh", *nothing, *args).returncode == 0
+        line = next(x for x in (exp / "settings.txt").read_text().splitlines() if x.startswith("student_conf="))
+        return line.split("=", 1)[1].split()[0]
+
+    conf = "recipes/mini_librispeech/conf"
+    assert student_conf() == f"{conf}/dnn_mini.yaml"  # 3 x 384 students of the 3 x 256 members
+    assert student_conf("--model-conf", f"{conf}/dnn_tiny.yaml") == f"{conf}/dnn_tiny.yaml"
+    assert student_conf("--student-conf", f"{conf}/dnn_mini_256.yaml") == f"{conf}/dnn_mini_256.yaml"
+
+
 def models_under(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("model.pt") if (p.parent / "train_utts.txt").exists())
 
