@@ -45,7 +45,7 @@ teacher_top_k=20            # senones per frame of the topk kinds
 conf=recipes/mini_librispeech/conf
 model_conf=$conf/dnn_mini_256.yaml  # members: 3 x 256 to convergence (README: the default run's stage times); conf/dnn_mini.yaml: 3 x 384
 student_conf=""             # default: conf/dnn_mini.yaml (3 x 384) beside the default --model-conf (README: the
-                            # 3 x 256 students of the 3 x 256 ensemble recover 44% of its gain, 3 x 384 ones 86%);
+                            # 3 x 256 students of the 3 x 256 ensemble recover 44 ± 3% of its gain, 3 x 384 ones 84 ± 3%);
                             # with any other --model-conf, that config (students of the members' size)
 e2_conf=""                  # default: --model-conf with E2's schedule (constant LR, 20 epochs, early stopping after 3)
 e2_temperature=2
