@@ -66,6 +66,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_decode)
 
     p = subparsers.add_parser(
+        "priors",
+        help="senone log-priors from a model's mean posterior (Kaldi's nnet-adjust-priors), for decode --log-priors",
+        description="Average the posteriors of a log-posterior store (`asr-kd posteriors`) over its frames and "
+        "write their log as .npy (floored at 1e-8, renormalised): the priors a model trained on soft targets "
+        "divides by instead of the alignment's senone counts. Use frames the model was not trained on and "
+        "that are not reported (the held-out validation split), never the test set.",
+        parents=options("utts"),
+    )
+    p.add_argument("--scores", required=True, type=Path, help="array store of (T, num_senones) log-posteriors")
+    p.add_argument("--out", required=True, type=Path, help=".npy file to write")
+    p.set_defaults(func=run_priors)
+
+    p = subparsers.add_parser(
         "rescore",
         help="LM rescoring of N-best lists (subtract the decoding LM, add another)",
         description="Kaldi lmrescore.sh on N-best lists: each hypothesis' graph cost loses its cost under the "
@@ -114,8 +127,6 @@ def default_lexicon(arpa: Path, exp: Path) -> Path:
 
 
 def _log_priors(args: argparse.Namespace):
-    import numpy as np
-
     if args.kind == "log-likelihoods":
         return None
     if args.tree_dir is not None:
@@ -123,7 +134,9 @@ def _log_priors(args: argparse.Namespace):
 
         return load_senone_log_priors(args.tree_dir)
     if args.log_priors is not None:
-        return np.load(args.log_priors)
+        from asr_kd.alignment.priors import load_log_priors
+
+        return load_log_priors(args.log_priors)
     raise AsrKdError(f"--kind {args.kind} needs senone priors: give --tree-dir or --log-priors")
 
 
@@ -139,8 +152,9 @@ def run_decode(args: argparse.Namespace) -> int:
     config = DecoderConfig(acoustic_scale=args.acoustic_scale, beam=args.beam, max_active=args.max_active,
                            lattice_beam=args.lattice_beam,
                            nbest_beam=args.lattice_beam if args.nbest_beam is None else args.nbest_beam)
+    log_priors = _log_priors(args)  # before the graph: a bad priors file fails in a second, not after a load
     summary = decode_store(
-        load_graph(args.graph_dir), args.scores, args.out, config, kind=args.kind, log_priors=_log_priors(args),
+        load_graph(args.graph_dir), args.scores, args.out, config, kind=args.kind, log_priors=log_priors,
         prior_scale=args.prior_scale, nbest=args.nbest,
         utt_ids=read_utt_list(args.utts, "utterance list (--utts)") if args.utts else None,
         coverage=[] if args.no_coverage else None, jobs=args.jobs,
@@ -148,6 +162,21 @@ def run_decode(args: argparse.Namespace) -> int:
     outputs = [*summary["hypothesis_files"], *([summary["nbest_file"]] if args.nbest else [])]
     print(f"decode: {summary['utterances']} utterances ({summary['failed']} failed), RTF {summary['rtf']:.4f} "
           f"-> {', '.join(outputs)}")
+    return 0
+
+
+def run_priors(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from asr_kd.alignment.priors import mean_posterior_log_priors, save_log_priors
+    from asr_kd.training.validation import read_utt_list
+
+    utt_ids = read_utt_list(args.utts, "utterance list (--utts)") if args.utts else None
+    log_priors, frames = mean_posterior_log_priors(args.scores, utt_ids)
+    save_log_priors(args.out, log_priors)
+    entropy = float(-(np.exp(log_priors) * log_priors).sum())
+    print(f"priors: mean posterior of {frames} frames of {args.scores}: {len(log_priors)} senones, entropy "
+          f"{entropy:.3f} nats -> {args.out}")
     return 0
 
 

@@ -94,7 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "per-frame cross-entropy of the aligned senone (nats), posterior entropy (nats), mean top "
         "probability and top-1/5/20 frame accuracy on <exp>/ali/<subset>; how the argmax errors cluster in "
         "time (error runs per 100 frames, share of frames in runs of >= 8 frames); with the senone priors of "
-        "<exp>/tree, the frame accuracy of the prior-divided scores the decoder adds up; a markdown table "
+        "<exp>/tree, the frame accuracy of the prior-divided scores the decoder adds up; with its tree.json, "
+        "phone frame accuracy and the cross-entropy of the aligned phone; a markdown table "
         "with mean ± std over the matching stores (and the values as JSON next to it). No forward pass.",
         parents=options("exp", "subset"),
     )
@@ -207,27 +208,33 @@ def run_significance(args: argparse.Namespace) -> int:
 
 
 def run_posteriors(args: argparse.Namespace) -> int:
-    from asr_kd.alignment import load_senone_log_priors
-    from asr_kd.experiment import COUNTS_FILE
+    from asr_kd.alignment import SenoneTree, load_senone_log_priors
+    from asr_kd.experiment import COUNTS_FILE, TREE_FILE
     from asr_kd.reports.collect import expand_rows
     from asr_kd.reports.tables import write_markdown_table, write_results_json
     from asr_kd.scoring.frame_accuracy import alignment_stores
-    from asr_kd.scoring.posterior_stats import LONG_RUN, TOP_K, stored_posterior_stats
+    from asr_kd.scoring.posterior_stats import LONG_RUN, TOP_K, senone_phone_ids, stored_posterior_stats
 
     senones, _ = alignment_stores(args.exp, args.subset)
     tree_dir = Path(args.exp) / "tree"
     log_priors = load_senone_log_priors(tree_dir) if (tree_dir / COUNTS_FILE).exists() else None
     if log_priors is None:
         print(f"report posteriors: no {tree_dir / COUNTS_FILE}: no prior-divided frame accuracy")
+    phones = senone_phone_ids(SenoneTree.load(tree_dir / TREE_FILE)) if (tree_dir / TREE_FILE).exists() else None
+    if phones is None:
+        print(f"report posteriors: no {tree_dir / TREE_FILE}: no phone frame accuracy")
     columns = {"cross_entropy": "cross-entropy (nats/frame)", "entropy": "entropy (nats/frame)",
                "mean_max_prob": "mean top probability", **{f"top{k}_acc": f"top-{k} frame acc (%)" for k in TOP_K},
                **({"prior_divided_acc": "prior-divided frame acc (%)"} if log_priors is not None else {}),
+               **({"phone_acc": "phone frame acc (%)", "phone_cross_entropy": "phone cross-entropy (nats/frame)"}
+                  if phones is not None else {}),
                "error_runs_per_100": "error runs per 100 frames",
                "long_error_run_frames": f"frames in error runs >= {LONG_RUN} (%)"}
     percent = {key for key in columns if key.endswith("_acc")} | {"long_error_run_frames"}
     rows, results = {}, {}
     for name, stores in expand_rows(args.scores).items():
-        results[name] = [stored_posterior_stats(store, senones, log_priors=log_priors) for store in stores]
+        results[name] = [stored_posterior_stats(store, senones, log_priors=log_priors,
+                                                 senone_phones=phones) for store in stores]
         rows[name] = {label: [r[key] * (100 if key in percent else 1) for r in results[name]]
                       for key, label in columns.items()}
         print(f"report posteriors: {name}: cross-entropy {rows[name][columns['cross_entropy']][0]:.3f} nats/frame "

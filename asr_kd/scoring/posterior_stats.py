@@ -12,7 +12,11 @@ peaked their distributions are (entropy) and in whether the aligned senone is ne
   frame accuracy;
 * how errors cluster in time: the HMM bridges an isolated wrong frame, but a run of wrong frames
   as long as a phone becomes a wrong word. Reported as error runs per 100 frames and the share of
-  frames in runs of at least :data:`LONG_RUN` frames (about a phone at 10 ms per frame).
+  frames in runs of at least :data:`LONG_RUN` frames (about a phone at 10 ms per frame);
+* the phone the posteriors point at (each senone belongs to one phone of the tree): a wrong
+  senone of the right phone (another context or HMM state) costs the search little, a wrong
+  phone costs a word. Reported as phone frame accuracy (the argmax senone's phone) and the
+  cross-entropy of the aligned phone (its senones' probabilities summed).
 
 Computed from the log-posterior stores that ``asr-kd posteriors`` writes for decoding, so it
 costs no forward pass.
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from asr_kd.alignment.tree import SenoneTree
 from asr_kd.features.dataset import check_aligned
 from asr_kd.utils.array_store import ArrayStore
 from asr_kd.utils.errors import AsrKdError
@@ -49,10 +54,13 @@ def error_runs(wrong: torch.Tensor) -> torch.Tensor:
 @dataclass
 class PosteriorStats:
     """Sums over frames of ``-log p(aligned senone)``, entropy (nats), max probability, top-k hits;
-    with ``log_priors`` (``(S,)``, natural log), also the hits of the prior-divided argmax; and the
-    error runs of the argmax (counted within each :meth:`update`, i.e. within an utterance)."""
+    with ``log_priors`` (``(S,)``, natural log), also the hits of the prior-divided argmax; with
+    ``senone_phones`` (``(S,)`` phone index of each senone), the phone hits of the argmax and
+    ``-log p(aligned phone)``; and the error runs of the argmax (counted within each
+    :meth:`update`, i.e. within an utterance)."""
 
     log_priors: torch.Tensor | None = None
+    senone_phones: torch.Tensor | None = None
     frames: int = 0
     nll: float = 0.0
     entropy: float = 0.0
@@ -61,6 +69,8 @@ class PosteriorStats:
     prior_divided_hits: int = 0
     error_run_count: int = 0
     long_run_frames: int = 0
+    phone_hits: int = 0
+    phone_nll: float = 0.0
 
     def update(self, log_post: torch.Tensor, target: torch.Tensor) -> None:
         """Accumulate one utterance's ``(T, S)`` log-posteriors against its ``(T,)`` aligned senone ids."""
@@ -74,11 +84,18 @@ class PosteriorStats:
         rank = (log_post > log_post.gather(1, target[:, None])).sum(1)
         for k in self.top_k_hits:
             self.top_k_hits[k] += int((rank < k).sum())
-        runs = error_runs(log_post.argmax(1) != target)
+        argmax = log_post.argmax(1)
+        runs = error_runs(argmax != target)
         self.error_run_count += len(runs)
         self.long_run_frames += int(runs[runs >= LONG_RUN].sum())
         if self.log_priors is not None:
             self.prior_divided_hits += int(((log_post - self.log_priors.double()).argmax(1) == target).sum())
+        if self.senone_phones is not None:
+            target_phone = self.senone_phones[target]
+            self.phone_hits += int((self.senone_phones[argmax] == target_phone).sum())
+            phone_prob = torch.zeros(len(target), int(self.senone_phones.max()) + 1, dtype=prob.dtype)
+            phone_prob.index_add_(1, self.senone_phones, prob)
+            self.phone_nll -= float(phone_prob.gather(1, target_phone[:, None]).clamp_min(1e-300).log().sum())
 
     def to_dict(self) -> dict:
         if not self.frames:
@@ -88,11 +105,20 @@ class PosteriorStats:
                 **{f"top{k}_acc": hits / self.frames for k, hits in self.top_k_hits.items()},
                 "error_runs_per_100": 100 * self.error_run_count / self.frames,
                 "long_error_run_frames": self.long_run_frames / self.frames,
-                **({"prior_divided_acc": self.prior_divided_hits / self.frames} if self.log_priors is not None else {})}
+                **({"prior_divided_acc": self.prior_divided_hits / self.frames} if self.log_priors is not None else {}),
+                **({"phone_acc": self.phone_hits / self.frames, "phone_cross_entropy": self.phone_nll / self.frames}
+                   if self.senone_phones is not None else {})}
+
+
+def senone_phone_ids(tree: SenoneTree) -> np.ndarray:
+    """``(S,)`` int64: the index in ``tree.phones`` of each senone's phone."""
+    index = {phone: i for i, phone in enumerate(tree.phones)}
+    return np.array([index[tree.senone_info(s)["phone"]] for s in range(tree.num_senones)], dtype=np.int64)
 
 
 def stored_posterior_stats(scores_dir: str | os.PathLike, senones: ArrayStore,
-                           utt_ids: Sequence[str] | None = None, log_priors: np.ndarray | None = None) -> dict:
+                           utt_ids: Sequence[str] | None = None, log_priors: np.ndarray | None = None,
+                           senone_phones: np.ndarray | None = None) -> dict:
     """:class:`PosteriorStats` of a log-posterior store (``asr-kd posteriors``) against an alignment.
 
     Args:
@@ -100,6 +126,8 @@ def stored_posterior_stats(scores_dir: str | os.PathLike, senones: ArrayStore,
         senones: the aligned senone ids of the same utterances.
         utt_ids: default: every utterance of the store that has an alignment.
         log_priors: ``(S,)`` senone log-priors (``load_senone_log_priors``): adds ``prior_divided_acc``.
+        senone_phones: ``(S,)`` phone index of each senone (:func:`senone_phone_ids`): adds
+            ``phone_acc`` and ``phone_cross_entropy``.
 
     Raises:
         AsrKdError: no common utterance, or an utterance whose frame counts differ.
@@ -108,7 +136,9 @@ def stored_posterior_stats(scores_dir: str | os.PathLike, senones: ArrayStore,
     ids = list(utt_ids) if utt_ids is not None else [u for u in sorted(store.keys()) if u in senones]
     if not ids:
         raise AsrKdError(f"no utterance of {scores_dir} has an alignment in {senones.root}")
-    stats = PosteriorStats(log_priors=None if log_priors is None else torch.from_numpy(np.asarray(log_priors)))
+    stats = PosteriorStats(log_priors=None if log_priors is None else torch.from_numpy(np.asarray(log_priors)),
+                           senone_phones=None if senone_phones is None
+                           else torch.from_numpy(np.asarray(senone_phones, dtype=np.int64)))
     for utt_id in ids:
         log_post = torch.from_numpy(store[utt_id].astype("float32"))
         target = torch.from_numpy(senones[utt_id].astype("int64"))
@@ -119,5 +149,8 @@ def stored_posterior_stats(scores_dir: str | os.PathLike, senones: ArrayStore,
         if log_priors is not None and len(log_priors) != log_post.shape[1]:
             raise AsrKdError(f"{scores_dir}: {log_post.shape[1]} senones per frame, but the priors have "
                              f"{len(log_priors)}: priors of another tree")
+        if senone_phones is not None and len(senone_phones) != log_post.shape[1]:
+            raise AsrKdError(f"{scores_dir}: {log_post.shape[1]} senones per frame, but the tree has "
+                             f"{len(senone_phones)}: scores of another tree")
         stats.update(log_post, target)
     return dict(stats.to_dict(), utterances=len(ids), scores=str(scores_dir))

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from asr_kd.alignment import SenoneTree
 from asr_kd.cli import main
-from asr_kd.scoring.posterior_stats import LONG_RUN, PosteriorStats, error_runs, stored_posterior_stats
+from asr_kd.scoring.posterior_stats import (
+    LONG_RUN,
+    PosteriorStats,
+    error_runs,
+    senone_phone_ids,
+    stored_posterior_stats,
+)
 from asr_kd.utils.array_store import ArrayStore, ArrayStoreWriter
 from asr_kd.utils.errors import AsrKdError
 
@@ -57,6 +64,7 @@ def test_stores_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", "posteriors", "--exp", str(exp), "--subset", "dev", "--scores",
                  f"sys={tmp_path}/sys/logpost", "--out", str(out)]) == 0
     assert f"| sys | {nll:.3f} |" in out.read_text() and "prior-divided frame acc" in out.read_text()
+    assert "phone frame acc" not in out.read_text()  # no tree.json: no phone columns
     with pytest.raises(AsrKdError, match="priors of another tree"):
         stored_posterior_stats(tmp_path / "sys" / "logpost", senones, log_priors=np.zeros(4))
     _store(tmp_path / "short" / "logpost", {"u0": log_post["u0"][:-1]})
@@ -67,6 +75,8 @@ def test_stores_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert any(int(t.max()) >= 3 for t in targets.values())
     with pytest.raises(AsrKdError, match="scores of another tree"):
         stored_posterior_stats(tmp_path / "narrow" / "logpost", senones)
+    with pytest.raises(AsrKdError, match="the tree has 4: scores of another tree"):
+        stored_posterior_stats(tmp_path / "sys" / "logpost", senones, senone_phones=np.zeros(4, dtype=np.int64))
 
 
 def test_error_runs_and_prior_divided_accuracy() -> None:
@@ -90,3 +100,36 @@ def test_error_runs_and_prior_divided_accuracy() -> None:
     split.update(log_post[5:], torch.ones(5, dtype=torch.long))
     assert split.error_run_count == 2 and split.to_dict()["long_error_run_frames"] == 0.0
     assert "prior_divided_acc" not in split.to_dict()
+
+
+def test_phone_accuracy_counts_a_wrong_senone_of_the_right_phone_as_right() -> None:
+    # senones 0, 1 belong to phone 0, senone 2 to phone 1
+    senone_phones = torch.tensor([0, 0, 1])
+    log_post = torch.log(torch.tensor([[0.1, 0.5, 0.4],    # aligned 0: wrong senone, right phone (p = 0.6)
+                                       [0.2, 0.1, 0.7],    # aligned 1: wrong phone (p(phone 0) = 0.3)
+                                       [0.1, 0.1, 0.8]]))  # aligned 2: right
+    stats = PosteriorStats(senone_phones=senone_phones)
+    stats.update(log_post, torch.tensor([0, 1, 2]))
+    d = stats.to_dict()
+    assert d["top1_acc"] == pytest.approx(1 / 3) and d["phone_acc"] == pytest.approx(2 / 3)
+    assert d["phone_cross_entropy"] == pytest.approx(-(math.log(0.6) + math.log(0.3) + math.log(0.8)) / 3)
+    assert d["phone_cross_entropy"] < d["cross_entropy"]  # a phone's mass is at least its senone's
+
+
+def test_cli_reads_the_phones_from_the_tree(tmp_path: Path) -> None:
+    tree = SenoneTree.monophone(num_states=1)  # senone i is phone i
+    rng = np.random.default_rng(1)
+    targets = {"u0": rng.integers(0, tree.num_senones, size=20).astype(np.int32)}
+    log_post = {"u0": torch.log_softmax(torch.from_numpy(rng.normal(size=(20, tree.num_senones))), -1).numpy()
+                .astype(np.float32)}
+    exp = tmp_path / "exp"
+    senones = _store(exp / "ali" / "dev" / "senones", targets)
+    _store(tmp_path / "sys" / "logpost", log_post)
+    tree.save(exp / "tree" / "tree.json")
+    out = tmp_path / "post.md"
+    assert main(["report", "posteriors", "--exp", str(exp), "--subset", "dev", "--scores",
+                 f"sys={tmp_path}/sys/logpost", "--out", str(out)]) == 0
+    assert "phone frame acc (%)" in out.read_text()
+    d = stored_posterior_stats(tmp_path / "sys" / "logpost", senones, senone_phones=senone_phone_ids(tree))
+    assert d["phone_acc"] == pytest.approx(d["top1_acc"])  # one senone per phone: the same thing
+    assert d["phone_cross_entropy"] == pytest.approx(d["cross_entropy"])
