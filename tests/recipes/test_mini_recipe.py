@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,14 @@ def test_students_are_wider_only_beside_the_default_member_config(tmp_path):
     assert student_conf("--student-conf", f"{conf}/dnn_mini_256.yaml") == f"{conf}/dnn_mini_256.yaml"
 
 
+def test_the_demo_shows_committed_results_that_exist():
+    script = (REPO / "recipes" / "tiny" / "run.sh").read_text()
+    shown = re.findall(r'"\$mini/([^"]+)"', script)
+    assert shown, "recipes/tiny/run.sh shows no committed result"
+    for name in shown:
+        assert (MINI / "results" / name).is_file(), name
+
+
 def models_under(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("model.pt") if (p.parent / "train_utts.txt").exists())
 
@@ -97,6 +106,12 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     assert "epochs trained" in (exp / "results" / "e1.md").read_text()
     stages = result.stdout[result.stdout.index("stage "):]
     assert "E1-store+students" in stages and "E2" in stages  # the wall time per stage
+
+    # decoding with each system's own mean-posterior priors (local/e1_priors.sh)
+    priors = run_script(MINI / "local" / "e1_priors.sh", "--exp", str(exp), "--out", str(exp / "results"))
+    assert priors.returncode == 0, priors.stdout[-3000:] + priors.stderr[-3000:]
+    assert "student T2, own priors" in (exp / "results" / "e1_priors.md").read_text()
+    assert (exp / "e1" / "eval" / "student_T2_seed1" / "decode_own_priors" / "nbest.tuned.wer.json").exists()
 
     # a rerun finds everything done
     again = run_script(MINI / "run.sh", "--root", str(tiny_root), "--exp", str(exp), "--results",

@@ -148,3 +148,30 @@ evaluate_system sys m.pt
     assert any("--best-on-dev" in c for c in first) and any("--hyp sys/decode/hyp.txt" in c for c in first)
     # a rerun redoes neither the frame accuracy nor the searches (posteriors skip their own finished shards)
     assert [c.split()[0] for c in again] == ["posteriors", "posteriors", "score", "score", "score"]
+
+
+def test_evaluate_own_priors_decodes_with_the_validation_mean_posterior(tmp_path):
+    script = """
+exp=EXP train=train-clean-5 dev=dev-clean-2 beam=10 max_active=2000
+asr-kd() {
+  printf '%s ' "$@" >> calls.txt; echo >> calls.txt
+  local prev="" a
+  for a in "$@"; do
+    [ "$prev" = --out ] && [ "$1" = decode ] && mkdir -p "$a" && touch "$a/nbest.jsonl.gz" "$a/hyp.txt"
+    [ "$prev" = --out ] && [ "$1" = priors ] && touch "$a"
+    prev=$a
+  done
+}
+mkdir sys
+evaluate_own_priors sys
+"""
+    assert bash(script, tmp_path).returncode == 0
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["priors", "decode", "decode", "score", "score", "score"]
+    assert "--scores sys/valid_logpost --out sys/own_priors.npy" in calls[0]  # never dev
+    assert all("--log-priors sys/own_priors.npy" in c and "--tree-dir" not in c for c in calls[1:3])
+    assert "--scores sys/logpost" in calls[1] and "--out sys/decode_own_priors" in calls[1]
+    assert "--scores sys/valid_logpost" in calls[2] and "--out sys/valid_decode_own_priors" in calls[2]
+    tuned = [c for c in calls if "--tune" in c]
+    assert len(tuned) == 1 and "--nbest sys/decode_own_priors/nbest.jsonl.gz" in tuned[0]
+    assert "sys/valid_decode_own_priors/nbest.jsonl.gz" in tuned[0]

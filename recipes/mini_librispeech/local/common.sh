@@ -190,7 +190,7 @@ store_train_args() {  # kind
 # Uses the caller's exp, train, dev, beam, max_active and device (default cpu); every step is
 # skipped when its output exists, so a killed run continues.
 evaluate_system() {  # dir, model files (or an ensemble JSON)...
-  local dir=$1 split=$exp/splits/$train part
+  local dir=$1 split=$exp/splits/$train
   shift
   local on=(--exp "$exp" --threads 1 --device "${device:-cpu}")
   mkdir -p "$dir"
@@ -198,25 +198,41 @@ evaluate_system() {  # dir, model files (or an ensemble JSON)...
     --out "$dir/frame_acc.json" > /dev/null
   asr-kd posteriors --model "$@" "${on[@]}" --subset "$dev" --out "$dir/logpost"
   asr-kd posteriors --model "$@" "${on[@]}" --subset "$train" --utts "$split/valid.txt" --out "$dir/valid_logpost"
+  decode_and_score "$dir" "" --tree-dir "$exp/tree"
+}
+
+# The same decoding with the system's own senone priors instead of the alignment's counts: the
+# mean posterior of its validation-split log-posteriors (Kaldi's nnet-adjust-priors), written to
+# DIR/own_priors.npy, decoded into DIR/decode_own_priors/ and DIR/valid_decode_own_priors/.
+# Needs evaluate_system's DIR/logpost and DIR/valid_logpost.
+evaluate_own_priors() {  # dir
+  [ -f "$1/own_priors.npy" ] || asr-kd priors --scores "$1/valid_logpost" --out "$1/own_priors.npy"
+  decode_and_score "$1" _own_priors --log-priors "$1/own_priors.npy"
+}
+
+# Lattice search + 100-best of DIR/logpost and DIR/valid_logpost into DIR/decode<suffix>/ and
+# DIR/valid_decode<suffix>/, scored three ways (untuned, tuned on the validation split, best on dev).
+decode_and_score() {  # dir, suffix, the decoder's prior options...
+  local dir=$1 suffix=$2 part
+  shift 2
   for part in decode valid_decode; do
-    [ -f "$dir/$part/nbest.jsonl.gz" ] || asr-kd decode --graph-dir "$exp/graph" --kind log-posteriors \
-      --scores "$dir/${part%decode}logpost" --tree-dir "$exp/tree" --beam "$beam" --max-active "$max_active" \
-      --lattice-beam 6 --nbest 100 --out "$dir/$part"
+    [ -f "$dir/$part$suffix/nbest.jsonl.gz" ] || asr-kd decode --graph-dir "$exp/graph" --kind log-posteriors \
+      --scores "$dir/${part%decode}logpost" "$@" --beam "$beam" --max-active "$max_active" \
+      --lattice-beam 6 --nbest 100 --out "$dir/$part$suffix"
   done
   # Kaldi's score.sh grid (LMWT 7..17, WIP 0 0.5 1) widened: the students' flatter posteriors chose
   # LMWT 7 and WIP 1, its edges, on the mini data
-  local nbest=$dir/decode/nbest.jsonl.gz ref=$exp/manifests/$dev.tsv
+  local decoded=$dir/decode$suffix valid_nbest=$dir/valid_decode$suffix/nbest.jsonl.gz ref=$exp/manifests/$dev.tsv
+  local nbest=$decoded/nbest.jsonl.gz
   local grid=(--lm-weights $(seq 4 17) --word-ins-penalties 0 0.5 1 1.5 2 --prior-scales 0.7 0.85 1.0)
   # a rerun skips the scorings whose results are newer than the lists they score (1-3 min each)
-  [ "$dir/decode/nbest.best_on_dev.wer.json" -nt "$nbest" ] ||
+  [ "$decoded/nbest.best_on_dev.wer.json" -nt "$nbest" ] ||
     asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --best-on-dev
-  [ "$dir/decode/hyp.wer.json" -nt "$dir/decode/hyp.txt" ] || asr-kd score --ref "$ref" --hyp "$dir/decode/hyp.txt"
-  if [ "$dir/decode/nbest.tuned.wer.json" -nt "$nbest" ] &&
-     [ "$dir/decode/nbest.tuned.wer.json" -nt "$dir/valid_decode/nbest.jsonl.gz" ]; then
-    echo "$dir/decode/nbest.tuned.wer.json: $(grep -m1 '"wer"' "$dir/decode/nbest.tuned.wer.json" | tr -d ' ,') (scored before)"
+  [ "$decoded/hyp.wer.json" -nt "$decoded/hyp.txt" ] || asr-kd score --ref "$ref" --hyp "$decoded/hyp.txt"
+  if [ "$decoded/nbest.tuned.wer.json" -nt "$nbest" ] && [ "$decoded/nbest.tuned.wer.json" -nt "$valid_nbest" ]; then
+    echo "$decoded/nbest.tuned.wer.json: $(grep -m1 '"wer"' "$decoded/nbest.tuned.wer.json" | tr -d ' ,') (scored before)"
   else
-    asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --tune "$exp/manifests/$train.tsv" \
-      "$dir/valid_decode/nbest.jsonl.gz"
+    asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --tune "$exp/manifests/$train.tsv" "$valid_nbest"
   fi
 }
 
