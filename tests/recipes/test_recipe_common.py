@@ -116,19 +116,23 @@ train_model run show asr-kd train --config c.yaml
     ]
 
 
-def test_evaluate_system_tunes_on_the_validation_split_and_only_scores_dev(tmp_path):
-    # asr-kd stands in as a function that logs its arguments and makes the outputs the next step needs
-    script = """
+# asr-kd stands in as a function that logs its arguments and makes the outputs the next step needs
+FAKE_ASR_KD = """
 exp=EXP train=train-clean-5 dev=dev-clean-2 beam=10 max_active=2000
 asr-kd() {
   printf '%s ' "$@" >> calls.txt; echo >> calls.txt
   local prev="" a
   for a in "$@"; do
     [ "$prev" = --out ] && [ "$1" = decode ] && mkdir -p "$a" && touch "$a/nbest.jsonl.gz" "$a/hyp.txt"
-    [ "$prev" = --out ] && [ "$1" = evaluate ] && touch "$a"
+    [ "$prev" = --out ] && { [ "$1" = evaluate ] || [ "$1" = priors ]; } && touch "$a"
     prev=$a
   done
 }
+"""
+
+
+def test_evaluate_system_tunes_on_the_validation_split_and_only_scores_dev(tmp_path):
+    script = FAKE_ASR_KD + """
 evaluate_system sys m.pt
 evaluate_system sys m.pt
 """
@@ -151,17 +155,7 @@ evaluate_system sys m.pt
 
 
 def test_evaluate_own_priors_decodes_with_the_validation_mean_posterior(tmp_path):
-    script = """
-exp=EXP train=train-clean-5 dev=dev-clean-2 beam=10 max_active=2000
-asr-kd() {
-  printf '%s ' "$@" >> calls.txt; echo >> calls.txt
-  local prev="" a
-  for a in "$@"; do
-    [ "$prev" = --out ] && [ "$1" = decode ] && mkdir -p "$a" && touch "$a/nbest.jsonl.gz" "$a/hyp.txt"
-    [ "$prev" = --out ] && [ "$1" = priors ] && touch "$a"
-    prev=$a
-  done
-}
+    script = FAKE_ASR_KD + """
 mkdir sys
 evaluate_own_priors sys
 """
