@@ -5,10 +5,12 @@
 # ensemble, students of --temperatures), the mean posterior of its validation-split log-posteriors
 # becomes its priors (Kaldi's nnet-adjust-priors; common.sh: evaluate_own_priors), dev and the
 # validation split are decoded again with them (same graph, beam, 100-best, weights tuned on the
-# validation split), and one table puts the WER with count priors beside the WER with own priors.
+# validation split), and one table puts the WER with count priors beside the WER with own priors
+# (weights tuned on the validation split, and best on dev, labelled).
 # Needs run.sh stage 6 in --exp (the log-posteriors and the count-prior decodings). Dev is only
 # decoded and scored; the priors and the decoding weights come from the validation split.
-# Cost on the 2-core machine: ~6 min of decoding and scoring per system, 2 at a time.
+# Cost on the 2-core machine: 446-816 s of decoding and scoring per system (measured with 3-5 jobs
+# sharing the 2 cores; 7 systems of run.sh's default: 74 min with --jobs 1 beside other work).
 #
 # Usage: bash recipes/mini_librispeech/local/e1_priors.sh [--exp DIR] [--temperatures "2"] [--jobs 2]
 #            [--out DIR] [--name e1_priors]
@@ -42,6 +44,7 @@ for row in "${rows[@]}"; do
   [ -d "${dirs[0]}/valid_logpost" ] || die "${dirs[0]}/valid_logpost is missing: run run.sh's stage 6 first"
   for d in "${dirs[@]}"; do job "own_priors_$(basename "$d")" 0 "" evaluate_own_priors "$d"; done
   table+=(--row "$label, count priors=$eval_dir/$glob/decode/nbest.tuned.wer.json"
+          --row "$label, count priors, best on dev=$eval_dir/$glob/decode/nbest.best_on_dev.wer.json"
           --row "$label, own priors=$eval_dir/$glob/decode_own_priors/nbest.tuned.wer.json"
           --row "$label, own priors, best on dev=$eval_dir/$glob/decode_own_priors/nbest.best_on_dev.wer.json")
 done
