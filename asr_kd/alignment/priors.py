@@ -26,6 +26,8 @@ from asr_kd.utils.errors import AsrKdError
 #: Mean-posterior priors are floored here (relative to 1) before renormalising: a senone the model
 #: never predicts would otherwise get a log-prior of -inf and an infinite likelihood.
 PRIOR_FLOOR = 1e-8
+#: How far a frame's posteriors may sum from 1 (float16 stores round each of ~1000 terms).
+ROW_SUM_TOLERANCE = 0.02
 
 
 def save_senone_counts(tree_dir: str | os.PathLike, counts: np.ndarray) -> None:
@@ -70,9 +72,12 @@ def mean_posterior_log_priors(
         log_post = store[utt_id].astype(np.float64)
         if log_post.ndim != 2:
             raise AsrKdError(f"{scores_dir}: {utt_id} has shape {log_post.shape}, expected (frames, senones)")
-        if np.isnan(log_post).any() or np.isposinf(log_post).any():
-            raise AsrKdError(f"{scores_dir}: {utt_id} has NaN or +inf scores")
-        mass = np.exp(log_post).sum(0)
+        posteriors = np.exp(log_post)  # the store refuses NaN/Inf itself
+        row_sums = posteriors.sum(1)
+        if len(row_sums) and np.abs(row_sums - 1).max() > ROW_SUM_TOLERANCE:
+            raise AsrKdError(f"{scores_dir}: {utt_id}: exp(scores) of a frame sums to {row_sums.min():.3g}.."
+                             f"{row_sums.max():.3g}, not 1: logits or log-likelihoods, not log-posteriors")
+        mass = posteriors.sum(0)
         if total is not None and len(mass) != len(total):
             raise AsrKdError(f"{scores_dir}: {utt_id} has {len(mass)} senones, the others {len(total)}")
         total = mass if total is None else total + mass

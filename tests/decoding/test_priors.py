@@ -30,6 +30,9 @@ def test_mean_posterior_is_the_frame_average(tmp_path) -> None:
     assert frames_b == 1 and np.exp(only_b)[1] == pytest.approx(0.9, rel=1e-6)
     with pytest.raises(AsrKdError, match="no scores for 1 utterance"):
         mean_posterior_log_priors(tmp_path / "post", ["a", "c"])
+    _write_log_posteriors(tmp_path / "logits", {"a": np.exp(np.array([[2.0, 1.0, 0.5]]))})  # logits, not log p
+    with pytest.raises(AsrKdError, match="not log-posteriors"):
+        mean_posterior_log_priors(tmp_path / "logits")
 
 
 def test_cli_writes_priors_that_decode_reads(tmp_path, capsys) -> None:
