@@ -33,7 +33,7 @@ def run_posteriors(args: argparse.Namespace) -> int:
         utt_ids = read_listed_utts(args.utts, utt_ids, f"the {args.subset} features ({features.dir})")
     written, skipped = write_log_posteriors(loaded.model, loaded.metadata, features, args.out, args.dtype,
                                             loaded.temperature, args.utts_per_shard, args.device, args.max_frames,
-                                            utt_ids)
+                                            utt_ids, loaded.digest())
     print(f"posteriors {args.subset}: {len(utt_ids)} utterances, {written} shards written, "
           f"{skipped} already done -> {args.out}")
     return 0

@@ -25,6 +25,8 @@ weights).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from asr_kd.features.dataset import FeatureSet
 from asr_kd.features.fbank import FbankConfig
 from asr_kd.models.io import ensemble_of, load, load_ensemble
 from asr_kd.utils.array_store import ArrayStore
+from asr_kd.utils.checksum import file_sha256
 from asr_kd.utils.errors import AsrKdError
 
 PathLike = str | os.PathLike
@@ -71,6 +74,20 @@ class LoadedModel:
     @property
     def num_senones(self) -> int:
         return int(self.model.num_senones)
+
+    @property
+    def weight_files(self) -> tuple[Path, ...]:
+        """The files holding the weights: the model file(s), or an ensemble JSON's members."""
+        members = self.metadata.get("members")
+        return tuple(Path(m["path"]) for m in members) if members else self.sources
+
+    def digest(self) -> str:
+        """SHA-256 of everything the outputs depend on: the bytes of :attr:`weight_files`, the
+        temperature and an ensemble's combination rule. A cache key, e.g. of a posterior store's
+        shards, so that a retrained model at the same path gets its outputs redone."""
+        settings = {"temperature": self.temperature, "members_temperature": self.metadata.get("temperature"),
+                    "combine": self.metadata.get("combine"), "weights": [file_sha256(p) for p in self.weight_files]}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
     @property
     def cmvn_mode(self) -> str | None:

@@ -70,6 +70,11 @@ def test_cluster_train_evaluate_dump_and_distil_back(tmp_path, specialists_exp, 
     assert sum(r["frames"] for r in rows) == 150
     assert result["conditional"]["frames"] == sum(r["frames"] for r in rows if r["specialists_covering"] > 0)
     assert result["frames_with_active_specialists"] > 0 and result["max_grad"] < 1e-3
+    own = result["specialists_own"]
+    assert own["all"]["active"] == sum(r["active"] for r in own["per_specialist"]) == round(
+        result["mean_active_specialists"] * 150)
+    assert all(r["inside"] + r["outside"] == r["active"] for r in own["per_specialist"])
+    assert "| all |" in (tmp_path / "eval_by_specialist.md").read_text()
     store = ArrayStore(post)
     assert sorted(store.keys()) == sorted(DEV) and store.meta["num_senones"] == NUM_SENONES
     q = np.exp(store["s9-d-0001"].astype(np.float64))

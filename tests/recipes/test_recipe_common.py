@@ -117,14 +117,17 @@ train_model run show asr-kd train --config c.yaml
 
 
 # asr-kd stands in as a function that logs its arguments and makes the outputs the next step needs
+# (after a pause longer than the file system's timestamp tick: the recipe compares mtimes)
 FAKE_ASR_KD = """
 exp=EXP train=train-clean-5 dev=dev-clean-2 beam=10 max_active=2000
 asr-kd() {
   printf '%s ' "$@" >> calls.txt; echo >> calls.txt
+  sleep 0.02
   local prev="" a
   for a in "$@"; do
     [ "$prev" = --out ] && [ "$1" = decode ] && mkdir -p "$a" && touch "$a/nbest.jsonl.gz" "$a/hyp.txt"
     [ "$prev" = --out ] && { [ "$1" = evaluate ] || [ "$1" = priors ]; } && touch "$a"
+    [ "$prev" = --out ] && [ "$1" = posteriors ] && mkdir -p "$a"  # a rerun writes no shard: mtime kept
     prev=$a
   done
 }
@@ -139,10 +142,10 @@ evaluate_system sys m.pt
     assert bash(script, tmp_path).returncode == 0
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     first, again = calls[:8], calls[8:]
-    assert [c.split()[0] for c in first] == ["evaluate", "posteriors", "posteriors", "decode", "decode", "score",
+    assert [c.split()[0] for c in first] == ["posteriors", "posteriors", "evaluate", "decode", "decode", "score",
                                              "score", "score"]
-    assert "--subset dev-clean-2" in first[0]
-    assert "--subset train-clean-5 --utts EXP/splits/train-clean-5/valid.txt --out sys/valid_logpost" in first[2]
+    assert "--subset dev-clean-2" in first[2]
+    assert "--subset train-clean-5 --utts EXP/splits/train-clean-5/valid.txt --out sys/valid_logpost" in first[1]
     decodes = [c for c in first if c.startswith("decode")]
     assert "--scores sys/logpost" in decodes[0] and "--scores sys/valid_logpost" in decodes[1]
     assert all("--nbest 100" in c and "--beam 10 --max-active 2000" in c for c in decodes)
@@ -152,6 +155,21 @@ evaluate_system sys m.pt
     assert any("--best-on-dev" in c for c in first) and any("--hyp sys/decode/hyp.txt" in c for c in first)
     # a rerun redoes neither the frame accuracy nor the searches (posteriors skip their own finished shards)
     assert [c.split()[0] for c in again] == ["posteriors", "posteriors", "score", "score", "score"]
+
+
+def test_evaluate_system_redoes_what_a_retrained_models_posteriors_feed(tmp_path):
+    # `asr-kd posteriors` redoes the dev shards of a model retrained at the same path (the store's
+    # mtime moves): the frame accuracy, the dev search and its scorings follow, the validation search not
+    script = FAKE_ASR_KD + """
+evaluate_system sys m.pt
+sleep 0.02; touch sys/logpost; : > calls.txt
+evaluate_system sys m.pt
+"""
+    assert bash(script, tmp_path).returncode == 0
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["posteriors", "posteriors", "evaluate", "decode", "score", "score",
+                                             "score"]
+    assert "--scores sys/logpost" in calls[3]
 
 
 def test_evaluate_own_priors_decodes_with_the_validation_mean_posterior(tmp_path):
@@ -169,3 +187,18 @@ evaluate_own_priors sys
     tuned = [c for c in calls if "--tune" in c]
     assert len(tuned) == 1 and "--nbest sys/decode_own_priors/nbest.jsonl.gz" in tuned[0]
     assert "sys/valid_decode_own_priors/nbest.jsonl.gz" in tuned[0]
+
+
+def test_evaluate_own_priors_redoes_priors_and_searches_after_new_validation_posteriors(tmp_path):
+    script = FAKE_ASR_KD + """
+mkdir -p sys/valid_logpost sys/logpost
+evaluate_own_priors sys
+: > calls.txt; evaluate_own_priors sys; cp calls.txt again.txt
+sleep 0.02; touch sys/valid_logpost; : > calls.txt
+evaluate_own_priors sys
+"""
+    assert bash(script, tmp_path).returncode == 0
+    again = (tmp_path / "again.txt").read_text().splitlines()
+    assert [c.split()[0] for c in again] == ["score", "score", "score"]  # nothing newer: only the scorings
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["priors", "decode", "decode", "score", "score", "score"]

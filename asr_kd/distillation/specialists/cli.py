@@ -80,14 +80,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Combines generalist and specialists on every frame of --subset (the generalist's --top-n "
         "senones select the active specialists; q minimises KL(p_g || q) + sum KL(p_m || q)) and writes the "
         "paper's tables 3 and 4 as JSON: overall frame accuracy of both, on frames whose aligned senone some "
-        "specialist covers, and per number of specialists covering it (printed as a markdown table). "
+        "specialist covers, and per number of specialists covering it (printed as a markdown table); and per "
+        "specialist, on the frames where it is active, its accuracy among its cluster's senones vs the "
+        "generalist's and how often it chooses its dustbin (<out>_by_specialist.md). "
         "--posteriors-out also writes the combined log-posteriors for `asr-kd decode`.",
         parents=[*combination_parents, *options("utts_per_shard")],
     )
     _combination_arguments(p)
     p.add_argument("--out", type=Path,
                    help="write the JSON here (its frame_acc is the combination's, as in `asr-kd evaluate`'s JSON) "
-                   "and the markdown table next to it (.md)")
+                   "and the markdown tables next to it (.md, _by_specialist.md)")
     p.add_argument("--posteriors-out", type=Path, help="array store of the combined (T, S) log-posteriors")
     p.set_defaults(func=run_evaluate)
 
@@ -180,7 +182,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from asr_kd.distillation.specialists.evaluate import coverage_markdown, evaluate_combination
+    from asr_kd.distillation.specialists.evaluate import coverage_markdown, evaluate_combination, specialists_markdown
     from asr_kd.experiment import Experiment
     from asr_kd.utils.array_store import ArrayStore
     from asr_kd.utils.atomic import atomic_open, write_json
@@ -199,6 +201,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_json(args.out, result)
         with atomic_open(args.out.with_suffix(".md")) as f:
             f.write(table + "\n")
+        with atomic_open(args.out.with_name(args.out.stem + "_by_specialist.md")) as f:
+            f.write(specialists_markdown(result) + "\n")
     print(table)
     o, c = result["overall"], result["conditional"]
     print(f"specialists evaluate {args.subset}: frame accuracy {o['generalist_frame_acc']:.4f} -> "
@@ -206,6 +210,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
           f"on the {c['frames']} frames a specialist covers "
           + (f"{c['generalist_frame_acc']:.4f} -> {c['combined_frame_acc']:.4f}" if c["frames"] else "none")
           + (f"; posteriors -> {args.posteriors_out}" if args.posteriors_out else ""))
+    own = result["specialists_own"]["all"]
+    if own["inside"]:
+        print(f"on the {own['inside']} active-specialist frames whose truth is in its cluster: the cluster's best "
+              f"senone right {own['generalist_inside_acc']:.4f} (generalist) vs {own['specialist_inside_acc']:.4f} "
+              f"(specialist), the specialist's dustbin chosen on {own['specialist_dustbin_rate_inside']:.4f}")
     return 0
 
 

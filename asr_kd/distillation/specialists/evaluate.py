@@ -5,6 +5,13 @@ The paper's tables 3 and 4 (Hinton et al. 2015, section 5.3): overall accuracy o
 number ``c`` of specialists whose cluster holds the frame's aligned senone the frames, the
 correct frames of each system, their difference and the relative change. ``c = 0`` frames can
 change too (an active specialist moves mass to or from its cluster), which this table shows.
+
+Beyond the paper, :class:`SpecialistTable` asks each specialist where it helps or hurts, on the
+frames where it is active: when the true senone is in its cluster, is its own choice among the
+cluster's senones right more often than the generalist's choice among them, and how often does
+it put the frame in its dustbin; when the true senone is outside, how often does it (rightly)
+choose the dustbin. Its mean dustbin probability beside the generalist's mass outside the
+cluster shows how far the specialist pulls the combination towards or away from the cluster.
 """
 
 from __future__ import annotations
@@ -63,6 +70,72 @@ class CoverageTable:
                 "mean_active_specialists": self.active_total / frames if frames else None}
 
 
+class SpecialistTable:
+    """Per specialist ``m``, counts over the frames where it is active (``(M, 9)`` float64 sums):
+
+    ``active``; with the true senone in ``C_m``: ``inside``, ``generalist_inside_correct`` (the
+    generalist's most probable senone *of the cluster* is the truth), ``specialist_inside_correct``
+    (the specialist's most probable cluster senone is), ``specialist_dustbin_inside`` (its argmax is
+    the dustbin), and the sums of ``p_m(dustbin)`` and of the generalist's mass outside ``C_m``;
+    with the true senone outside: ``outside``, ``specialist_dustbin_outside`` (argmax = dustbin).
+    """
+
+    FIELDS = ("active", "inside", "generalist_inside_correct", "specialist_inside_correct",
+              "specialist_dustbin_inside", "specialist_dustbin_mass_inside", "generalist_outside_mass_inside",
+              "outside", "specialist_dustbin_outside")
+
+    def __init__(self, clusters: Sequence[Sequence[int]], num_senones: int) -> None:
+        self.clusters = [torch.as_tensor(list(c), dtype=torch.int64) for c in clusters]
+        self.num_senones = num_senones
+        self.sums = np.zeros((len(self.clusters), len(self.FIELDS)))
+
+    def update(self, target: torch.Tensor, generalist: torch.Tensor, active: torch.Tensor,
+               specialists: dict[int, torch.Tensor]) -> None:
+        """``(N,)`` targets, ``(N, S)`` generalist log-probabilities, ``(N, M)`` active specialists and
+        :attr:`CombinedBatch.specialists` of the same ``N`` frames."""
+        for m, log_p in specialists.items():
+            rows = active[:, m]
+            if not bool(rows.any()):
+                continue
+            cluster = self.clusters[m].to(target.device)
+            position = torch.full((self.num_senones,), -1, dtype=torch.int64, device=target.device)
+            position[cluster] = torch.arange(len(cluster), device=target.device)
+            truth = position[target[rows]]  # (P,) index in the cluster, -1 outside
+            inside, dustbin = truth >= 0, len(cluster)
+            g = generalist[rows]
+            own = log_p[rows]
+            g_cluster = g[:, cluster]
+            dustbin_prob = own[:, dustbin].exp()
+            g_outside = 1 - g_cluster.exp().sum(-1)
+            picked = own.argmax(-1)
+            t = truth[inside]
+            self.sums[m] += [
+                int(rows.sum()), int(inside.sum()),
+                int((g_cluster[inside].argmax(-1) == t).sum()), int((own[inside, :dustbin].argmax(-1) == t).sum()),
+                int((picked[inside] == dustbin).sum()), float(dustbin_prob[inside].sum()),
+                float(g_outside[inside].clamp_min(0).sum()),
+                int((~inside).sum()), int((picked[~inside] == dustbin).sum())]
+
+    def to_dict(self) -> dict:
+        def rates(row: np.ndarray) -> dict:
+            counts = dict(zip(self.FIELDS, row.tolist()))
+            inside, outside = counts["inside"], counts["outside"]
+            return {**{k: int(v) for k, v in counts.items() if "mass" not in k},
+                    "generalist_inside_acc": counts["generalist_inside_correct"] / inside if inside else None,
+                    "specialist_inside_acc": counts["specialist_inside_correct"] / inside if inside else None,
+                    "specialist_dustbin_rate_inside": counts["specialist_dustbin_inside"] / inside if inside else None,
+                    "mean_specialist_dustbin_prob_inside":
+                        counts["specialist_dustbin_mass_inside"] / inside if inside else None,
+                    "mean_generalist_outside_mass_inside":
+                        counts["generalist_outside_mass_inside"] / inside if inside else None,
+                    "specialist_dustbin_rate_outside":
+                        counts["specialist_dustbin_outside"] / outside if outside else None}
+
+        return {"all": rates(self.sums.sum(0)),
+                "per_specialist": [dict(rates(row), specialist=m, cluster_size=len(self.clusters[m]))
+                                   for m, row in enumerate(self.sums)]}
+
+
 def evaluate_combination(combination: SpecialistCombination, features: FeatureSet, senones: ArrayStore,
                          utt_ids: Sequence[str], device: str | torch.device = "cpu", max_frames: int = 20000,
                          posteriors_out: str | os.PathLike | None = None, posteriors_meta: dict | None = None,
@@ -76,6 +149,7 @@ def evaluate_combination(combination: SpecialistCombination, features: FeatureSe
     """
     ids = sorted(utt_ids)
     table = CoverageTable(combination.clusters.coverage())
+    own = SpecialistTable(combination.clusters.clusters, combination.num_senones)
     writer = None
     if posteriors_out is not None:
         meta = {"kind": "log_posteriors", "num_senones": combination.num_senones, "temperature": 1.0,
@@ -90,16 +164,21 @@ def evaluate_combination(combination: SpecialistCombination, features: FeatureSe
             with torch.no_grad():
                 out = combination.combine_batch(batch["feats"].to(device), batch["lengths"].to(device))
             max_grad = max(max_grad, out.max_grad)
+            targets = []
             for b, (utt_id, n) in enumerate(zip(batch["utt_ids"], batch["lengths"].tolist())):
                 target = torch.from_numpy(senones[utt_id].astype("int64")).to(out.log_q.device)
                 check_aligned(utt_id, out.log_q[b, :n], target, str(senones.root))
                 table.update(target, out.generalist[b, :n].argmax(-1), out.log_q[b, :n].argmax(-1), out.active[b, :n])
                 posteriors[utt_id] = out.log_q[b, :n].cpu().numpy()
+                targets.append(target)
+            valid = [out.generalist[b, :n] for b, n in enumerate(batch["lengths"].tolist())]
+            active = [out.active[b, :n] for b, n in enumerate(batch["lengths"].tolist())]
+            own.update(torch.cat(targets), torch.cat(valid), torch.cat(active), out.specialists)
             bar.update(len(batch["utt_ids"]))
         if writer is not None:
             writer.write_shard(shard_id, ((u, posteriors[u]) for u in shard_ids))
     bar.close()
-    return dict(table.to_dict(), utterances=len(ids), max_grad=max_grad)
+    return dict(table.to_dict(), utterances=len(ids), max_grad=max_grad, specialists_own=own.to_dict())
 
 
 def coverage_markdown(result: dict) -> str:
@@ -116,4 +195,27 @@ def coverage_markdown(result: dict) -> str:
     for name, r in rows:
         lines.append(f"| {name} | {r['frames']} | {pct(r['generalist_frame_acc'])} | {pct(r['combined_frame_acc'])} | "
                      f"{r['delta_correct']:+d} | {pct(r['relative_change'])} |")
+    return "\n".join(lines)
+
+
+def specialists_markdown(result: dict) -> str:
+    """:class:`SpecialistTable` of :func:`evaluate_combination`'s result: one row per specialist, then all."""
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.2f}"
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    lines = ["| specialist | cluster size | active frames | truth in cluster | generalist acc. in cluster (%) | "
+             "specialist acc. in cluster (%) | specialist says dustbin, truth in cluster (%) | "
+             "mean p(dustbin), truth in cluster | generalist mass outside, truth in cluster | "
+             "specialist says dustbin, truth outside (%) |", "|---" * 10 + "|"]
+    own = result["specialists_own"]
+    rows = [(str(r["specialist"]), r) for r in own["per_specialist"]] + [("all", own["all"])]
+    for name, r in rows:
+        lines.append(f"| {name} | {r.get('cluster_size', '-')} | {r['active']} | {r['inside']} | "
+                     f"{pct(r['generalist_inside_acc'])} | {pct(r['specialist_inside_acc'])} | "
+                     f"{pct(r['specialist_dustbin_rate_inside'])} | {num(r['mean_specialist_dustbin_prob_inside'])} | "
+                     f"{num(r['mean_generalist_outside_mass_inside'])} | {pct(r['specialist_dustbin_rate_outside'])} |")
     return "\n".join(lines)

@@ -37,12 +37,16 @@ DEFAULT_CHUNK_FRAMES = 4096  # frames per optimisation problem (L-BFGS memory: ~
 @dataclass
 class CombinedBatch:
     """One padded batch: ``log_q`` and ``generalist`` ``(B, T, S)`` float32 log-distributions,
-    ``active`` ``(B, T, M)`` bool active specialists, ``max_grad`` the largest gradient left."""
+    ``active`` ``(B, T, M)`` bool active specialists, ``max_grad`` the largest gradient left, and
+    ``specialists``: specialist ``m`` -> its ``(N, K_m + 1)`` log-distribution (dustbin last,
+    corrected) on the batch's ``N`` valid frames (utterance by utterance), for the specialists
+    active on any of them."""
 
     log_q: torch.Tensor
     generalist: torch.Tensor
     active: torch.Tensor
     max_grad: float
+    specialists: dict[int, torch.Tensor]
 
 
 class SpecialistCombination(nn.Module):
@@ -105,7 +109,7 @@ class SpecialistCombination(nn.Module):
         out[valid] = log_q
         active_bt = torch.zeros(*valid.shape, len(self.specialists), dtype=torch.bool, device=feats.device)
         active_bt[valid] = active
-        return CombinedBatch(out, generalist, active_bt, max_grad)
+        return CombinedBatch(out, generalist, active_bt, max_grad, specialist_log_probs)
 
 
 def _log_probs(model: nn.Module, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -187,18 +187,28 @@ store_train_args() {  # kind
 #   decode/nbest.tuned.wer.json      LMWT 4..17 x WIP 0..2 x prior scale 0.7..1 chosen on the validation split (the
 #                              reported WER: each system gets its own weights, as Kaldi's score.sh)
 #   decode/nbest.best_on_dev.wer.json  the same chosen on dev itself (labelled "best on dev")
-# Uses the caller's exp, train, dev, beam, max_active and device (default cpu); every step is
-# skipped when its output exists, so a killed run continues.
+# Uses the caller's exp, train, dev, beam, max_active and device (default cpu). A rerun skips every
+# step whose output is newer than its inputs, so a killed run continues; a model retrained at the
+# same path gets its posterior shards redone (`asr-kd posteriors` records the model's digest), and
+# with them the frame accuracy, the searches and the scorings.
 evaluate_system() {  # dir, model files (or an ensemble JSON)...
   local dir=$1 split=$exp/splits/$train
   shift
   local on=(--exp "$exp" --threads 1 --device "${device:-cpu}")
   mkdir -p "$dir"
-  [ -f "$dir/frame_acc.json" ] || asr-kd evaluate --model "$@" "${on[@]}" --subset "$dev" \
-    --out "$dir/frame_acc.json" > /dev/null
   asr-kd posteriors --model "$@" "${on[@]}" --subset "$dev" --out "$dir/logpost"
   asr-kd posteriors --model "$@" "${on[@]}" --subset "$train" --utts "$split/valid.txt" --out "$dir/valid_logpost"
+  newer_than "$dir/frame_acc.json" "$dir/logpost" || asr-kd evaluate --model "$@" "${on[@]}" --subset "$dev" \
+    --out "$dir/frame_acc.json" > /dev/null
   decode_and_score "$dir" "" --tree-dir "$exp/tree"
+}
+
+# 0 when FILE exists and is newer than every INPUT (a store directory's mtime changes when a shard
+# is written into it).
+newer_than() {  # file, input...
+  local input
+  [ -e "$1" ] || return 1
+  for input in "${@:2}"; do [ "$1" -nt "$input" ] || return 1; done
 }
 
 # The same decoding with the system's own senone priors instead of the alignment's counts: the
@@ -206,17 +216,20 @@ evaluate_system() {  # dir, model files (or an ensemble JSON)...
 # DIR/own_priors.npy, decoded into DIR/decode_own_priors/ and DIR/valid_decode_own_priors/.
 # Needs evaluate_system's DIR/logpost and DIR/valid_logpost.
 evaluate_own_priors() {  # dir
-  [ -f "$1/own_priors.npy" ] || asr-kd priors --scores "$1/valid_logpost" --out "$1/own_priors.npy"
+  newer_than "$1/own_priors.npy" "$1/valid_logpost" || asr-kd priors --scores "$1/valid_logpost" --out "$1/own_priors.npy"
   decode_and_score "$1" _own_priors --log-priors "$1/own_priors.npy"
 }
 
 # Lattice search + 100-best of DIR/logpost and DIR/valid_logpost into DIR/decode<suffix>/ and
 # DIR/valid_decode<suffix>/, scored three ways (untuned, tuned on the validation split, best on dev).
+# A search is redone when its posteriors, or a file among the prior options, are newer than its N-best.
 decode_and_score() {  # dir, suffix, the decoder's prior options...
-  local dir=$1 suffix=$2 part
+  local dir=$1 suffix=$2 part option prior_files=()
   shift 2
+  for option in "$@"; do [ ! -f "$option" ] || prior_files+=("$option"); done
   for part in decode valid_decode; do
-    [ -f "$dir/$part$suffix/nbest.jsonl.gz" ] || asr-kd decode --graph-dir "$exp/graph" --kind log-posteriors \
+    newer_than "$dir/$part$suffix/nbest.jsonl.gz" "$dir/${part%decode}logpost" "${prior_files[@]}" ||
+      asr-kd decode --graph-dir "$exp/graph" --kind log-posteriors \
       --scores "$dir/${part%decode}logpost" "$@" --beam "$beam" --max-active "$max_active" \
       --lattice-beam 6 --nbest 100 --out "$dir/$part$suffix"
   done

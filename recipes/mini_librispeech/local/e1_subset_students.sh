@@ -11,6 +11,7 @@
 # Usage: bash recipes/mini_librispeech/local/e1_subset_students.sh [--exp DIR] [--member-ids "0 1"]
 #            [--seeds "0 1"] [--temperature 2] [--alpha 0.666667] [--jobs 2] [--out DIR] [--name m01]
 #            [--student-tag _alpha1]  (students of another --alpha beside the default ones)
+#            [--student-overrides "model.overrides.hidden_dim=512" --student-tag _h512]  (wider students)
 # Writes <exp>/e1/<name>/{teacher_T<T>,student_T<T>/seed<s>}, <exp>/e1/eval/{ensemble,student}_<name>*
 # and <out>/e1_<name>.{md,json} + <out>/e1_<name>_recovery.md.
 set -euo pipefail
@@ -25,6 +26,7 @@ jobs=2
 out=recipes/mini_librispeech/results
 name=m01
 student_tag=""               # e.g. _alpha1: students of other settings beside the default ones (dirs and tables get it)
+student_overrides=""         # config overrides of the students only (KEY=VALUE words), e.g. model.overrides.hidden_dim=512
 train=train-clean-5
 dev=dev-clean-2
 model_conf=recipes/mini_librispeech/conf/dnn_mini.yaml
@@ -53,9 +55,10 @@ job teacher 5 "ensemble" asr-kd distill dump-teacher --teacher "$ensemble" --exp
   --out "$dir/teacher_T$temperature"
 job eval_ensemble 6 "ensemble" evaluate_system "$exp/e1/eval/ensemble_$name" "$ensemble"
 for seed in $seeds; do
+  # shellcheck disable=SC2086  # $student_overrides: a word list
   job "student_seed$seed" 5 "teacher" train_model "$dir/student_T$temperature$student_tag/seed$seed" asr-kd distill train \
     --config "$model_conf" --store "$dir/teacher_T$temperature" --temperature "$temperature" --alpha "$alpha" \
-    data.exp="$exp" data.train_subset="$train" train.seed="$seed"
+    data.exp="$exp" data.train_subset="$train" train.seed="$seed" $student_overrides
   job "eval_student_seed$seed" 6 "student_seed$seed" evaluate_system "$exp/e1/eval/student_${name}_T${temperature}${student_tag}_seed$seed" \
     "$dir/student_T$temperature$student_tag/seed$seed/model.pt"
 done
