@@ -102,9 +102,8 @@ class SpecialistTable:
             position[cluster] = torch.arange(len(cluster), device=target.device)
             truth = position[target[rows]]  # (P,) index in the cluster, -1 outside
             inside, dustbin = truth >= 0, len(cluster)
-            g = generalist[rows]
             own = log_p[rows]
-            g_cluster = g[:, cluster]
+            g_cluster = generalist[rows][:, cluster]
             dustbin_prob = own[:, dustbin].exp()
             g_outside = 1 - g_cluster.exp().sum(-1)
             picked = own.argmax(-1)
@@ -164,16 +163,16 @@ def evaluate_combination(combination: SpecialistCombination, features: FeatureSe
             with torch.no_grad():
                 out = combination.combine_batch(batch["feats"].to(device), batch["lengths"].to(device))
             max_grad = max(max_grad, out.max_grad)
-            targets = []
+            targets, generalists, actives = [], [], []  # the batch's valid frames, as out.specialists holds them
             for b, (utt_id, n) in enumerate(zip(batch["utt_ids"], batch["lengths"].tolist())):
                 target = torch.from_numpy(senones[utt_id].astype("int64")).to(out.log_q.device)
                 check_aligned(utt_id, out.log_q[b, :n], target, str(senones.root))
                 table.update(target, out.generalist[b, :n].argmax(-1), out.log_q[b, :n].argmax(-1), out.active[b, :n])
                 posteriors[utt_id] = out.log_q[b, :n].cpu().numpy()
                 targets.append(target)
-            valid = [out.generalist[b, :n] for b, n in enumerate(batch["lengths"].tolist())]
-            active = [out.active[b, :n] for b, n in enumerate(batch["lengths"].tolist())]
-            own.update(torch.cat(targets), torch.cat(valid), torch.cat(active), out.specialists)
+                generalists.append(out.generalist[b, :n])
+                actives.append(out.active[b, :n])
+            own.update(torch.cat(targets), torch.cat(generalists), torch.cat(actives), out.specialists)
             bar.update(len(batch["utt_ids"]))
         if writer is not None:
             writer.write_shard(shard_id, ((u, posteriors[u]) for u in shard_ids))
