@@ -7,7 +7,7 @@ from pathlib import Path
 
 from asr_kd.cli_options import options
 from asr_kd.training.config import add_train_arguments
-from asr_kd.training.validation import DEFAULT_FRACTION
+from asr_kd.training.validation import DEFAULT_FRACTION, STRATIFY_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fraction", type=float, default=DEFAULT_FRACTION,
                    help=f"share of the utterances held out (default {DEFAULT_FRACTION})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stratify", choices=("speaker", "none"), default="speaker",
-                   help="speaker: that share of every speaker's utterances (default); none: uniformly at random")
+    p.add_argument("--stratify", choices=STRATIFY_MODES, default="speaker",
+                   help="speaker: that share of every speaker's utterances (default); none: uniformly at random; "
+                   "held-out-speakers: whole speakers (a speaker-disjoint validation set)")
+    p.add_argument("--utts", type=Path, help="split only these utterance ids (one per line), e.g. the train.txt of "
+                   "the experiment's split, for a second split nested in it")
     p.add_argument("--out", type=Path, help="split folder (default <exp>/splits/<subset>)")
     p.set_defaults(func=run_valid_split)
 
@@ -57,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_valid_split(args: argparse.Namespace) -> int:
     from asr_kd.training.validation import write_split
 
-    split, written = write_split(args.exp, args.subset, args.fraction, args.seed, args.stratify, args.out)
+    split, written = write_split(args.exp, args.subset, args.fraction, args.seed, args.stratify, args.out, args.utts)
     info = split.info
     print(f"valid-split {args.subset}: {info['utterances']['valid']} validation utterances "
           f"({info['hours']['valid']:.3f} h, {info['speakers']['valid']} speakers), {info['utterances']['train']} "

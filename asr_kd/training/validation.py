@@ -24,6 +24,14 @@ How utterances are chosen (``stratify``):
   validation set of one voice, and a speaker less to train on.
 * ``none``: ``ceil(fraction * N)`` utterances uniformly at random
   (:func:`asr_kd.data.subset.fraction_of_ids`, the same choice as ``asr-kd subset``).
+* ``held-out-speakers``: whole speakers, in a seeded random order, until they hold
+  ``round(fraction * N)`` utterances (at least one speaker, never all of them): nnet1's
+  ``subset_data_dir_tr_cv.sh``. What a speaker-disjoint validation measures that the default
+  cannot: how a model does on voices it never trained on (e.g. specialists fine-tuned on a
+  few speakers' frames of their cluster, ``local/e3_specialists.sh --specialist-valid speakers``).
+
+``write_split(..., utts=...)`` splits only the listed utterances, e.g. the experiment's own
+``train.txt``, so a second, nested split leaves the experiment's validation utterances out of both.
 
 The choice depends only on the set of (utterance, speaker) pairs, ``fraction``, ``seed`` and
 ``stratify``, never on file order. An existing split is reused when the settings match and is
@@ -47,7 +55,7 @@ from asr_kd.experiment import Experiment
 from asr_kd.utils.atomic import atomic_open, write_json
 from asr_kd.utils.errors import AsrKdError
 
-STRATIFY_MODES = ("speaker", "none")
+STRATIFY_MODES = ("speaker", "none", "held-out-speakers")
 VALID_FILE, TRAIN_FILE, SPLIT_FILE = "valid.txt", "train.txt", "split.json"
 DEFAULT_FRACTION = 0.1
 
@@ -103,6 +111,8 @@ def choose_validation(speaker_of: Mapping[str, str], fraction: float, seed: int 
     for utt, speaker in speaker_of.items():
         by_speaker[speaker].append(utt)
     speakers = sorted(by_speaker)
+    if stratify == "held-out-speakers":
+        return _held_out_speakers(by_speaker, max(1, round(fraction * len(speaker_of))), seed)
     quota = np.array([fraction * len(by_speaker[s]) for s in speakers])
     counts = np.floor(quota).astype(int)
     rng = np.random.default_rng(seed)  # one stream in a fixed order: reproducible from the set alone
@@ -115,6 +125,19 @@ def choose_validation(speaker_of: Mapping[str, str], fraction: float, seed: int 
         utts = sorted(by_speaker[speaker])
         order = rng.permutation(len(utts))
         chosen += [utts[i] for i in order[:min(int(count), len(utts) - 1)]]
+    return sorted(chosen)
+
+
+def _held_out_speakers(by_speaker: Mapping[str, list[str]], wanted: int, seed: int) -> list[str]:
+    """All utterances of whole speakers, in a seeded order, until ``wanted`` are held out (never every speaker)."""
+    speakers = sorted(by_speaker)
+    if len(speakers) < 2:
+        raise AsrKdError(f"cannot hold out whole speakers: the utterances are of {len(speakers)} speaker(s)")
+    chosen: list[str] = []
+    for i in np.random.default_rng(seed).permutation(len(speakers))[:len(speakers) - 1]:
+        if len(chosen) >= wanted:
+            break
+        chosen += by_speaker[speakers[i]]
     return sorted(chosen)
 
 
@@ -137,16 +160,22 @@ class ValidationSplit:
 
 
 def write_split(exp: str | os.PathLike, subset: str, fraction: float = DEFAULT_FRACTION, seed: int = 0,
-                stratify: str = "speaker", out: str | os.PathLike | None = None) -> tuple[ValidationSplit, bool]:
+                stratify: str = "speaker", out: str | os.PathLike | None = None,
+                utts: str | os.PathLike | None = None) -> tuple[ValidationSplit, bool]:
     """Hold out validation utterances of ``<exp>/manifests/<subset>.tsv``; returns ``(split, written)``.
 
-    ``written`` is False when ``out`` already held this very split (reused). A split with other
-    settings or of another utterance set is an :class:`AsrKdError`.
+    ``utts``: a file of utterance ids (:func:`read_listed_utts`): split only these. ``written`` is
+    False when ``out`` already held this very split (reused). A split with other settings or of
+    another utterance set is an :class:`AsrKdError`.
     """
     import json
 
     directory = Path(out) if out is not None else Experiment(exp).split_dir(subset)
-    utterances = read_manifest(Experiment(exp).manifest(subset))
+    manifest = Experiment(exp).manifest(subset)
+    utterances = read_manifest(manifest)
+    if utts is not None:
+        listed = set(read_listed_utts(utts, (u.utt_id for u in utterances), f"the manifest {manifest}"))
+        utterances = [u for u in utterances if u.utt_id in listed]
     speaker_of = {u.utt_id: u.speaker for u in utterances}
     settings = {"subset": subset, "fraction": fraction, "seed": seed, "stratify": stratify,
                 "subset_sha256": list_digest(speaker_of)}

@@ -17,7 +17,7 @@
 #   2 senone tree + alignment, 3 LM + HCLG, 4 E1 ensemble, 5 E1 teacher store + students,
 #   6 E1 frame accuracy + WER, 7 E1 results, 8 E2 training + evaluation, 9 E2 results.
 # Options (defaults in the script): --root --exp --results --train --dev --jobs --members
-#   --seeds --temperatures --alpha --store-kind --teacher-top-k --model-conf --student-conf
+#   --seeds --temperatures --alpha --store-kind --teacher-top-k --model-conf --student-conf --student-overrides
 #   --e2-conf --e2-temperature --e2-alpha --e2-soft-epochs --fraction --valid-fraction --valid-seed
 #   --num-senones --tree-args --lm --lm-prune --beam --max-active --device --recovery
 # All jobs of the stages run share one pool of --jobs processes (1 thread each) and start as
@@ -45,9 +45,11 @@ store_kind=dense            # teacher store: dense | topk | topk-tail | a --stor
 teacher_top_k=20            # senones per frame of the topk kinds
 conf=recipes/mini_librispeech/conf
 model_conf=$conf/dnn_mini_256.yaml  # members: 3 x 256 to convergence (README: the default run's stage times); conf/dnn_mini.yaml: 3 x 384
-student_conf=""             # default: conf/dnn_mini.yaml (3 x 384) beside the default --model-conf (README: the
-                            # 3 x 256 students of the 3 x 256 ensemble recover 44 ± 3% of its gain, 3 x 384 ones 84 ± 3%);
-                            # with any other --model-conf, that config (students of the members' size)
+student_conf=""             # default: --model-conf
+student_overrides=""        # config overrides of the students only (KEY=VALUE words). Default beside the default
+                            # --model-conf (and no --student-conf): model.overrides.hidden_dim=512, 3 x 512 students of
+                            # the 3 x 256 members (README: 3 x 256 students recover 44 ± 3% of the ensemble's gain,
+                            # 3 x 384 ones 84 ± 3%, 3 x 512 ones 99 ± 3%); otherwise none (students of the members' size)
 e2_conf=""                  # default: --model-conf with E2's schedule (constant LR, 20 epochs, early stopping after 3)
 e2_temperature=2
 e2_alpha=1.0                # E2's soft-target model: soft targets only
@@ -65,12 +67,10 @@ device=cpu                  # forward passes of evaluate / posteriors / dump-tea
 recovery=true               # false: results without recovery fractions (tiny data: the "gain" is noise)
 . recipes/mini_librispeech/local/common.sh
 parse_options "$@"
-if [ -z "$student_conf" ]; then
-  case "$model_conf" in
-    "$conf/dnn_mini_256.yaml") student_conf=$conf/dnn_mini.yaml ;;
-    *) student_conf=$model_conf ;;
-  esac
+if [ -z "$student_conf$student_overrides" ] && [ "$model_conf" = "$conf/dnn_mini_256.yaml" ]; then
+  student_overrides="model.overrides.hidden_dim=512"
 fi
+student_conf=${student_conf:-$model_conf}
 case "$lm" in train|en-us) ;; *) die "unknown --lm $lm (en-us or train)" ;; esac
 require_configs "$model_conf" "$student_conf" ${e2_conf:+"$e2_conf"}
 # E2's models share the E1 members' architecture (its 100% model is member 0), as in the paper
@@ -90,7 +90,7 @@ mkdir -p "$exp"
 # The models of an experiment depend on these: continuing it with others would mix two protocols.
 check_settings "$exp/settings.txt" "train=$train" "valid_fraction=$valid_fraction valid_seed=$valid_seed" \
   "members=$members" "model_conf=$model_conf $(sha256sum < "$model_conf" | cut -c1-16)" \
-  "student_conf=$student_conf $(sha256sum < "$student_conf" | cut -c1-16)" "alpha=$alpha" \
+  "student_conf=$student_conf $(sha256sum < "$student_conf" | cut -c1-16) $student_overrides" "alpha=$alpha" \
   "store=$store_kind $store_args" "lm=$lm prune=$lm_prune" \
   "e2=${e2_conf:-${e2_config[*]:1}} $(sha256sum < "${e2_conf:-$model_conf}" | cut -c1-16) T=$e2_temperature alpha=$e2_alpha fraction=$fraction" \
   "e2_soft=newbob max $e2_soft_epochs epochs"
@@ -146,9 +146,9 @@ dump_teacher() {  # teacher, utterance list, temperatures, --out pattern
 }
 
 student() {  # T, seed
-  # shellcheck disable=SC2046  # store_train_args is a word list
+  # shellcheck disable=SC2046,SC2086  # store_train_args and student_overrides are word lists
   train_model "$e1/student_T$1/seed$2" asr-kd distill train --config "$student_conf" --store "$e1/teacher_T$1" \
-    --temperature "$1" --alpha "$alpha" $(store_train_args "$store_kind") "${data[@]}" train.seed="$2"
+    --temperature "$1" --alpha "$alpha" $(store_train_args "$store_kind") "${data[@]}" train.seed="$2" $student_overrides
 }
 
 e2_common() {  # seed -> the `asr-kd train` arguments shared by the three E2 systems

@@ -49,17 +49,22 @@ def test_an_experiment_refuses_other_settings(tmp_path):
 
 
 def test_students_are_wider_only_beside_the_default_member_config(tmp_path):
-    def student_conf(*args: str) -> str:
+    def students(*args: str) -> tuple[str, str]:
+        """-> (student config, student overrides) recorded in the experiment's settings.txt."""
         exp = tmp_path / str(len(list(tmp_path.iterdir())))
         nothing = ["--exp", str(exp), "--stage", "99", "--stop-stage", "99"]
         assert run_script(MINI / "run.sh", *nothing, *args).returncode == 0
         line = next(x for x in (exp / "settings.txt").read_text().splitlines() if x.startswith("student_conf="))
-        return line.split("=", 1)[1].split()[0]
+        config, _digest, *overrides = line.split("=", 1)[1].split()
+        return config, " ".join(overrides)
 
     conf = "recipes/mini_librispeech/conf"
-    assert student_conf() == f"{conf}/dnn_mini.yaml"  # 3 x 384 students of the 3 x 256 members
-    assert student_conf("--model-conf", f"{conf}/dnn_tiny.yaml") == f"{conf}/dnn_tiny.yaml"
-    assert student_conf("--student-conf", f"{conf}/dnn_mini_256.yaml") == f"{conf}/dnn_mini_256.yaml"
+    # 3 x 512 students of the 3 x 256 members
+    assert students() == (f"{conf}/dnn_mini_256.yaml", "model.overrides.hidden_dim=512")
+    assert students("--model-conf", f"{conf}/dnn_tiny.yaml") == (f"{conf}/dnn_tiny.yaml", "")
+    assert students("--student-conf", f"{conf}/dnn_mini.yaml") == (f"{conf}/dnn_mini.yaml", "")
+    assert students("--student-overrides", "model.overrides.hidden_dim=384") == (
+        f"{conf}/dnn_mini_256.yaml", "model.overrides.hidden_dim=384")
 
 
 def test_the_demo_shows_committed_results_that_exist():

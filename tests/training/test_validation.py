@@ -56,6 +56,37 @@ def test_stratified_split_takes_a_share_of_every_speaker_and_is_reproducible():
             choose_validation(speakers, bad)
 
 
+def test_held_out_speakers_are_whole_speakers_never_all_and_reproducible():
+    speakers = speaker_map()
+    for seed in range(6):
+        valid = choose_validation(speakers, 0.2, seed=seed, stratify="held-out-speakers")
+        held = {speakers[u] for u in valid}
+        # whole speakers, added until round(0.2 * 54) = 11 utterances are held out: without the last one, fewer
+        assert sorted(valid) == valid and sorted(u for u, s in speakers.items() if s in held) == valid
+        assert len(valid) >= 11 and any(len(valid) - SPEAKERS[s] < 11 for s in held)
+        assert choose_validation(dict(reversed(list(speakers.items()))), 0.2, seed=seed,
+                                 stratify="held-out-speakers") == valid
+    everything = choose_validation(speakers, 0.99, seed=0, stratify="held-out-speakers")
+    assert 0 < len({speakers[u] for u in everything}) < len(SPEAKERS)  # never every speaker
+    with pytest.raises(AsrKdError, match="of 1 speaker"):
+        choose_validation({"x-1": "x", "x-2": "x"}, 0.5, stratify="held-out-speakers")
+
+
+def test_a_nested_split_divides_only_the_listed_utterances(tmp_path):
+    write_fake_manifest(tmp_path, "train-x")
+    outer, _ = write_split(tmp_path, "train-x", 0.1, seed=0)
+    inner, written = write_split(tmp_path, "train-x", 0.2, seed=1, stratify="held-out-speakers",
+                                 out=tmp_path / "inner", utts=outer.train_path)
+    assert written and sorted(inner.valid + inner.train) == outer.train
+    assert not set(inner.valid) & set(inner.train) and not set(outer.valid) & set(inner.valid + inner.train)
+    speakers = speaker_map()
+    assert not {speakers[u] for u in inner.valid} & {speakers[u] for u in inner.train}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nobody-1-0000\n")
+    with pytest.raises(AsrKdError, match="bad.txt: 1 of 1 listed utterance"):
+        write_split(tmp_path, "train-x", 0.2, out=tmp_path / "inner2", utts=bad)
+
+
 def test_write_split_writes_disjoint_lists_and_reuses_or_refuses(tmp_path):
     write_fake_manifest(tmp_path, "train-x")
     split, written = write_split(tmp_path, "train-x", 0.1, seed=0)

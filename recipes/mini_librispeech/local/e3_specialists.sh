@@ -14,11 +14,13 @@
 #   7 table       <out>/e3_specialists.{md,json}, the recovery of the specialists' gain by the students,
 #                 and the coverage table <out>/e3_coverage.md
 # Needs run.sh stages 0-4 (features, alignments, validation split, graph, the E1 members); the
-# generalist is --generalist (default E1 member 0). Writes <exp>/e3/{specialists,eval,teacher_T*,students}.
+# generalist is --generalist (default E1 member 0). Writes <exp>/<name>/{specialists,eval,teacher_T*,students}
+# (--name, default e3), and with --specialist-valid speakers <exp>/<name>/valid_speakers/.
 #
 # Usage: bash recipes/mini_librispeech/local/e3_specialists.sh [--exp DIR] [--generalist MODEL]
 #            [--num-clusters 20] [--cluster-size 50] [--specialist-lr 0.0003] [--top-n 1] [--method em]
 #            [--temperature 2] [--alpha 0.666667] [--seeds "0 1 2"] [--jobs 2] [--out DIR]
+#            [--specialist-valid split|speakers] [--valid-speakers-fraction 0.15] [--name e3]
 #            [--stage N --stop-stage M]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -30,6 +32,12 @@ cluster_size=50             # senones per specialist (20 x 50 of 1000: each seno
 column_norm=l2              # covariance columns of unit length (l2) or raw as the paper (none: see clusters.py)
 specialist_lr=0.0003        # specialists start from the generalist: a fine-tuning learning rate
 other_ratio=1               # random other frames per cluster frame (the paper's 1:1)
+specialist_valid=split      # what the specialists' newbob and kept epoch read: split = the experiment's validation
+                            # split (utterances of the training speakers); speakers = whole training speakers held out
+                            # of the specialists' training (a nested `asr-kd valid-split --stratify held-out-speakers`
+                            # of the split's train.txt; the generalist did train on them)
+valid_speakers_fraction=0.15  # speakers: hold out speakers until this share of train.txt's utterances (2 of 13 here)
+name=e3                     # the folder under --exp (another --specialist-valid needs another one)
 top_n=1                     # generalist senones that select the active specialists (the paper's n)
 method=em                   # how q is found (asr-kd specialists evaluate --help): em | lbfgs
 temperature=2
@@ -52,7 +60,8 @@ parse_options "$@"
 require_configs "$model_conf"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 generalist=${generalist:-$exp/e1/ensemble/member0/model.pt}
-e3=$exp/e3
+case "$specialist_valid" in split|speakers) ;; *) die "unknown --specialist-valid $specialist_valid (split or speakers)" ;; esac
+e3=$exp/$name
 dir=$e3/specialists
 log_dir=$e3/log
 split=$exp/splits/$train
@@ -61,7 +70,11 @@ combination=(--dir "$dir" --top-n "$top_n" --method "$method" --exp "$exp" --dev
 [ -f "$generalist" ] || die "$generalist is missing: train it (run.sh stage 4) or pass --generalist"
 [ -f "$split/train.txt" ] || die "$split/train.txt is missing: run recipes/mini_librispeech/run.sh --stop-stage 2 first"
 check_settings "$e3/settings.txt" "generalist=$generalist" "num_clusters=$num_clusters" "cluster_size=$cluster_size" \
-  "column_norm=$column_norm" "specialist_lr=$specialist_lr" "other_ratio=$other_ratio"
+  "column_norm=$column_norm" "specialist_lr=$specialist_lr" "other_ratio=$other_ratio" \
+  "specialist_valid=$specialist_valid$([ "$specialist_valid" = split ] || echo " $valid_speakers_fraction")"
+specialist_data=("${data[@]}")
+[ "$specialist_valid" = split ] ||
+  specialist_data+=(data.train_utts="$e3/valid_speakers/train.txt" data.valid_utts="$e3/valid_speakers/valid.txt")
 mkdir -p "$out"
 
 decode_system() {  # eval dir: its logpost/ -> decode/hyp.txt + WER (run.sh's decoding)
@@ -92,10 +105,13 @@ evaluate_specialists() {  # the coverage table and the combined log-posteriors (
 }
 
 job clusters 1 "" cluster
+[ "$specialist_valid" = split ] || job valid_speakers 2 "" asr-kd valid-split --exp "$exp" --subset "$train" \
+  --utts "$split/train.txt" --stratify held-out-speakers --fraction "$valid_speakers_fraction" --out "$e3/valid_speakers"
 specialists=""
 for ((m = 0; m < num_clusters; m++)); do
-  job "specialist$m" 2 "clusters" asr-kd specialists train --dir "$dir" --only "$m" --other-ratio "$other_ratio" \
-    --config "$model_conf" "${data[@]}" optim.lr="$specialist_lr" train.progress=false
+  job "specialist$m" 2 "clusters valid_speakers" asr-kd specialists train --dir "$dir" --only "$m" \
+    --other-ratio "$other_ratio" --config "$model_conf" "${specialist_data[@]}" optim.lr="$specialist_lr" \
+    train.progress=false
   specialists+=" specialist$m"
 done
 job eval_generalist 3 "" evaluate_model generalist "$generalist"

@@ -1,0 +1,57 @@
+"""recipes/mini_librispeech/local/e3_specialists.sh: what each --specialist-valid trains the specialists on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+E3 = REPO / "recipes" / "mini_librispeech" / "local" / "e3_specialists.sh"
+
+
+def specialist_calls(tmp_path: Path, *args: str) -> list[str]:
+    """Stages 1-2 of the script with an ``asr-kd`` that only logs its arguments -> the logged calls."""
+    exp = tmp_path / "exp"
+    (exp / "e1" / "ensemble" / "member0").mkdir(parents=True)
+    (exp / "e1" / "ensemble" / "member0" / "model.pt").touch()
+    (exp / "splits" / "train-clean-5").mkdir(parents=True)
+    (exp / "splits" / "train-clean-5" / "train.txt").write_text("a-1-0001\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "asr-kd"
+    fake.write_text(f"#!/usr/bin/env bash\necho \"$*\" >> {tmp_path}/calls.txt\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(E3), "--exp", str(exp), "--num-clusters", "2", "--stop-stage", "2",
+                             "--out", str(tmp_path / "results"), *args],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return (tmp_path / "calls.txt").read_text().splitlines()
+
+
+def test_specialists_validate_on_the_experiments_split_by_default(tmp_path):
+    calls = specialist_calls(tmp_path)
+    trains = [c for c in calls if c.startswith("specialists train")]
+    assert len(trains) == 2 and not any(c.startswith("valid-split") for c in calls)
+    assert not any("data.train_utts" in c or "data.valid_utts" in c for c in trains)
+
+
+def test_speaker_disjoint_validation_is_a_nested_split_the_specialists_train_outside(tmp_path):
+    calls = specialist_calls(tmp_path, "--specialist-valid", "speakers", "--name", "e3_spk")
+    split = tmp_path / "exp" / "e3_spk" / "valid_speakers"
+    first_train = next(i for i, c in enumerate(calls) if c.startswith("specialists train"))
+    splits = [i for i, c in enumerate(calls) if c.startswith("valid-split")]
+    assert len(splits) == 1 and splits[0] < first_train
+    assert (f"--utts {tmp_path}/exp/splits/train-clean-5/train.txt --stratify held-out-speakers --fraction 0.15 "
+            f"--out {split}") in calls[splits[0]]
+    trains = [c for c in calls if c.startswith("specialists train")]
+    assert len(trains) == 2 and all(f"data.train_utts={split}/train.txt data.valid_utts={split}/valid.txt" in c
+                                    for c in trains)
+    assert "specialist_valid=speakers 0.15" in (tmp_path / "exp" / "e3_spk" / "settings.txt").read_text()
+
+
+def test_an_unknown_validation_kind_is_one_clear_line(tmp_path):
+    result = subprocess.run(["bash", str(E3), "--exp", str(tmp_path), "--specialist-valid", "dev"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "unknown --specialist-valid dev (split or speakers)" in result.stderr
