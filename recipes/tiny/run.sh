@@ -36,7 +36,7 @@ cat "$exp/results/e1.md"
 cat <<EOF
 
 == What the recipe's default run measures on real data (Mini LibriSpeech speaker subset, 2.7 h;
-   3 x 384 students of the 3-member 3 x 256 ensemble, 3 seeds; committed in $mini/s384/, see
+   3 x 512 students of the 3-member 3 x 256 ensemble, 3 seeds; committed in $mini/d512/, see
    recipes/mini_librispeech/README.md):
 EOF
-cat "$mini/s384/e1.md" "$mini/s384/e1_recovery.md"
+cat "$mini/d512/e1.md" "$mini/d512/e1_recovery.md"
