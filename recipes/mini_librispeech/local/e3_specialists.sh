@@ -36,7 +36,7 @@ specialist_valid=split      # what the specialists' newbob and kept epoch read: 
                             # split (utterances of the training speakers); speakers = whole training speakers held out
                             # of the specialists' training (a nested `asr-kd valid-split --stratify held-out-speakers`
                             # of the split's train.txt; the generalist did train on them)
-valid_speakers_fraction=0.15  # speakers: hold out speakers until this share of train.txt's utterances (2 of 13 here)
+valid_speakers_fraction=0.15  # speakers: hold out whole speakers until at least this share of train.txt (here 2 of 13: 24%)
 name=e3                     # the folder under --exp (another --specialist-valid needs another one)
 top_n=1                     # generalist senones that select the active specialists (the paper's n)
 method=em                   # how q is found (asr-kd specialists evaluate --help): em | lbfgs
