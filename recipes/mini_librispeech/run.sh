@@ -33,8 +33,6 @@ stop_stage=100
 root=../shared/data/LibriSpeech
 exp=exp/mini_librispeech
 results=recipes/mini_librispeech/results
-train=train-clean-5
-dev=dev-clean-2
 jobs=2                      # processes at a time (1 torch thread each): measured fastest on 2 cores
 members=3                   # E1 ensemble size (the members are also the baseline seeds)
 seeds="0 1 2"               # student / E2 seeds
@@ -61,11 +59,9 @@ num_senones=1000
 tree_args=""                # extra `asr-kd tree` options
 lm=en-us                    # stage 3: en-us = pocketsphinx's 72k-word trigram; train = 3-gram of the training transcripts
 lm_prune=1e-7               # en-us: relative-entropy pruning of the trigram the graph is built from (README: LM)
-beam=10                     # decoding beam and max active states: on the 72k-word en-us graph (4.6M states)
-max_active=2000             # beam 13 / 7000 costs CPU RTF 0.66, beam 10 / 2000 RTF 0.07 (README: decoding beam)
-device=cpu                  # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
 recovery=true               # false: results without recovery fractions (tiny data: the "gain" is noise)
 . recipes/mini_librispeech/local/common.sh
+evaluation_options
 parse_options "$@"
 if [ -z "$student_conf$student_overrides" ] && [ "$model_conf" = "$conf/dnn_mini_256.yaml" ]; then
   student_overrides="model.overrides.hidden_dim=512"

@@ -149,6 +149,40 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     assert "decoding CPU RTF" in table["student T2, hidden 16"]
     assert (exp / "results" / "e4_compression_frame_acc_vs_size.png").exists()
 
+    # E5 cross-architecture on the same experiment: a tiny conformer ensemble teaches a DNN student
+    e5 = run_script(MINI / "local" / "e5_cross_arch.sh", "--exp", str(exp), "--out", str(exp / "results"),
+                    "--teacher-overrides", "model.preset=tiny train.epochs=1 train.max_frames=4000",
+                    "--student-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--student-overrides", "",
+                    "--seeds", "0", "--recovery", "false")
+    assert e5.returncode == 0, e5.stdout[-3000:] + e5.stderr[-3000:]
+    ensemble = json.loads((exp / "e5" / "ensemble" / "ensemble.json").read_text())
+    assert ensemble["members"] == ["member0/model.pt", "member1/model.pt"]
+    for member in ("member0", "member1"):
+        _, meta = load(exp / "e5" / "ensemble" / member / "model.pt")
+        assert meta["arch"] == "conformer" and meta["training"]["validation"]["list_sha256"] == digest, member
+    assert set(TeacherStore(exp / "e5" / "teacher_T2").keys()) == train
+    _, meta = load(exp / "e5" / "student_T2" / "seed0" / "model.pt")
+    assert meta["arch"] == "dnn" and meta["training"]["validation"]["list_sha256"] == digest
+    table = json.loads((exp / "results" / "e5_cross_arch.json").read_text())["rows"]
+    for row in ("DNN members", "DNN ensemble", "student T2 of the DNN ensemble", "conformer members",
+                "conformer ensemble", "student T2 of the conformer ensemble"):
+        assert "dev frame accuracy (%)" in table[row], row
+    assert (exp / "results" / "e5_cross_arch_significance.md").exists()
+    assert (exp / "results" / "e5_cross_arch_learning_curves.png").exists()
+
+
+def test_e5_needs_the_experiments_split_and_keeps_its_settings(tmp_path):
+    script = MINI / "local" / "e5_cross_arch.sh"
+    result = run_script(script, "--exp", str(tmp_path))
+    assert result.returncode != 0 and "train.txt is missing: run run.sh stages 0-7 first" in result.stderr
+    (tmp_path / "splits" / "train-clean-5").mkdir(parents=True)
+    (tmp_path / "splits" / "train-clean-5" / "train.txt").write_text("u1\n")
+    nothing = ["--exp", str(tmp_path), "--stage", "99", "--stop-stage", "99"]
+    assert run_script(script, *nothing).returncode == 0
+    assert "model.overrides.hidden_dim=512" in (tmp_path / "e5" / "settings.txt").read_text()
+    result = run_script(script, *nothing, "--members", "0 1 2")
+    assert result.returncode != 0 and "made with other settings" in result.stderr
+
 
 def test_e2_sweep_needs_the_members_and_stops_on_other_settings(tmp_path):
     result = run_script(MINI / "local" / "e2_sweep.sh", "--exp", str(tmp_path))

@@ -7,6 +7,8 @@
 #                        is in --stage..--stop-stage) that starts once the jobs named in DEPS
 #                        have finished; DEPS not declared in this run count as done (an earlier
 #                        run made their outputs)
+#   evaluation_options   declare the options of every script that evaluates systems (call it before
+#                        parse_options): --train --dev --beam --max-active --device, run.sh's defaults
 #   require_configs F... stop with one line unless every config file F exists
 #   run_jobs             run the declared jobs, at most $jobs at a time, in declaration order as
 #                        their dependencies allow; the first failure stops the others and the
@@ -34,6 +36,14 @@ parse_options() {
     fi
     printf -v "$_var" '%s' "$_val"
   done
+}
+
+evaluation_options() {  # one definition of the evaluation settings the recipe scripts share
+  train=train-clean-5    # training subset; its held-out validation split is <exp>/splits/<train>/
+  dev=dev-clean-2        # the reported set: only scored, never read by training or tuning
+  beam=10                # decoding beam and max active states: on the 72k-word en-us graph (4.6M states)
+  max_active=2000        # beam 13 / 7000 costs CPU RTF 0.66, beam 10 / 2000 RTF 0.07 (README: decoding beam)
+  device=cpu             # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
 }
 
 in_stages() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
@@ -157,6 +167,16 @@ train_model() {  # out_dir, then `asr-kd train` / `asr-kd distill train` argumen
     options=(--resume "${options[@]}")
   fi
   "${words[@]}" "${options[@]}" out_dir="$out" train.progress=false
+}
+
+# An ensemble JSON of <its directory>/member<i>/model.pt for the member ids given: the member paths
+# relative to the JSON, as `asr-kd train-ensemble` writes them; the paper's mean of probabilities.
+write_ensemble_json() {  # file, member id...
+  local file=$1 i paths=""
+  shift
+  for i in "$@"; do paths+="${paths:+, }\"member$i/model.pt\""; done
+  printf '{"format": "asr_kd.ensemble/1", "members": [%s], "temperature": 1.0, "combine": "mean_prob"}\n' \
+    "$paths" > "$file.tmp" && mv "$file.tmp" "$file"
 }
 
 # Teacher store kinds: the `asr-kd distill dump-teacher` and `distill train` options of each.

@@ -24,11 +24,8 @@ temperatures="2"
 jobs=2
 out=recipes/mini_librispeech/results
 name=e1_priors
-train=train-clean-5
-dev=dev-clean-2
-beam=10                     # as run.sh
-max_active=2000
 . recipes/mini_librispeech/local/common.sh
+evaluation_options
 parse_options "$@"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 eval_dir=$exp/e1/eval

@@ -27,14 +27,11 @@ out=recipes/mini_librispeech/results
 name=m01
 student_tag=""               # e.g. _alpha1: students of other settings beside the default ones (dirs and tables get it)
 student_overrides=""         # config overrides of the students only (KEY=VALUE words), e.g. model.overrides.hidden_dim=512
-train=train-clean-5
-dev=dev-clean-2
 model_conf=recipes/mini_librispeech/conf/dnn_mini.yaml
-beam=10
-max_active=2000
 stage=5                     # 5 teacher + students, 6 evaluation; the table is always made
 stop_stage=6
 . recipes/mini_librispeech/local/common.sh
+evaluation_options
 parse_options "$@"
 require_configs "$model_conf"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -43,13 +40,8 @@ dir=$exp/e1/$name
 ensemble=$exp/e1/ensemble/ensemble_$name.json
 mkdir -p "$dir" "$out"
 
-write_subset_ensemble() {  # member paths relative to the JSON, as train-ensemble writes them
-  local i members=""
-  for i in $member_ids; do members+="${members:+, }\"member$i/model.pt\""; done
-  printf '{"format": "asr_kd.ensemble/1", "members": [%s], "temperature": 1.0, "combine": "mean_prob"}\n' \
-    "$members" > "$ensemble.tmp" && mv "$ensemble.tmp" "$ensemble"
-}
-job ensemble 5 "" write_subset_ensemble
+# shellcheck disable=SC2086  # $member_ids: a word list
+job ensemble 5 "" write_ensemble_json "$ensemble" $member_ids
 job teacher 5 "ensemble" asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" \
   --utts "$exp/splits/$train/train.txt" --temperature "$temperature" --top-k dense --device cpu \
   --out "$dir/teacher_T$temperature"

@@ -47,15 +47,11 @@ jobs=2
 conf=recipes/mini_librispeech/conf
 model_conf=$conf/dnn_mini.yaml
 out=recipes/mini_librispeech/results
-train=train-clean-5
-dev=dev-clean-2
-device=cpu
-beam=10                     # as run.sh
-max_active=2000
 recovery=true               # false: no recovery fraction (tiny data)
 stage=1
 stop_stage=7
 . recipes/mini_librispeech/local/common.sh
+evaluation_options
 parse_options "$@"
 require_configs "$model_conf"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1

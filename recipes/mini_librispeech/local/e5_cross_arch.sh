@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# E5 cross-architecture distillation (issue 17): a conformer ensemble as the teacher of run.sh's DNN
+# student, against the DNN ensemble's students of the same size (run.sh's E1 rows).
+#   1 teachers  conformer members of --members (seeds; --teacher-conf, whole-utterance context, the
+#               experiment's held-out validation split) and their ensemble JSON (arithmetic mean of
+#               the members' probabilities, the paper's combination, as run.sh's)
+#   2 students  the conformer ensemble's dense teacher store at --temperature (training utterances
+#               outside the validation split), then DNN students of --seeds with run.sh's student
+#               recipe (--student-conf + --student-overrides: 3 x 512 by default, --alpha, newbob on
+#               the held-out split, the best validation epoch)
+#   3 evaluate  dev frame accuracy and WER of the conformer members, their ensemble and the students
+#               (common.sh: evaluate_system, decoding weights tuned on the validation split)
+#   4 tables    <out>/<name>.{md,json} and <name>_wer.md with run.sh's DNN members, DNN ensemble and
+#               DNN-ensemble students as reference rows; <name>_recovery.md (the share of each
+#               teacher's gain over the DNN members that its students keep); <name>_significance.md
+#               (paired bootstrap of the students' WER: conformer teacher vs DNN teacher); learning
+#               curves of a conformer member and a student of each teacher
+# Needs run.sh stages 0-7 on the same --exp (its members, students, graph and evaluations). Writes
+# <exp>/e5/{ensemble/member<i>,ensemble/ensemble.json,teacher_T<T>,student_T<T>/seed<s>,eval,log}.
+# The reverse direction (a conformer student of the DNN ensemble) is not a stage: a conformer costs
+# ~11x a DNN member's CPU time per epoch here (recipe README: E5).
+#
+# Usage: bash recipes/mini_librispeech/local/e5_cross_arch.sh [--exp DIR] [--members "0 1"]
+#            [--seeds "0 1 2"] [--teacher-conf YAML] [--teacher-overrides ""] [--student-conf YAML]
+#            [--student-overrides "model.overrides.hidden_dim=512"] [--temperature 2] [--alpha 0.666667] [--jobs 2] [--out DIR]
+#            [--name e5_cross_arch] [--stage N --stop-stage M]
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+exp=exp/mini_librispeech
+members="0 1"                # conformer seeds: 2 members, ~55 min each (4 epochs of ~820 s, two at a time)
+seeds="0 1 2"
+temperature=2
+alpha=0.666667               # run.sh's: the paper's relative weight 0.5 on the hard term
+jobs=2
+teacher_conf=recipes/mini_librispeech/conf/conformer_mini.yaml
+teacher_overrides=""         # config overrides of the conformer members (KEY=VALUE words), e.g. model.preset=tiny
+student_conf=recipes/mini_librispeech/conf/dnn_mini_256.yaml
+student_overrides="model.overrides.hidden_dim=512"  # run.sh's default student: the same size as its E1 students
+out=recipes/mini_librispeech/results/e5
+name=e5_cross_arch
+recovery=true                # false: no recovery fractions (tiny data)
+stage=1
+stop_stage=4
+. recipes/mini_librispeech/local/common.sh
+evaluation_options
+parse_options "$@"
+require_configs "$teacher_conf" "$student_conf"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+e1=$exp/e1
+e5=$exp/e5
+log_dir=$e5/log
+ensemble=$e5/ensemble/ensemble.json
+store=$e5/teacher_T$temperature
+data=(data.exp="$exp" data.train_subset="$train")
+[ -f "$exp/splits/$train/train.txt" ] || die "$exp/splits/$train/train.txt is missing: run run.sh stages 0-7 first"
+check_settings "$e5/settings.txt" "members=$members" \
+  "teacher_conf=$teacher_conf $(sha256sum < "$teacher_conf" | cut -c1-16) $teacher_overrides" \
+  "student_conf=$student_conf $(sha256sum < "$student_conf" | cut -c1-16) $student_overrides" \
+  "alpha=$alpha T=$temperature"
+
+members_done=""
+for i in $members; do
+  # shellcheck disable=SC2086  # $teacher_overrides: a word list
+  job "conformer$i" 1 "" train_model "$e5/ensemble/member$i" asr-kd train --config "$teacher_conf" "${data[@]}" \
+    train.seed="$i" $teacher_overrides
+  members_done+=" conformer$i"
+done
+# shellcheck disable=SC2086  # $members: a word list
+job ensemble 1 "$members_done" write_ensemble_json "$ensemble" $members
+job teacher 2 "ensemble" asr-kd distill dump-teacher --teacher "$ensemble" --exp "$exp" --subset "$train" \
+  --utts "$exp/splits/$train/train.txt" --temperature "$temperature" --top-k dense --device "$device" --out "$store"
+for seed in $seeds; do
+  # shellcheck disable=SC2086  # $student_overrides: a word list
+  job "student_seed$seed" 2 "teacher" train_model "$e5/student_T$temperature/seed$seed" asr-kd distill train \
+    --config "$student_conf" --store "$store" --temperature "$temperature" --alpha "$alpha" "${data[@]}" \
+    train.seed="$seed" $student_overrides
+done
+# the teachers' evaluations fill the slot the third student leaves free
+for i in $members; do
+  job "eval_conformer$i" 3 "conformer$i" evaluate_system "$e5/eval/conformer$i" "$e5/ensemble/member$i/model.pt"
+done
+job eval_ensemble 3 "ensemble" evaluate_system "$e5/eval/ensemble" "$ensemble"
+for seed in $seeds; do
+  job "eval_student_seed$seed" 3 "student_seed$seed" evaluate_system "$e5/eval/student_T${temperature}_seed$seed" \
+    "$e5/student_T$temperature/seed$seed/model.pt"
+done
+run_jobs
+stage_times "1=conformer-teachers" "2=store+students" "3=evaluate"
+
+in_stages 4 || exit 0
+mkdir -p "$out"
+dnn_students="student T$temperature of the DNN ensemble"
+cf_students="student T$temperature of the conformer ensemble"
+e1_rows "DNN members" "$e1/eval/baseline_member*" "$e1/ensemble/member*"
+e1_rows "DNN ensemble" "$e1/eval/ensemble" ""
+e1_rows "$dnn_students" "$e1/eval/student_T${temperature}_seed*" "$e1/student_T$temperature/seed*"
+e1_rows "conformer members" "$e5/eval/conformer*" "$e5/ensemble/member*"
+e1_rows "conformer ensemble" "$e5/eval/ensemble" ""
+e1_rows "$cf_students" "$e5/eval/student_T${temperature}_seed*" "$e5/student_T$temperature/seed*"
+asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "valid_frame_acc:100=validation frame accuracy (%)" \
+  --metric "parameters:1e-6=parameters (M)" --out-dir "$out" --name "$name"
+asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name "${name}_wer"
+if [ "$recovery" = true ]; then
+  asr-kd report recovery --table "$out/$name.json" --metric "dev frame accuracy (%)" --low "DNN members" \
+    --high "DNN ensemble" --rows "$dnn_students" --out "$out/${name}_recovery_dnn.md"
+  asr-kd report recovery --table "$out/$name.json" --metric "dev frame accuracy (%)" --low "DNN members" \
+    --high "conformer ensemble" --rows "$cf_students" --out "$out/${name}_recovery_conformer.md"
+  cat "$out/${name}_recovery_dnn.md" "$out/${name}_recovery_conformer.md" > "$out/${name}_recovery.md"
+  rm "$out/${name}_recovery_dnn.md" "$out/${name}_recovery_conformer.md"
+fi
+asr-kd report significance \
+  --compare "$dnn_students=$e1/eval/student_T${temperature}_seed*/decode/nbest.tuned.wer.json" \
+  "$cf_students=$e5/eval/student_T${temperature}_seed*/decode/nbest.tuned.wer.json" \
+  --compare "DNN members=$e1/eval/baseline_member*/decode/nbest.tuned.wer.json" \
+  "$cf_students=$e5/eval/student_T${temperature}_seed*/decode/nbest.tuned.wer.json" \
+  --out "$out/${name}_significance.md"
+first=${members%% *}
+asr-kd report curves --log "conformer member $first=$e5/ensemble/member$first/log.csv" \
+  --log "DNN member 0=$e1/ensemble/member0/log.csv" \
+  --log "$cf_students, seed ${seeds%% *}=$e5/student_T$temperature/seed${seeds%% *}/log.csv" \
+  --log "$dnn_students, seed ${seeds%% *}=$e1/student_T$temperature/seed${seeds%% *}/log.csv" \
+  --out "$out/${name}_learning_curves.png" --title "E5: learning curves"
+for table in "$name" "${name}_recovery" "${name}_significance"; do [ ! -f "$out/$table.md" ] || cat "$out/$table.md"; done
