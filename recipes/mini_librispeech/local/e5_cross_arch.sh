@@ -11,9 +11,10 @@
 #   3 evaluate  dev frame accuracy and WER of the conformer members, their ensemble and the students
 #               (common.sh: evaluate_system, decoding weights tuned on the validation split)
 #   4 tables    <out>/<name>.{md,json} and <name>_wer.md with run.sh's DNN members, DNN ensemble and
-#               DNN-ensemble students as reference rows; <name>_recovery.md (the share of each
-#               teacher's gain over the DNN members that its students keep); <name>_significance.md
-#               (paired bootstrap of the students' WER: conformer teacher vs DNN teacher); learning
+#               DNN-ensemble students as reference rows; <name>_recovery.md (the share of the DNN
+#               ensemble's gain over the DNN members that each teacher's students get); <name>_significance.md
+#               (paired bootstrap of the conformer-taught students' WER against the DNN-taught students,
+#               the DNN members and their own teacher); learning
 #               curves of a conformer member and a student of each teacher
 # Needs run.sh stages 0-7 on the same --exp (its members, students, graph and evaluations). Writes
 # <exp>/e5/{ensemble/member<i>,ensemble/ensemble.json,teacher_T<T>,student_T<T>/seed<s>,eval,log}.
@@ -102,17 +103,17 @@ asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "valid_frame_ac
   --metric "parameters:1e-6=parameters (M)" --out-dir "$out" --name "$name"
 asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name "${name}_wer"
 if [ "$recovery" = true ]; then
+  # both students against the one gain of the DNN ensemble over the DNN members (the conformer
+  # ensemble's own "gain" over them can be negative: a weaker teacher)
   asr-kd report recovery --table "$out/$name.json" --metric "dev frame accuracy (%)" --low "DNN members" \
-    --high "DNN ensemble" --rows "$dnn_students" --out "$out/${name}_recovery_dnn.md"
-  asr-kd report recovery --table "$out/$name.json" --metric "dev frame accuracy (%)" --low "DNN members" \
-    --high "conformer ensemble" --rows "$cf_students" --out "$out/${name}_recovery_conformer.md"
-  cat "$out/${name}_recovery_dnn.md" "$out/${name}_recovery_conformer.md" > "$out/${name}_recovery.md"
-  rm "$out/${name}_recovery_dnn.md" "$out/${name}_recovery_conformer.md"
+    --high "DNN ensemble" --rows "$dnn_students" "$cf_students" --out "$out/${name}_recovery.md"
 fi
 asr-kd report significance \
   --compare "$dnn_students=$e1/eval/student_T${temperature}_seed*/decode/nbest.tuned.wer.json" \
   "$cf_students=$e5/eval/student_T${temperature}_seed*/decode/nbest.tuned.wer.json" \
   --compare "DNN members=$e1/eval/baseline_member*/decode/nbest.tuned.wer.json" \
+  "$cf_students=$e5/eval/student_T${temperature}_seed*/decode/nbest.tuned.wer.json" \
+  --compare "conformer ensemble=$e5/eval/ensemble/decode/nbest.tuned.wer.json" \
   "$cf_students=$e5/eval/student_T${temperature}_seed*/decode/nbest.tuned.wer.json" \
   --out "$out/${name}_significance.md"
 first=${members%% *}
