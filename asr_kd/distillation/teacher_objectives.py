@@ -28,6 +28,7 @@ from asr_kd.distillation.streamed_targets import TEACHER_KEY, teacher_targets_fo
 from asr_kd.distillation.teacher_store import TeacherTargets
 from asr_kd.features.dataset import FrameTable
 from asr_kd.models.ensemble import COMBINE_MODES, Ensemble, combine_logits
+from asr_kd.training.augment import AUGMENTED_KEY
 from asr_kd.utils.errors import AsrKdError
 
 
@@ -103,6 +104,8 @@ class OnlineTeacherObjective:
     conformer) runs on the batch's padded utterances (``batch["inputs"] = (feats, lengths)``
     and ``batch["mask"]``), which exist only when the student also trains on utterances.
     The features are the training table's, so the teacher must use the student's CMVN mode.
+    On an augmented batch (``augment`` config section) every member labels the student's own
+    augmented inputs (consistent teaching): a windowed member then needs the student's window.
 
     Args:
         teacher: a model, an :class:`~asr_kd.models.ensemble.Ensemble` (its members are used;
@@ -129,6 +132,8 @@ class OnlineTeacherObjective:
 
     def _member_logits(self, member: nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
         context = getattr(member, "context", None)
+        if context is not None and batch.get(AUGMENTED_KEY):
+            return member(self._augmented_windows(member, context, batch))
         if context is not None:
             windows = self.table.context_windows(batch["frame_index"].cpu(), *context)
             return member(windows.to(device))
@@ -138,6 +143,20 @@ class OnlineTeacherObjective:
                 "frame batches; dump the teacher to a store (asr-kd distill dump-teacher) instead"
             )
         return member(*batch["inputs"])[batch["mask"]]
+
+    @staticmethod
+    def _augmented_windows(member: nn.Module, context: tuple[int, int], batch: dict) -> torch.Tensor:
+        """The student's augmented ``(N, L, D)`` windows, which the teacher must label as they are."""
+        inputs = batch["inputs"]
+        width = context[0] + 1 + context[1]
+        if isinstance(inputs, tuple) or inputs.shape[1] != width:
+            student = "whole utterances" if isinstance(inputs, tuple) else f"{inputs.shape[1]}-frame windows"
+            raise AsrKdError(
+                f"online teacher {type(member).__name__} has a {width}-frame context window but the augmented "
+                f"student trains on {student}: a consistent teacher must see the student's inputs; use a "
+                "teacher with the student's window, or a teacher store (targets from clean features)"
+            )
+        return inputs
 
     @torch.no_grad()
     def teacher_targets(self, batch: dict, device: torch.device) -> SoftTargets:

@@ -1,12 +1,13 @@
 """Training configuration: dataclasses loaded from YAML plus ``section.key=value`` overrides.
 
-A YAML file has up to four sections mirroring the dataclasses below plus ``out_dir``::
+A YAML file has up to five sections mirroring the dataclasses below plus ``out_dir``::
 
     out_dir: exp/models/dnn_mini_seed0
     data: {exp: exp, train_subset: train-clean-100}   # validation: <exp>/splits/train-clean-100/valid.txt
     model: {arch: dnn, preset: mini}
     optim: {optimizer: adam, lr: 0.001, schedule: plateau}
     train: {epochs: 30, batch_size: 256, seed: 0, patience: 2, min_delta: 0.0005}
+    augment: {freq_masks: 2, freq_width: 8}           # off unless set
 
 Unknown keys are errors (a typo must not silently fall back to a default).
 """
@@ -205,6 +206,40 @@ class TrainConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """SpecAugment-style augmentation of the training inputs (:mod:`asr_kd.training.augment`).
+
+    Off by default (every count 0, no noise). Applied to training batches only, after CMVN.
+
+    Attributes:
+        freq_masks: bands of mel bins masked per example (SpecAugment's m_F).
+        freq_width: widest band, in mel bins (F): each band's width is uniform in [0, F].
+        time_masks: runs of frames masked per example: per context window of a DNN, per
+            utterance of a conformer (m_T).
+        time_width: longest run, in frames (T).
+        noise_std: standard deviation of Gaussian noise added to every value, in the units of
+            the normalised features (their own std is 1 under ``speaker``/``global`` CMVN).
+    """
+
+    freq_masks: int = 0
+    freq_width: int = 0
+    time_masks: int = 0
+    time_width: int = 0
+    noise_std: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return (self.freq_masks > 0 and self.freq_width > 0) or (self.time_masks > 0 and self.time_width > 0) \
+            or self.noise_std > 0
+
+    def check(self) -> None:
+        """Raise :class:`AsrKdError` for a negative count, width or noise level."""
+        for name in ("freq_masks", "freq_width", "time_masks", "time_width", "noise_std"):
+            if getattr(self, name) < 0:
+                raise AsrKdError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
 class ExperimentConfig:
     """One training run: ``out_dir`` receives checkpoints, logs and the final ``model.pt``."""
 
@@ -213,6 +248,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

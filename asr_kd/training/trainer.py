@@ -22,6 +22,9 @@ so far), ``log.csv`` (one row per epoch: ``train_*`` and ``valid_*`` columns), a
 ``model.pt`` (the best model, an :mod:`asr_kd.models.io` model file; its metadata records the validation set) and
 ``summary.json`` (epochs run, best epoch, why training stopped).
 
+Augmentation (``augment`` section, :mod:`asr_kd.training.augment`): SpecAugment-style masks and
+noise on the training batches only; validation and evaluation read clean features.
+
 Exact resumption (``--resume`` after ``kill -9`` gives bit-identical results on the same
 hardware): the data order of an epoch is a function of ``(seed, epoch)``, dropout is reseeded
 from ``(seed, step, rank)`` before every step, and the checkpoint holds model, optimiser,
@@ -53,6 +56,7 @@ from tqdm import tqdm
 from asr_kd.features.dataset import IGNORE_INDEX
 from asr_kd.models import build, save
 from asr_kd.models.io import read_payload
+from asr_kd.training.augment import augment_batch
 from asr_kd.training.batches import batcher_for
 from asr_kd.training.config import ExperimentConfig, add_train_arguments, load_config
 from asr_kd.training.data import (
@@ -220,6 +224,8 @@ def train_one_epoch(model: nn.Module, batcher, objective: Objective, optimizer: 
     for spec in mine[state.batch:]:
         torch.manual_seed(step_seed(tc.seed, state.step, ddp.rank))
         batch = batcher.build(spec, device)
+        if config.augment.enabled:
+            batch = augment_batch(batch, config.augment)
         lr = schedule.step_batch(state.step)
         loss, stats, logits = compute_loss(model, batcher, batch, objective, device, tc.amp)
         optimizer.zero_grad(set_to_none=True)
@@ -356,6 +362,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         raise AsrKdError(f"unknown train.amp {tc.amp!r}; choose from {AMP_MODES}")
     if tc.keep not in ("best", "last"):
         raise AsrKdError(f"train.keep must be 'best' or 'last', got {tc.keep!r}")
+    config.augment.check()
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
 
@@ -415,6 +422,8 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
                              "validation": validation_metadata(data, valid_utts, len(valid_table))}}
     if task is not None:
         metadata["task"] = task.metadata()
+    if config.augment.enabled:
+        metadata["training"]["augment"] = asdict(config.augment)
 
     def checkpoint() -> None:
         # Called on every rank at the same step: rank 0 stores the sum of all ranks' running stats.

@@ -160,13 +160,6 @@ e2_soft() {  # seed: soft targets of the 100% model (E1 member 0) on the seed's 
     --alpha "$e2_alpha" $(store_train_args "$store_kind") $(e2_common "$1") optim.schedule=newbob \
     train.epochs="$e2_soft_epochs" train.patience=0 train.keep=last
 }
-evaluate_once() {  # out JSON, model, subset, [--utts FILE]: frame accuracy unless the JSON exists
-  local out=$1 model=$2 subset=$3
-  shift 3
-  [ -f "$out" ] || asr-kd evaluate --model "$model" --exp "$exp" --subset "$subset" "$@" --threads 1 \
-    --device "$device" --out "$out" > /dev/null
-  echo "$out: $(grep -m1 '"frame_acc"' "$out" | tr -d ' ,')"
-}
 e2_full_model() {  # the 100% model (E1 member 0): dev frame accuracy, and on its training utterances
   evaluate_once "$e2/full_dev_acc.json" "$e1/ensemble/member0/model.pt" "$dev"
   evaluate_once "$e2/full_train_acc.json" "$e1/ensemble/member0/model.pt" "$train" --utts "$split/train.txt"

@@ -12,7 +12,9 @@ from asr_kd.distillation.teacher_objectives import (
 from asr_kd.distillation.teacher_store import TeacherStore, TeacherStoreConfig, TeacherTargets, dump_teacher
 from asr_kd.features.dataset import FrameTable
 from asr_kd.models import Ensemble, build, save
+from asr_kd.training.augment import AUGMENTED_KEY, augment_batch
 from asr_kd.training.batches import FrameBatcher, UtteranceBatcher
+from asr_kd.training.config import AugmentConfig
 from asr_kd.utils.errors import AsrKdError
 
 NUM_SENONES = 24
@@ -137,3 +139,19 @@ def test_bad_settings_are_user_errors(features, teacher, targets, temperature, a
         OnlineTeacherObjective(teacher, table, temperature, alpha, topk_policy=policy)
     with pytest.raises(AsrKdError, match="combine mode"):
         OnlineTeacherObjective(teacher, table, 2.0, 1.0, combine="max")
+
+
+def test_online_teacher_labels_the_students_augmented_windows(features, teacher, targets):
+    table = FrameTable(features, targets=targets)
+    online = OnlineTeacherObjective(teacher, table, 2.0, 1.0)
+    torch.manual_seed(0)
+    batch = augment_batch(_frame_batch(table, context=teacher.context), AugmentConfig(freq_masks=1, freq_width=4))
+    got = online.teacher_targets(batch, torch.device("cpu"))
+    with torch.no_grad():
+        expected = torch.softmax(teacher(batch["inputs"]) / 2.0, -1)
+    assert torch.allclose(got, expected, atol=1e-6)
+    clean = online.teacher_targets({**batch, AUGMENTED_KEY: False}, torch.device("cpu"))
+    assert not torch.allclose(got, clean, atol=1e-4)  # the clean windows give other targets
+    other = augment_batch(_frame_batch(table, context=(0, 0)), AugmentConfig(noise_std=0.1))
+    with pytest.raises(AsrKdError, match="6-frame context window but the augmented student trains on 1-frame"):
+        online.teacher_targets(other, torch.device("cpu"))

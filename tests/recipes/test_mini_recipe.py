@@ -170,6 +170,22 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     assert (exp / "results" / "e5_cross_arch_significance.md").exists()
     assert (exp / "results" / "e5_cross_arch_learning_curves.png").exists()
 
+    # E2 teaching study on the same experiment: patient and augmented 3% models from E2's own configs
+    e2t = run_script(MINI / "local" / "e2_teaching.sh", "--exp", str(exp), "--out", str(exp / "results"),
+                     "--epochs", "2", "--seeds", "0", "--recovery", "false")
+    assert e2t.returncode == 0, e2t.stdout[-3000:] + e2t.stderr[-3000:]
+    e2_utts = (exp / "e2" / "hard" / "seed0" / "train_utts.txt").read_text()
+    for system in ("soft_patient", "hard_aug", "soft_aug_store", "soft_aug_online"):
+        run = exp / "e2_teaching" / system / "seed0"
+        assert (run / "train_utts.txt").read_text() == e2_utts, system  # the same 3% as E2's models
+        _, meta = load(run / "model.pt")
+        assert meta["training"]["validation"]["list_sha256"] == digest, system
+        assert ("augment" in meta["training"]) == ("aug" in system), system
+        assert (run / "dev_acc.json").exists() and (run / "train_acc.json").exists(), system
+    table = json.loads((exp / "results" / "e2_teaching_dev.json").read_text())["rows"]
+    assert "dev frame accuracy (%)" in table["3% soft + augment, online, patient"]
+    assert (exp / "results" / "e2_teaching_learning_curves.png").exists()
+
 
 def test_e5_needs_the_experiments_split_and_keeps_its_settings(tmp_path):
     script = MINI / "local" / "e5_cross_arch.sh"
@@ -181,6 +197,21 @@ def test_e5_needs_the_experiments_split_and_keeps_its_settings(tmp_path):
     assert run_script(script, *nothing).returncode == 0
     assert "model.overrides.hidden_dim=512" in (tmp_path / "e5" / "settings.txt").read_text()
     result = run_script(script, *nothing, "--members", "0 1 2")
+    assert result.returncode != 0 and "made with other settings" in result.stderr
+
+
+def test_e2_teaching_needs_run_sh_e2_and_keeps_its_settings(tmp_path):
+    script = MINI / "local" / "e2_teaching.sh"
+    result = run_script(script, "--exp", str(tmp_path))
+    assert result.returncode != 0 and "e2/hard/seed0/config.yaml is missing: run run.sh stage 8 first" in result.stderr
+    for model in ("hard", "soft"):
+        for seed in (0, 1, 2):
+            (tmp_path / "e2" / model / f"seed{seed}").mkdir(parents=True)
+            (tmp_path / "e2" / model / f"seed{seed}" / "config.yaml").write_text("{}\n")
+    nothing = ["--exp", str(tmp_path), "--stage", "99", "--stop-stage", "99"]
+    assert run_script(script, *nothing).returncode == 0
+    assert "augment.freq_masks=2" in (tmp_path / "e2_teaching" / "settings.txt").read_text()
+    result = run_script(script, *nothing, "--epochs", "50")
     assert result.returncode != 0 and "made with other settings" in result.stderr
 
 

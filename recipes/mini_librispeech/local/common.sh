@@ -156,6 +156,15 @@ check_settings() {  # file, setting...
   fi
 }
 
+# Frame accuracy of one model (asr-kd evaluate) unless the JSON exists; prints its frame_acc line.
+evaluate_once() {  # out JSON, model, subset, [--utts FILE]
+  local out=$1 model=$2 subset=$3
+  shift 3
+  [ -f "$out" ] || asr-kd evaluate --model "$model" --exp "$exp" --subset "$subset" "$@" --threads 1 \
+    --device "$device" --out "$out" > /dev/null
+  echo "$out: $(grep -m1 '"frame_acc"' "$out" | tr -d ' ,')"
+}
+
 # Train one model unless its model.pt exists (then reuse it); --resume continues a killed run.
 train_model() {  # out_dir, then `asr-kd train` / `asr-kd distill train` arguments
   local out=$1
