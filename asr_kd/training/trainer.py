@@ -58,7 +58,7 @@ from asr_kd.models import build, save
 from asr_kd.models.io import read_payload
 from asr_kd.training.augment import augment_batch
 from asr_kd.training.batches import batcher_for
-from asr_kd.training.config import ExperimentConfig, add_train_arguments, load_config
+from asr_kd.training.config import ExperimentConfig, TrainConfig, add_train_arguments, load_config
 from asr_kd.training.data import (
     TrainingFrames,
     feature_metadata,
@@ -316,6 +316,24 @@ def load_training_checkpoint(path: Path, net: nn.Module, optimizer, schedule: Lr
     return TrainState(**payload["state"])
 
 
+def check_valid_every(config: ExperimentConfig) -> None:
+    """Refuse ``train.valid_every`` > 1 where an epoch's validation decides something."""
+    tc = config.train
+    if tc.valid_every < 1:
+        raise AsrKdError(f"train.valid_every must be >= 1, got {tc.valid_every}")
+    readers = [f"train.keep={tc.keep}"] if tc.keep != "last" else []
+    readers += [f"train.patience={tc.patience}"] if tc.patience else []
+    readers += [f"optim.schedule={config.optim.schedule}"] if config.optim.schedule in ("newbob", "plateau") else []
+    if tc.valid_every > 1 and readers:
+        raise AsrKdError(f"train.valid_every={tc.valid_every} skips validations that {', '.join(readers)} reads "
+                         "every epoch: use train.keep=last, train.patience=0 and another schedule, or valid_every=1")
+
+
+def validates(epoch: int, tc: TrainConfig) -> bool:
+    """Whether 0-based ``epoch`` ends with a validation pass (every ``valid_every``-th, and the last)."""
+    return (epoch + 1) % tc.valid_every == 0 or epoch + 1 == tc.epochs
+
+
 def write_log_csv(path: Path, history: list[dict]) -> None:
     keys: list[str] = []
     for record in history:
@@ -362,6 +380,7 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         raise AsrKdError(f"unknown train.amp {tc.amp!r}; choose from {AMP_MODES}")
     if tc.keep not in ("best", "last"):
         raise AsrKdError(f"train.keep must be 'best' or 'last', got {tc.keep!r}")
+    check_valid_every(config)
     config.augment.check()
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
@@ -442,24 +461,30 @@ def _run(config: ExperimentConfig, make_objective: MakeObjective | None, resume:
         record = {"epoch": state.epoch + 1}
         record.update(train_one_epoch(model, batcher, objective, optimizer, schedule, scaler, state, config,
                                       device, ddp, checkpoint))
-        record.update(evaluate(net, valid_batcher, device, tc.amp, ddp))
+        validated = validates(state.epoch, tc)
+        if validated:
+            record.update(evaluate(net, valid_batcher, device, tc.amp, ddp))
         record["lr"] = schedule.lr_at(max(state.step - 1, 0))
         record["step"] = state.step
         record["wall_s"] = time.perf_counter() - t0
-        acc = record["valid_frame_acc"]
-        schedule.step_epoch(acc)
-        progress = acc > state.best_acc + tc.min_delta
-        if acc > state.best_acc:
-            state.best_acc, state.best_epoch = acc, state.epoch
-            if ddp.is_main:
-                best_meta = dict(metadata, training=dict(metadata["training"], epoch=state.epoch + 1,
-                                                         valid_frame_acc=acc))
-                save(out / "best.pt", net, best_meta)
-        state.bad_epochs = 0 if progress else state.bad_epochs + 1
+        if validated:
+            acc = record["valid_frame_acc"]
+            schedule.step_epoch(acc)
+            progress = acc > state.best_acc + tc.min_delta
+            if acc > state.best_acc:
+                state.best_acc, state.best_epoch = acc, state.epoch
+                if ddp.is_main:
+                    best_meta = dict(metadata, training=dict(metadata["training"], epoch=state.epoch + 1,
+                                                             valid_frame_acc=acc))
+                    save(out / "best.pt", net, best_meta)
+            state.bad_epochs = 0 if progress else state.bad_epochs + 1
+            valid = f"valid loss {record['valid_loss']:.4f} acc {acc:.4f}"
+        else:
+            valid = "not validated"
         state.history.append(record)
-        log.info("epoch %d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | lr %.2e | %.0f frames/s, %.0f s",
-                 record["epoch"], record["train_loss"], record["train_frame_acc"], record["valid_loss"], acc,
-                 record["lr"], record["train_frames_per_s"], record["wall_s"])
+        log.info("epoch %d: train loss %.4f acc %.4f | %s | lr %.2e | %.0f frames/s, %.0f s", record["epoch"],
+                 record["train_loss"], record["train_frame_acc"], valid, record["lr"], record["train_frames_per_s"],
+                 record["wall_s"])
         state.epoch, state.batch, state.running = state.epoch + 1, 0, {}
         if tc.patience and state.bad_epochs >= tc.patience:
             log.info("early stopping: validation frame accuracy gained <= %g for %d epochs", tc.min_delta,

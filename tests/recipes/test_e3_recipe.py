@@ -11,7 +11,8 @@ E3 = REPO / "recipes" / "mini_librispeech" / "local" / "e3_specialists.sh"
 
 
 def specialist_calls(tmp_path: Path, *args: str) -> list[str]:
-    """Stages 1-2 of the script with an ``asr-kd`` that only logs its arguments -> the logged calls."""
+    """Stages 1-2 (unless ``args`` say other stages) of the script with an ``asr-kd`` that only logs its
+    arguments -> the logged calls."""
     exp = tmp_path / "exp"
     (exp / "e1" / "ensemble" / "member0").mkdir(parents=True)
     (exp / "e1" / "ensemble" / "member0" / "model.pt").touch()
@@ -24,7 +25,7 @@ def specialist_calls(tmp_path: Path, *args: str) -> list[str]:
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["bash", str(E3), "--exp", str(exp), "--num-clusters", "2", "--stop-stage", "2",
-                             "--out", str(tmp_path / "results"), *args],
+                             "--out", str(tmp_path / "results"), *args],  # a later --stop-stage wins
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return (tmp_path / "calls.txt").read_text().splitlines()
@@ -55,3 +56,20 @@ def test_an_unknown_validation_kind_is_one_clear_line(tmp_path):
     result = subprocess.run(["bash", str(E3), "--exp", str(tmp_path), "--specialist-valid", "dev"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "unknown --specialist-valid dev (split or speakers)" in result.stderr
+
+
+def test_students_of_the_combination_have_a_control_taught_by_the_generalist_alone(tmp_path):
+    calls = specialist_calls(tmp_path, "--stage", "5", "--stop-stage", "5", "--seeds", "0 1")
+    e3 = tmp_path / "exp" / "e3"
+    generalist = tmp_path / "exp" / "e1" / "ensemble" / "member0" / "model.pt"
+    dumps = [c for c in calls if c.startswith(("specialists dump", "distill dump-teacher"))]
+    assert len(dumps) == 2 and f"--out {e3}/teacher_T2" in dumps[0]
+    assert f"--teacher {generalist} " in dumps[1] and f"--out {e3}/generalist_teacher_T2" in dumps[1]
+    assert all(f"--utts {tmp_path}/exp/splits/train-clean-5/train.txt" in c for c in dumps)  # never validation
+    students = [c for c in calls if c.startswith("distill train")]
+    assert len(students) == 4
+    kinds = ((f"{e3}/teacher_T2", f"{e3}/students"), (f"{e3}/generalist_teacher_T2", f"{e3}/generalist_students"))
+    for store, out in kinds:
+        mine = [c for c in students if f"--store {store} " in c]
+        assert [c.split("out_dir=")[1].split()[0] for c in mine] == [f"{out}/seed0", f"{out}/seed1"]
+        assert all("--alpha 0.666667" in c and "--temperature 2" in c for c in mine)

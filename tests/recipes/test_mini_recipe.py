@@ -48,6 +48,20 @@ def test_an_experiment_refuses_other_settings(tmp_path):
     assert result.returncode != 0 and "made with other settings" in result.stderr
 
 
+def test_e2_consistent_teaching_keeps_its_own_settings(tmp_path):
+    nothing = ["--exp", str(tmp_path), "--stage", "99", "--stop-stage", "99"]
+    assert run_script(MINI / "run.sh", *nothing).returncode == 0
+    settings = (tmp_path / "e2" / "consistent" / "settings.txt").read_text()
+    assert "epochs=100 cosine" in settings and "augment.freq_masks=2" in settings
+    result = run_script(MINI / "run.sh", *nothing, "--e2-augment", "augment.freq_masks=1")
+    assert result.returncode != 0 and "e2/consistent/settings.txt: this experiment was made with other" in result.stderr
+    # an experiment made without the system (or before it existed) does not gain that file
+    other = tmp_path / "without"
+    assert run_script(MINI / "run.sh", "--exp", str(other), "--stage", "99", "--stop-stage", "99",
+                      "--e2-consistent-epochs", "0").returncode == 0
+    assert (other / "settings.txt").exists() and not (other / "e2" / "consistent").exists()
+
+
 def test_students_are_wider_only_beside_the_default_member_config(tmp_path):
     def students(*args: str) -> tuple[str, str]:
         """-> (student config, student overrides) recorded in the experiment's settings.txt."""
@@ -83,7 +97,7 @@ def models_under(root: Path) -> list[Path]:
 def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tiny_root, tmp_path):
     exp = tmp_path / "exp"
     result = run_script(MINI / "run.sh", "--root", str(tiny_root), "--exp", str(exp), "--results", str(exp / "results"),
-                        *TINY, "--members", "2", "--seeds", "0 1")
+                        *TINY, "--members", "2", "--seeds", "0 1", "--e2-consistent-epochs", "3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     split = exp / "splits" / "train-clean-5"
     valid = set((split / "valid.txt").read_text().split())
@@ -91,9 +105,9 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     assert valid and train and not valid & train
     digest = json.loads((split / "split.json").read_text())["valid_sha256"]
 
-    # every model of run.sh (members, students, E2's three systems) validated on that split only
+    # every model of run.sh (members, students, E2's four systems) validated on that split only
     models = models_under(exp / "e1") + models_under(exp / "e2")
-    assert len(models) == 2 + 2 + 3 * 2
+    assert len(models) == 2 + 2 + 4 * 2
     for run in models:
         assert not valid & set((run / "train_utts.txt").read_text().split()), run
         _, meta = load(run / "model.pt")
@@ -105,6 +119,16 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
         e2_utts = set((exp / "e2" / "hard" / f"seed{seed}" / "train_utts.txt").read_text().split())
         assert set(TeacherStore(exp / "e2" / f"teacher_seed{seed}").keys()) == e2_utts
     assert f"({len(valid)} in {split / 'valid.txt'} left out)" in (exp / "log" / "lm.log").read_text()
+    for seed in (0, 1):  # consistent teaching: E2's utterances, augmented inputs, the 100% model as online teacher
+        consistent = exp / "e2" / "consistent" / f"seed{seed}"
+        hard_utts = (exp / "e2" / "hard" / f"seed{seed}" / "train_utts.txt").read_text()
+        assert (consistent / "train_utts.txt").read_text() == hard_utts
+        _, meta = load(consistent / "model.pt")
+        assert meta["training"]["augment"]["freq_masks"] == 2
+        assert json.loads((consistent / "summary.json").read_text())["epochs_run"] == 3
+        online = json.loads((consistent / "distillation.json").read_text())["online_teacher"]
+        assert online == [str(exp / "e1" / "ensemble" / "member0" / "model.pt")]
+    assert "3% soft targets, consistent teaching" in (exp / "results" / "e2_dev.md").read_text()
     for name in ("e1.md", "e2_dev.md", "e2_train.md", "e2_epochs.md", "e1_learning_curves.png"):
         assert (exp / "results" / name).exists(), name
     assert not (exp / "results" / "e1_recovery.md").exists()  # --recovery false
@@ -120,7 +144,8 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
 
     # a rerun finds everything done
     again = run_script(MINI / "run.sh", "--root", str(tiny_root), "--exp", str(exp), "--results",
-                       str(exp / "results"), *TINY, "--members", "2", "--seeds", "0 1", "--stage", "4")
+                       str(exp / "results"), *TINY, "--members", "2", "--seeds", "0 1", "--e2-consistent-epochs", "3",
+                       "--stage", "4")
     assert again.returncode == 0 and "reusing" in (exp / "log" / "member0.log").read_text()
 
     # the study's protocol and alpha parts (4-epoch ensembles of its own, the dev-quarter ablation)
@@ -167,6 +192,11 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     for row in ("DNN members", "DNN ensemble", "student T2 of the DNN ensemble", "conformer members",
                 "conformer ensemble", "student T2 of the conformer ensemble"):
         assert "dev frame accuracy (%)" in table[row], row
+    # each E5 system's search scale chosen on the validation split among the script's default 0.1 and 0.2
+    chosen = table["student T2 of the conformer ensemble"]["search acoustic scale"]["mean"]
+    assert chosen in (0.1, 0.2) and table["DNN members"]["search acoustic scale"]["mean"] == 0.1
+    scales = (exp / "e5" / "eval" / "student_T2_seed0" / "search_scale.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in scales[1:]] == ["0.1", "0.2"]
     assert (exp / "results" / "e5_cross_arch_significance.md").exists()
     assert (exp / "results" / "e5_cross_arch_learning_curves.png").exists()
 

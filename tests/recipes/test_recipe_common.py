@@ -119,7 +119,7 @@ train_model run show asr-kd train --config c.yaml
 # asr-kd stands in as a function that logs its arguments and makes the outputs the next step needs
 # (after a pause longer than the file system's timestamp tick: the recipe compares mtimes)
 FAKE_ASR_KD = """
-exp=EXP train=train-clean-5 dev=dev-clean-2 beam=10 max_active=2000
+exp=EXP train=train-clean-5 dev=dev-clean-2 beam=10 max_active=2000 search_scales=0.1
 asr-kd() {
   printf '%s ' "$@" >> calls.txt; echo >> calls.txt
   sleep 0.02
@@ -128,6 +128,9 @@ asr-kd() {
     [ "$prev" = --out ] && [ "$1" = decode ] && mkdir -p "$a" && touch "$a/nbest.jsonl.gz" "$a/hyp.txt"
     [ "$prev" = --out ] && { [ "$1" = evaluate ] || [ "$1" = priors ]; } && touch "$a"
     [ "$prev" = --out ] && [ "$1" = posteriors ] && mkdir -p "$a"  # a rerun writes no shard: mtime kept
+    # validation WER 0.25 at search scale 0.2, 0.30 at any other
+    [ "$prev" = --out ] && [ "$1" = score ] && { [[ $a == *_as0.2/* ]] && w=0.25 || w=0.30; } &&
+      printf '{\n  "summary": {\n    "wer": %s,\n' "$w" > "$a.wer.json"
     prev=$a
   done
 }
@@ -155,6 +158,48 @@ evaluate_system sys m.pt
     assert any("--best-on-dev" in c for c in first) and any("--hyp sys/decode/hyp.txt" in c for c in first)
     # a rerun redoes neither the frame accuracy nor the searches (posteriors skip their own finished shards)
     assert [c.split()[0] for c in again] == ["posteriors", "posteriors", "score", "score", "score"]
+
+
+def test_evaluate_system_chooses_the_search_scale_on_the_validation_split(tmp_path):
+    script = FAKE_ASR_KD + """
+search_scales="0.1 0.2"
+evaluate_system sys m.pt
+: > calls.txt
+evaluate_system sys m.pt
+"""
+    first = bash(script.replace(": > calls.txt", "cp calls.txt first.txt; : > calls.txt"), tmp_path)
+    assert first.returncode == 0, first.stderr
+    calls = (tmp_path / "first.txt").read_text().splitlines()
+    decodes = [c for c in calls if c.startswith("decode")]
+    # the validation split at both scales, dev once, at the scale of the lower validation WER
+    assert len(decodes) == 3
+    assert "--scores sys/valid_logpost" in decodes[0] and "--acoustic-scale 0.1" in decodes[0]
+    assert "--out sys/valid_decode_as0.1" in decodes[0] and "--out sys/valid_decode_as0.2" in decodes[1]
+    assert "--scores sys/logpost" in decodes[2] and "--acoustic-scale 0.2 " in decodes[2]
+    assert "--out sys/decode_as0.2" in decodes[2]
+    on_valid = [c for c in calls if "--utts EXP/splits/train-clean-5/valid.txt --nbest" in c]
+    assert len(on_valid) == 2 and all("--ref EXP/manifests/train-clean-5.tsv" in c for c in on_valid)
+    assert (tmp_path / "sys" / "decode").resolve() == (tmp_path / "sys" / "decode_as0.2").resolve()
+    assert (tmp_path / "sys" / "valid_decode").resolve() == (tmp_path / "sys" / "valid_decode_as0.2").resolve()
+    tuned = [c for c in calls if "--tune" in c]
+    assert len(tuned) == 1 and "--nbest sys/decode/nbest.jsonl.gz" in tuned[0]
+    assert "sys/valid_decode/nbest.jsonl.gz" in tuned[0]
+    assert (tmp_path / "sys" / "search_scale.tsv").read_text().splitlines()[1:] == ["0.1\t0.30", "0.2\t0.25"]
+    assert "sys: search acoustic scale 0.2 (validation WER 0.25" in first.stdout
+    again = (tmp_path / "calls.txt").read_text().splitlines()
+    assert not [c for c in again if c.startswith("decode")]  # a rerun searches nothing again
+
+
+def test_several_search_scales_refuse_a_single_scale_decode(tmp_path):
+    script = FAKE_ASR_KD + """
+evaluate_system sys m.pt
+search_scales="0.1 0.2"
+evaluate_system sys m.pt
+"""
+    result = bash(script, tmp_path)
+    assert result.returncode != 0
+    assert "sys/decode is a search at one scale (an earlier --search-scales): rename it to decode_as<its scale>" \
+        in result.stderr
 
 
 def test_evaluate_system_redoes_what_a_retrained_models_posteriors_feed(tmp_path):

@@ -192,6 +192,33 @@ def test_keep_last_writes_the_final_epoch_model(tmp_path, make_config):
         run(bad)
 
 
+def test_valid_every_skips_validations_without_changing_the_model(tmp_path, make_config):
+    def cosine(out, valid_every):
+        config = make_config(out, epochs=5, keep="last", patience=0, valid_every=valid_every)
+        config.optim.schedule = "cosine"
+        return config
+
+    every, sparse = run(cosine(tmp_path / "every", 1)), run(cosine(tmp_path / "sparse", 2))
+    assert state_dicts_equal(load(tmp_path / "every" / "model.pt")[0].state_dict(),
+                             load(tmp_path / "sparse" / "model.pt")[0].state_dict())
+    # epochs 2 and 4 validated, and the last (5) always: the kept epoch's accuracy is measured
+    assert ["valid_frame_acc" in h for h in sparse["history"]] == [False, True, False, True, True]
+    assert sparse["valid_frame_acc"] == every["valid_frame_acc"] == every["history"][-1]["valid_frame_acc"]
+    with open(tmp_path / "sparse" / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["valid_frame_acc"] != "" for r in rows] == [False, True, False, True, True]
+    # refused where a per-epoch decision reads the validation
+    for keep, patience, schedule, reader in (("best", 0, "cosine", "train.keep=best"),
+                                              ("last", 2, "cosine", "train.patience=2"),
+                                              ("last", 0, "newbob", "optim.schedule=newbob")):
+        bad = make_config(tmp_path / reader, epochs=1, keep=keep, patience=patience, valid_every=3)
+        bad.optim.schedule = schedule
+        with pytest.raises(AsrKdError, match=f"train.valid_every=3 skips validations that {reader} reads"):
+            run(bad)
+    with pytest.raises(AsrKdError, match="train.valid_every must be >= 1"):
+        run(make_config(tmp_path / "zero", epochs=1, valid_every=0))
+
+
 def test_resume_accepts_checkpoints_from_before_a_new_config_key(tmp_path, make_config):
     """A key added to the config classes later (with its default) must not block resuming."""
     run(make_config(tmp_path / "old", epochs=1))

@@ -8,7 +8,8 @@
 #                        have finished; DEPS not declared in this run count as done (an earlier
 #                        run made their outputs)
 #   evaluation_options   declare the options of every script that evaluates systems (call it before
-#                        parse_options): --train --dev --beam --max-active --device, run.sh's defaults
+#                        parse_options): --train --dev --beam --max-active --search-scales --device,
+#                        run.sh's defaults
 #   require_configs F... stop with one line unless every config file F exists
 #   run_jobs             run the declared jobs, at most $jobs at a time, in declaration order as
 #                        their dependencies allow; the first failure stops the others and the
@@ -43,6 +44,8 @@ evaluation_options() {  # one definition of the evaluation settings the recipe s
   dev=dev-clean-2        # the reported set: only scored, never read by training or tuning
   beam=10                # decoding beam and max active states: on the 72k-word en-us graph (4.6M states)
   max_active=2000        # beam 13 / 7000 costs CPU RTF 0.66, beam 10 / 2000 RTF 0.07 (README: decoding beam)
+  search_scales=0.1      # the search's acoustic scale (its LM weight is 1 / scale); with several ("0.1 0.2"),
+                         # each system's is chosen on the validation split (decode_and_score)
   device=cpu             # forward passes of evaluate / posteriors / dump-teacher (training: train.device)
 }
 
@@ -212,11 +215,13 @@ store_train_args() {  # kind
 #   frame_acc.json             dev frame accuracy (all frames, silence, non-silence)
 #   logpost/, decode/          dev log-posteriors; lattice search + 100-best (decode/nbest.jsonl.gz)
 #   valid_logpost/, valid_decode/  the same for the held-out validation split (the tuning set)
-#   decode/hyp.wer.json        WER at the search's own weights (LMWT 10, WIP 0, prior scale 1)
+#   decode/hyp.wer.json        WER at the search's own weights (LMWT 1 / search scale: 10 at run.sh's 0.1;
+#                              WIP 0, prior scale 1); with several --search-scales, decode/ links to the
+#                              chosen scale's decode_as<scale>/ (decode_and_score)
 #   decode/nbest.tuned.wer.json      LMWT 4..17 x WIP 0..2 x prior scale 0.7..1 chosen on the validation split (the
 #                              reported WER: each system gets its own weights, as Kaldi's score.sh)
 #   decode/nbest.best_on_dev.wer.json  the same chosen on dev itself (labelled "best on dev")
-# Uses the caller's exp, train, dev, beam, max_active and device (default cpu). A rerun skips every
+# Uses the caller's exp, train, dev, beam, max_active, search_scales and device (default cpu). A rerun skips every
 # step whose output is newer than its inputs, so a killed run continues; a model retrained at the
 # same path gets its posterior shards redone (`asr-kd posteriors` records the model's digest), and
 # with them the frame accuracy, the searches and the scorings.
@@ -251,22 +256,52 @@ evaluate_own_priors() {  # dir
 
 # Lattice search + 100-best of DIR/logpost and DIR/valid_logpost into DIR/decode<suffix>/ and
 # DIR/valid_decode<suffix>/, scored three ways (untuned, tuned on the validation split, best on dev).
+# With several $search_scales, the validation split is searched at each (DIR/valid_decode<suffix>_as<scale>/)
+# and scored at its own best weights there; dev is searched once, at the scale of the lowest validation
+# WER (the first listed on a tie), into DIR/decode<suffix>_as<scale>/; DIR/decode<suffix> and
+# DIR/valid_decode<suffix> link to the chosen scale's and DIR/search_scale<suffix>.tsv holds the
+# validation WER of each scale. The search's acoustic scale only prunes: the weights applied to the
+# N-best lists are tuned afterwards, but a flat model's paths differ by little acoustic cost at 0.1 and
+# the LM-heavy search prunes what its tuned LMWT would prefer (recipe README: E5).
 # A search is redone when its posteriors, or a file among the prior options, are newer than its N-best.
 decode_and_score() {  # dir, suffix, the decoder's prior options...
-  local dir=$1 suffix=$2 part option prior_files=()
+  local dir=$1 suffix=$2 scales scale
   shift 2
-  for option in "$@"; do [ ! -f "$option" ] || prior_files+=("$option"); done
-  for part in decode valid_decode; do
-    newer_than "$dir/$part$suffix/nbest.jsonl.gz" "$dir/${part%decode}logpost" "${prior_files[@]}" ||
-      asr-kd decode --graph-dir "$exp/graph" --kind log-posteriors \
-      --scores "$dir/${part%decode}logpost" "$@" --beam "$beam" --max-active "$max_active" \
-      --lattice-beam 6 --nbest 100 --out "$dir/$part$suffix"
-  done
+  read -ra scales <<< "$search_scales"
+  [ ${#scales[@]} -gt 0 ] || die "--search-scales is empty"
   # Kaldi's score.sh grid (LMWT 7..17, WIP 0 0.5 1) widened: the students' flatter posteriors chose
   # LMWT 7 and WIP 1, its edges, on the mini data
+  local grid=(--lm-weights $(seq 4 17) --word-ins-penalties 0 0.5 1 1.5 2 --prior-scales 0.7 0.85 1.0)
+  if [ ${#scales[@]} -eq 1 ]; then
+    search_once "$dir/decode$suffix" "$dir/logpost" "${scales[0]}" "$@"
+    search_once "$dir/valid_decode$suffix" "$dir/valid_logpost" "${scales[0]}" "$@"
+  else
+    local best="" best_wer="" wer part valid table=$dir/search_scale$suffix.tsv
+    for part in decode valid_decode; do
+      [ -L "$dir/$part$suffix" ] || [ ! -e "$dir/$part$suffix" ] ||
+        die "$dir/$part$suffix is a search at one scale (an earlier --search-scales): rename it to $part${suffix}_as<its scale> (decode.json: config.acoustic_scale) or remove it"
+    done
+    printf 'search acoustic scale\tvalidation WER at its best weights\n' > "$table.tmp"
+    for scale in "${scales[@]}"; do
+      valid=$dir/valid_decode${suffix}_as$scale
+      search_once "$valid" "$dir/valid_logpost" "$scale" "$@"
+      [ "$valid/nbest.best_on_valid.wer.json" -nt "$valid/nbest.jsonl.gz" ] ||
+        asr-kd score --ref "$exp/manifests/$train.tsv" --utts "$exp/splits/$train/valid.txt" \
+          --nbest "$valid/nbest.jsonl.gz" "${grid[@]}" --best-on-dev --out "$valid/nbest.best_on_valid" > /dev/null
+      # the first "wer" is the summary's (the sweep's follow); sed quits there (no pipe: pipefail)
+      wer=$(sed -n '/^ *"wer":/{s/^ *"wer": *\([0-9.eE+-]*\).*/\1/p;q}' "$valid/nbest.best_on_valid.wer.json")
+      [ -n "$wer" ] || die "$valid/nbest.best_on_valid.wer.json: no \"wer\""
+      printf '%s\t%s\n' "$scale" "$wer" >> "$table.tmp"
+      if [ -z "$best" ] || awk -v a="$wer" -v b="$best_wer" 'BEGIN { exit !(a < b) }'; then best=$scale best_wer=$wer; fi
+    done
+    mv "$table.tmp" "$table"
+    echo "$dir: search acoustic scale $best (validation WER $best_wer; $table)"
+    search_once "$dir/decode${suffix}_as$best" "$dir/logpost" "$best" "$@"
+    ln -sfn "decode${suffix}_as$best" "$dir/decode$suffix"
+    ln -sfn "valid_decode${suffix}_as$best" "$dir/valid_decode$suffix"
+  fi
   local decoded=$dir/decode$suffix valid_nbest=$dir/valid_decode$suffix/nbest.jsonl.gz ref=$exp/manifests/$dev.tsv
   local nbest=$decoded/nbest.jsonl.gz
-  local grid=(--lm-weights $(seq 4 17) --word-ins-penalties 0 0.5 1 1.5 2 --prior-scales 0.7 0.85 1.0)
   # a rerun skips the scorings whose results are newer than the lists they score (1-3 min each)
   [ "$decoded/nbest.best_on_dev.wer.json" -nt "$nbest" ] ||
     asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --best-on-dev
@@ -276,6 +311,17 @@ decode_and_score() {  # dir, suffix, the decoder's prior options...
   else
     asr-kd score --ref "$ref" --nbest "$nbest" "${grid[@]}" --tune "$exp/manifests/$train.tsv" "$valid_nbest"
   fi
+}
+
+# One lattice search + 100-best at one acoustic scale, unless OUT's N-best is newer than the
+# posteriors and every file among the prior options.
+search_once() {  # out dir, posteriors, acoustic scale, the decoder's prior options...
+  local out=$1 scores=$2 scale=$3 option prior_files=()
+  shift 3
+  for option in "$@"; do [ ! -f "$option" ] || prior_files+=("$option"); done
+  newer_than "$out/nbest.jsonl.gz" "$scores" "${prior_files[@]}" ||
+    asr-kd decode --graph-dir "$exp/graph" --kind log-posteriors --scores "$scores" "$@" --acoustic-scale "$scale" \
+      --beam "$beam" --max-active "$max_active" --lattice-beam 6 --nbest 100 --out "$out"
 }
 
 # The E1 tables of `asr-kd report table`, filled one system (row) at a time by e1_rows:
@@ -292,10 +338,12 @@ e1_metrics=(--metric "frame_acc:100=dev frame accuracy (%)"
 e1_wer_metrics=(--metric "summary.wer:100=dev WER (%)" --metric "scoring.setting.lm_weight=LMWT"
                 --metric "scoring.setting.word_ins_penalty=WIP" --metric "scoring.setting.prior_scale=prior scale")
 e1_rows() {  # row label, eval dir (glob: one per seed), training dir glob or "" -> appends to both tables
-  local label=$1 eval_dirs=$2 train_dirs=$3
+  local label=$1 eval_dirs=$2 train_dirs=$3 scales search_lmwt="1 / search scale"
+  read -ra scales <<< "${search_scales:-0.1}"
+  [ ${#scales[@]} -ne 1 ] || search_lmwt=$(awk -v s="${scales[0]}" 'BEGIN { printf "%g", 1 / s }')
   e1_table+=(--row "$label=$eval_dirs/frame_acc.json" --row "$label=$eval_dirs/decode/nbest.tuned.wer.json")
   [ -z "$train_dirs" ] || e1_table+=(--row "$label=$train_dirs/summary.json")
-  e1_wer_table+=(--row "$label: search's weights (LMWT 10, WIP 0)=$eval_dirs/decode/hyp.wer.json"
+  e1_wer_table+=(--row "$label: search's weights (LMWT $search_lmwt, WIP 0)=$eval_dirs/decode/hyp.wer.json"
                  --row "$label: tuned on validation=$eval_dirs/decode/nbest.tuned.wer.json"
                  --row "$label: best on dev=$eval_dirs/decode/nbest.best_on_dev.wer.json")
 }

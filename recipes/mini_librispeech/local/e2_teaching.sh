@@ -12,7 +12,8 @@
 #   soft + augment, store     patient soft targets from the store (the teacher saw clean
 #                             features) on augmented inputs
 #   soft + augment, online    patient soft targets from the teacher run on the student's own
-#                             augmented inputs ("consistent" teaching, Beyer et al. 2022)
+#                             augmented inputs ("consistent" teaching, Beyer et al. 2022); with the
+#                             defaults, the same config as run.sh's E2 system <exp>/e2/consistent
 # Stages: 1 train (4 systems per seed), 2 evaluate (dev frame accuracy, and on the model's own
 # training utterances), 3 tables: <out>/<name>_{dev,train,epochs}.{md,json} with EXP's E2 rows as
 # references, <name>_recovery.md (share of the 3% hard (early stopping) -> 100% dev gap each row
@@ -57,7 +58,9 @@ evaluate_run() {  # model dir: dev frame accuracy, and on the model's own traini
   evaluate_once "$1/dev_acc.json" "$1/model.pt" "$dev"
   evaluate_once "$1/train_acc.json" "$1/model.pt" "$train" --utts "$1/train_utts.txt"
 }
-patient=(optim.schedule=cosine train.epochs="$epochs")   # the soft configs already keep the last epoch
+# the soft configs already keep the last epoch; nothing reads the per-epoch validation, which at 3%
+# costs as much as the epoch: every 10th (curves) and the last
+patient=(optim.schedule=cosine train.epochs="$epochs" train.valid_every=10)
 
 for seed in "${seed_list[@]}"; do
   soft=(--config "$e2/soft/seed$seed/config.yaml" --temperature "$temperature" --alpha 1.0)

@@ -8,11 +8,13 @@
 #   3 evaluate    dev frame accuracy of the generalist and of generalist + specialists (the paper's
 #                 tables 3 and 4: by how many specialists cover the true senone), dev log-posteriors
 #   4 decode      WER of both (run.sh's graph, beam and max-active)
-#   5 distil      dense teacher store of the combination at --temperature on the training utterances,
-#                 students of --seeds (run.sh's student recipe: --alpha, held-out validation)
+#   5 distil      dense teacher stores at --temperature on the training utterances, of the combination
+#                 and (the control) of the generalist alone; students of --seeds of each (run.sh's
+#                 student recipe: --alpha, held-out validation), so that what the specialists add is
+#                 told apart from what distilling the generalist alone gives
 #   6 students    dev frame accuracy and WER of the students
-#   7 table       <out>/e3_specialists.{md,json}, the recovery of the specialists' gain by the students,
-#                 and the coverage table <out>/e3_coverage.md
+#   7 table       <out>/e3_specialists.{md,json}, the share of the specialists' gain over the generalist
+#                 each student row reaches, and the coverage table <out>/e3_coverage.md
 # Needs run.sh stages 0-4 (features, alignments, validation split, graph, the E1 members); the
 # generalist is --generalist (default E1 member 0). Writes <exp>/<name>/{specialists,eval,teacher_T*,students}
 # (--name, default e3), and with --specialist-valid speakers <exp>/<name>/valid_speakers/.
@@ -116,13 +118,20 @@ job decode_generalist 4 "eval_generalist" decode_system "$e3/eval/generalist"
 job decode_specialists 4 "eval_specialists" decode_system "$e3/eval/specialists"
 job teacher 5 "$specialists" asr-kd specialists dump "${combination[@]}" --subset "$train" --utts "$split/train.txt" \
   --temperature "$temperature" --top-k dense --out "$e3/teacher_T$temperature"
+job generalist_teacher 5 "" asr-kd distill dump-teacher --teacher "$generalist" --exp "$exp" --subset "$train" \
+  --utts "$split/train.txt" --temperature "$temperature" --top-k dense --device "$device" \
+  --out "$e3/generalist_teacher_T$temperature"
 for seed in $seeds; do
-  job "student_seed$seed" 5 "teacher" train_model "$e3/students/seed$seed" asr-kd distill train \
-    --config "$model_conf" --store "$e3/teacher_T$temperature" --temperature "$temperature" --alpha "$alpha" \
-    "${data[@]}" train.seed="$seed"
-  job "eval_student_seed$seed" 6 "student_seed$seed" evaluate_model "student_seed$seed" \
-    "$e3/students/seed$seed/model.pt"
-  job "decode_student_seed$seed" 6 "eval_student_seed$seed" decode_system "$e3/eval/student_seed$seed"
+  # students of the combination (students/) and of the generalist alone (generalist_students/)
+  for kind in "" generalist_; do
+    job "${kind}student_seed$seed" 5 "${kind}teacher" train_model "$e3/${kind}students/seed$seed" asr-kd distill \
+      train --config "$model_conf" --store "$e3/${kind}teacher_T$temperature" --temperature "$temperature" \
+      --alpha "$alpha" "${data[@]}" train.seed="$seed"
+    job "eval_${kind}student_seed$seed" 6 "${kind}student_seed$seed" evaluate_model "${kind}student_seed$seed" \
+      "$e3/${kind}students/seed$seed/model.pt"
+    job "decode_${kind}student_seed$seed" 6 "eval_${kind}student_seed$seed" decode_system \
+      "$e3/eval/${kind}student_seed$seed"
+  done
 done
 run_jobs
 stage_times "1=clusters" "2=specialists" "3=evaluate" "4=decode" "5=distil" "6=students"
@@ -134,12 +143,18 @@ asr-kd report table --row "generalist=$e3/eval/generalist/frame_acc.json" \
   --row "generalist + $num_clusters specialists=$e3/eval/specialists/decode/hyp.wer.json" \
   --row "student of generalist + specialists T$temperature=$e3/eval/student_seed*/frame_acc.json" \
   --row "student of generalist + specialists T$temperature=$e3/eval/student_seed*/decode/hyp.wer.json" \
-  --metric "frame_acc:100=dev frame accuracy (%)" --metric "summary.wer:100=dev WER (%)" \
+  --row "student of the generalist alone T$temperature=$e3/eval/generalist_student_seed*/frame_acc.json" \
+  --row "student of the generalist alone T$temperature=$e3/eval/generalist_student_seed*/decode/hyp.wer.json" \
+  --metric "frame_acc:100=dev frame accuracy (%)" --metric "summary.wer:100=dev WER, search's weights (%)" \
   --out-dir "$out" --name e3_specialists
 if [ "$recovery" = true ]; then
   asr-kd report recovery --table "$out/e3_specialists.json" --metric "dev frame accuracy (%)" --low generalist \
     --high "generalist + $num_clusters specialists" --rows "student of generalist + specialists T$temperature" \
-    --out "$out/e3_specialists_recovery.md"
+    "student of the generalist alone T$temperature" --out "$out/e3_specialists_recovery.md"
 fi
+asr-kd report significance \
+  --compare "student of the generalist alone=$e3/eval/generalist_student_seed*/decode/hyp.wer.json" \
+  "student of generalist + specialists=$e3/eval/student_seed*/decode/hyp.wer.json" \
+  --out "$out/e3_students_significance.md"
 cp "$e3/eval/specialists/frame_acc.md" "$out/e3_coverage.md"
 cat "$out/e3_specialists.md" "$out/e3_coverage.md"

@@ -9,7 +9,9 @@
 #               recipe (--student-conf + --student-overrides: 3 x 512 by default, --alpha, newbob on
 #               the held-out split, the best validation epoch)
 #   3 evaluate  dev frame accuracy and WER of the conformer members, their ensemble and the students
-#               (common.sh: evaluate_system, decoding weights tuned on the validation split)
+#               (common.sh: evaluate_system, decoding weights tuned on the validation split; the
+#               search's acoustic scale chosen per system among --search-scales on the validation
+#               split: the conformer's flat posteriors want a larger one than run.sh's 0.1)
 #   4 tables    <out>/<name>.{md,json} and <name>_wer.md with run.sh's DNN members, DNN ensemble and
 #               DNN-ensemble students as reference rows; <name>_recovery.md (the share of the DNN
 #               ensemble's gain over the DNN members that each teacher's students get); <name>_significance.md
@@ -24,7 +26,7 @@
 # Usage: bash recipes/mini_librispeech/local/e5_cross_arch.sh [--exp DIR] [--members "0 1"]
 #            [--seeds "0 1 2"] [--teacher-conf YAML] [--teacher-overrides ""] [--student-conf YAML]
 #            [--student-overrides "model.overrides.hidden_dim=512"] [--temperature 2] [--alpha 0.666667] [--jobs 2] [--out DIR]
-#            [--name e5_cross_arch] [--stage N --stop-stage M]
+#            [--name e5_cross_arch] [--search-scales "0.1 0.2"] [--stage N --stop-stage M]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -45,6 +47,7 @@ stage=1
 stop_stage=4
 . recipes/mini_librispeech/local/common.sh
 evaluation_options
+search_scales="0.1 0.2"      # run.sh's 0.1 and the flat conformer-taught posteriors' (README: E5)
 parse_options "$@"
 require_configs "$teacher_conf" "$student_conf"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -93,14 +96,19 @@ in_stages 4 || exit 0
 mkdir -p "$out"
 dnn_students="student T$temperature of the DNN ensemble"
 cf_students="student T$temperature of the conformer ensemble"
-e1_rows "DNN members" "$e1/eval/baseline_member*" "$e1/ensemble/member*"
-e1_rows "DNN ensemble" "$e1/eval/ensemble" ""
-e1_rows "$dnn_students" "$e1/eval/student_T${temperature}_seed*" "$e1/student_T$temperature/seed*"
-e1_rows "conformer members" "$e5/eval/conformer*" "$e5/ensemble/member*"
-e1_rows "conformer ensemble" "$e5/eval/ensemble" ""
-e1_rows "$cf_students" "$e5/eval/student_T${temperature}_seed*" "$e5/student_T$temperature/seed*"
+rows() {  # e1_rows, and the search's acoustic scale from the dev decode
+  e1_rows "$@"
+  e1_table+=(--row "$1=$2/decode/decode.json")
+}
+rows "DNN members" "$e1/eval/baseline_member*" "$e1/ensemble/member*"
+rows "DNN ensemble" "$e1/eval/ensemble" ""
+rows "$dnn_students" "$e1/eval/student_T${temperature}_seed*" "$e1/student_T$temperature/seed*"
+rows "conformer members" "$e5/eval/conformer*" "$e5/ensemble/member*"
+rows "conformer ensemble" "$e5/eval/ensemble" ""
+rows "$cf_students" "$e5/eval/student_T${temperature}_seed*" "$e5/student_T$temperature/seed*"
 asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "valid_frame_acc:100=validation frame accuracy (%)" \
-  --metric "parameters:1e-6=parameters (M)" --out-dir "$out" --name "$name"
+  --metric "parameters:1e-6=parameters (M)" --metric "config.acoustic_scale=search acoustic scale" \
+  --out-dir "$out" --name "$name"
 asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name "${name}_wer"
 if [ "$recovery" = true ]; then
   # both students against the one gain of the DNN ensemble over the DNN members (the conformer
