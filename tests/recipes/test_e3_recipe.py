@@ -73,3 +73,22 @@ def test_students_of_the_combination_have_a_control_taught_by_the_generalist_alo
         mine = [c for c in students if f"--store {store} " in c]
         assert [c.split("out_dir=")[1].split()[0] for c in mine] == [f"{out}/seed0", f"{out}/seed1"]
         assert all("--alpha 0.666667" in c and "--temperature 2" in c for c in mine)
+
+
+def test_every_system_is_decoded_with_weights_tuned_on_the_validation_split(tmp_path):
+    calls = specialist_calls(tmp_path, "--stage", "3", "--stop-stage", "6", "--seeds", "0")
+    e3, split = tmp_path / "exp" / "e3", tmp_path / "exp" / "splits" / "train-clean-5"
+    combined = [c for c in calls if c.startswith("specialists evaluate")]
+    assert len(combined) == 2 and "--subset dev-clean-2 " in combined[0]
+    assert f"--subset train-clean-5 --utts {split}/valid.txt --posteriors-out {e3}/eval/specialists/valid_logpost" \
+        in combined[1]
+    systems = ("generalist", "specialists", "student_seed0", "generalist_student_seed0")
+    for system in systems:
+        searched = [c for c in calls if c.startswith("decode ") and f"--scores {e3}/eval/{system}/" in c]
+        assert {c.split("--scores ")[1].split()[0] for c in searched} == \
+            {f"{e3}/eval/{system}/logpost", f"{e3}/eval/{system}/valid_logpost"}, system
+        tuned = [c for c in calls if c.startswith("score ") and f"--nbest {e3}/eval/{system}/decode/" in c
+                 and "--tune" in c]
+        assert len(tuned) == 1 and f"{e3}/eval/{system}/valid_decode/nbest.jsonl.gz" in tuned[0], system
+    # the validation split is never a store's or a student's training data, only what the weights are tuned on
+    assert not any(c.startswith(("specialists dump", "distill")) and "valid.txt" in c for c in calls)

@@ -164,15 +164,32 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     # E4 compression on the same experiment: half-width hard and distilled nets, the table and plots
     e4 = run_script(MINI / "local" / "e4_compression.sh", "--exp", str(exp), "--out", str(exp / "results"),
                     "--model-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--hidden-dims", "16",
-                    "--seeds", "0", "--recovery", "false")
+                    "--seeds", "0", "--recovery", "false", "--teachings", "store consistent",
+                    "--consistent-epochs", "2")
     assert e4.returncode == 0, e4.stdout[-3000:] + e4.stderr[-3000:]
-    for kind in ("hard", "student_T2"):
+    for kind in ("hard", "student_T2", "consistent_T2"):
         _, meta = load(exp / "e4" / "h16" / kind / "seed0" / "model.pt")
         assert meta["config"]["hidden_dim"] == 16 and meta["training"]["validation"]["list_sha256"] == digest, kind
     table = json.loads((exp / "results" / "e4_compression.json").read_text())["rows"]
     assert table["hard, hidden 16"]["parameters (M)"]["mean"] < table["baseline"]["parameters (M)"]["mean"]
     assert "decoding CPU RTF" in table["student T2, hidden 16"]
+    assert table["student T2, consistent, hidden 16"]["epochs trained"]["mean"] == 2
     assert (exp / "results" / "e4_compression_frame_acc_vs_size.png").exists()
+
+    # E3 specialists on the same experiment: every system decoded with weights tuned on the validation split
+    e3 = run_script(MINI / "local" / "e3_specialists.sh", "--exp", str(exp), "--out", str(exp / "results" / "e3"),
+                    "--model-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--num-clusters", "4",
+                    "--cluster-size", "12", "--specialist-lr", "0.003", "--seeds", "0", "--recovery", "false")
+    assert e3.returncode == 0, e3.stdout[-3000:] + e3.stderr[-3000:]
+    table = json.loads((exp / "results" / "e3" / "e3_specialists.json").read_text())["rows"]
+    for row in ("generalist", "generalist + 4 specialists", "student of generalist + specialists T2",
+                "student of the generalist alone T2"):
+        assert "dev WER, weights tuned on validation (%)" in table[row], row
+    assert "epochs trained" in table["student of the generalist alone T2"]
+    valid_acc = json.loads((exp / "e3" / "eval" / "specialists" / "valid_frame_acc.json").read_text())
+    assert valid_acc["subset"] == "train-clean-5" and valid_acc["overall"]["frames"] > 0
+    assert set(TeacherStore(exp / "e3" / "teacher_T2").keys()) == train  # never the validation split
+    assert (exp / "results" / "e3" / "e3_students_significance.md").exists()
 
     # E5 cross-architecture on the same experiment: a tiny conformer ensemble teaches a DNN student
     e5 = run_script(MINI / "local" / "e5_cross_arch.sh", "--exp", str(exp), "--out", str(exp / "results"),

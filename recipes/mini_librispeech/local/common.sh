@@ -226,6 +226,13 @@ store_train_args() {  # kind
 # same path gets its posterior shards redone (`asr-kd posteriors` records the model's digest), and
 # with them the frame accuracy, the searches and the scorings.
 evaluate_system() {  # dir, model files (or an ensemble JSON)...
+  system_posteriors "$@"
+  decode_and_score "$1" "" --tree-dir "$exp/tree"
+}
+
+# evaluate_system's first half: DIR/frame_acc.json, DIR/logpost/ and DIR/valid_logpost/ (what
+# decode_and_score searches), for a caller that decodes in a later stage of its own.
+system_posteriors() {  # dir, model files (or an ensemble JSON)...
   local dir=$1 split=$exp/splits/$train
   shift
   local on=(--exp "$exp" --threads 1 --device "${device:-cpu}")
@@ -234,7 +241,6 @@ evaluate_system() {  # dir, model files (or an ensemble JSON)...
   asr-kd posteriors --model "$@" "${on[@]}" --subset "$train" --utts "$split/valid.txt" --out "$dir/valid_logpost"
   newer_than "$dir/frame_acc.json" "$dir/logpost" || asr-kd evaluate --model "$@" "${on[@]}" --subset "$dev" \
     --out "$dir/frame_acc.json" > /dev/null
-  decode_and_score "$dir" "" --tree-dir "$exp/tree"
 }
 
 # 0 when FILE exists and is newer than every INPUT (a store directory's mtime changes when a shard

@@ -6,15 +6,19 @@
 #                 standard trainer on the cluster's frames mixed 1:1 with random others, other
 #                 senones in a dustbin, validated on the held-out split, dustbin logit + log r
 #   3 evaluate    dev frame accuracy of the generalist and of generalist + specialists (the paper's
-#                 tables 3 and 4: by how many specialists cover the true senone), dev log-posteriors
-#   4 decode      WER of both (run.sh's graph, beam and max-active)
+#                 tables 3 and 4: by how many specialists cover the true senone); the log-posteriors of
+#                 dev and of the validation split (and the validation split's tables)
+#   4 decode      WER of both (run.sh's graph and search; LMWT x WIP x prior scale tuned on the
+#                 validation split: common.sh decode_and_score)
 #   5 distil      dense teacher stores at --temperature on the training utterances, of the combination
 #                 and (the control) of the generalist alone; students of --seeds of each (run.sh's
 #                 student recipe: --alpha, held-out validation), so that what the specialists add is
 #                 told apart from what distilling the generalist alone gives
-#   6 students    dev frame accuracy and WER of the students
-#   7 table       <out>/e3_specialists.{md,json}, the share of the specialists' gain over the generalist
-#                 each student row reaches, and the coverage table <out>/e3_coverage.md
+#   6 students    dev frame accuracy and WER of the students (common.sh evaluate_system, tuned as in 4)
+#   7 table       <out>/e3_specialists.{md,json} (WER tuned on the validation split), <out>/e3_specialists_wer.md
+#                 (WER at the search's weights, tuned, best on dev), the share of the specialists' gain over
+#                 the generalist each student row reaches, the students' paired bootstrap and the coverage
+#                 table <out>/e3_coverage.md
 # Needs run.sh stages 0-4 (features, alignments, validation split, graph, the E1 members); the
 # generalist is --generalist (default E1 member 0). Writes <exp>/<name>/{specialists,eval,teacher_T*,students}
 # (--name, default e3), and with --specialist-valid speakers <exp>/<name>/valid_speakers/.
@@ -75,31 +79,25 @@ specialist_data=("${data[@]}")
   specialist_data+=(data.train_utts="$e3/valid_speakers/train.txt" data.valid_utts="$e3/valid_speakers/valid.txt")
 mkdir -p "$out"
 
-decode_system() {  # eval dir: its logpost/ -> decode/hyp.txt + WER (run.sh's decoding)
-  [ -f "$1/decode/hyp.txt" ] || asr-kd decode --graph-dir "$exp/graph" --scores "$1/logpost" --kind log-posteriors \
-    --tree-dir "$exp/tree" --beam "$beam" --max-active "$max_active" --out "$1/decode"
-  asr-kd score --ref "$exp/manifests/$dev.tsv" --hyp "$1/decode/hyp.txt"
-}
-evaluate_model() {  # name, model: dev frame accuracy + log-posteriors
-  local eval_dir=$e3/eval/$1
-  mkdir -p "$eval_dir"
-  [ -f "$eval_dir/frame_acc.json" ] || asr-kd evaluate --model "$2" --exp "$exp" --subset "$dev" --threads 1 \
-    --device "$device" --out "$eval_dir/frame_acc.json" > /dev/null
-  asr-kd posteriors --model "$2" --exp "$exp" --subset "$dev" --threads 1 --device "$device" --out "$eval_dir/logpost"
-}
 cluster() {
   [ -f "$dir/clusters.json" ] && { echo "reusing $dir/clusters.json"; return 0; }
   asr-kd specialists cluster --generalist "$generalist" --exp "$exp" --subset "$train" --utts "$split/train.txt" \
     --dir "$dir" --num-clusters "$num_clusters" --cluster-size "$cluster_size" --column-norm "$column_norm" \
     --device "$device" --threads 1
 }
-evaluate_specialists() {  # the coverage table and the combined log-posteriors (one pass)
+combine_once() {  # JSON out, log-posteriors out, --subset ... : the coverage tables and the combined
+  # log-posteriors of one set, in one pass
+  local out=$1 logpost=$2
+  shift 2
+  [ -f "$out" ] && { echo "reusing $out"; return 0; }
+  rm -rf "$logpost"  # written in the same pass as the counts: never half of an earlier run
+  asr-kd specialists evaluate "${combination[@]}" "$@" --posteriors-out "$logpost" --out "$out"
+}
+evaluate_specialists() {  # dev (frame_acc.json, logpost/) and the validation split (valid_*), for decode_and_score
   local eval_dir=$e3/eval/specialists
   mkdir -p "$eval_dir"
-  [ -f "$eval_dir/frame_acc.json" ] && { echo "reusing $eval_dir/frame_acc.json"; return 0; }
-  rm -rf "$eval_dir/logpost"  # written in the same pass as the counts: never half of an earlier run
-  asr-kd specialists evaluate "${combination[@]}" --subset "$dev" --posteriors-out "$eval_dir/logpost" \
-    --out "$eval_dir/frame_acc.json"
+  combine_once "$eval_dir/frame_acc.json" "$eval_dir/logpost" --subset "$dev"
+  combine_once "$eval_dir/valid_frame_acc.json" "$eval_dir/valid_logpost" --subset "$train" --utts "$split/valid.txt"
 }
 
 job clusters 1 "" cluster
@@ -112,10 +110,11 @@ for ((m = 0; m < num_clusters; m++)); do
     train.progress=false
   specialists+=" specialist$m"
 done
-job eval_generalist 3 "" evaluate_model generalist "$generalist"
+job eval_generalist 3 "" system_posteriors "$e3/eval/generalist" "$generalist"
 job eval_specialists 3 "$specialists" evaluate_specialists
-job decode_generalist 4 "eval_generalist" decode_system "$e3/eval/generalist"
-job decode_specialists 4 "eval_specialists" decode_system "$e3/eval/specialists"
+for system in generalist specialists; do
+  job "decode_$system" 4 "eval_$system" decode_and_score "$e3/eval/$system" "" --tree-dir "$exp/tree"
+done
 job teacher 5 "$specialists" asr-kd specialists dump "${combination[@]}" --subset "$train" --utts "$split/train.txt" \
   --temperature "$temperature" --top-k dense --out "$e3/teacher_T$temperature"
 job generalist_teacher 5 "" asr-kd distill dump-teacher --teacher "$generalist" --exp "$exp" --subset "$train" \
@@ -127,34 +126,32 @@ for seed in $seeds; do
     job "${kind}student_seed$seed" 5 "${kind}teacher" train_model "$e3/${kind}students/seed$seed" asr-kd distill \
       train --config "$model_conf" --store "$e3/${kind}teacher_T$temperature" --temperature "$temperature" \
       --alpha "$alpha" "${data[@]}" train.seed="$seed"
-    job "eval_${kind}student_seed$seed" 6 "${kind}student_seed$seed" evaluate_model "${kind}student_seed$seed" \
-      "$e3/${kind}students/seed$seed/model.pt"
-    job "decode_${kind}student_seed$seed" 6 "eval_${kind}student_seed$seed" decode_system \
-      "$e3/eval/${kind}student_seed$seed"
+    job "eval_${kind}student_seed$seed" 6 "${kind}student_seed$seed" evaluate_system \
+      "$e3/eval/${kind}student_seed$seed" "$e3/${kind}students/seed$seed/model.pt"
   done
 done
 run_jobs
 stage_times "1=clusters" "2=specialists" "3=evaluate" "4=decode" "5=distil" "6=students"
 
 in_stages 7 || exit 0
-asr-kd report table --row "generalist=$e3/eval/generalist/frame_acc.json" \
-  --row "generalist=$e3/eval/generalist/decode/hyp.wer.json" \
-  --row "generalist + $num_clusters specialists=$e3/eval/specialists/frame_acc.json" \
-  --row "generalist + $num_clusters specialists=$e3/eval/specialists/decode/hyp.wer.json" \
-  --row "student of generalist + specialists T$temperature=$e3/eval/student_seed*/frame_acc.json" \
-  --row "student of generalist + specialists T$temperature=$e3/eval/student_seed*/decode/hyp.wer.json" \
-  --row "student of the generalist alone T$temperature=$e3/eval/generalist_student_seed*/frame_acc.json" \
-  --row "student of the generalist alone T$temperature=$e3/eval/generalist_student_seed*/decode/hyp.wer.json" \
-  --metric "frame_acc:100=dev frame accuracy (%)" --metric "summary.wer:100=dev WER, search's weights (%)" \
-  --out-dir "$out" --name e3_specialists
+combined="generalist + $num_clusters specialists"
+combined_student="student of generalist + specialists T$temperature"
+control_student="student of the generalist alone T$temperature"
+e1_rows generalist "$e3/eval/generalist" ""
+e1_rows "$combined" "$e3/eval/specialists" ""
+e1_rows "$combined_student" "$e3/eval/student_seed*" "$e3/students/seed*"
+e1_rows "$control_student" "$e3/eval/generalist_student_seed*" "$e3/generalist_students/seed*"
+asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --out-dir "$out" --name e3_specialists
+asr-kd report table "${e1_wer_table[@]}" "${e1_wer_metrics[@]}" --out-dir "$out" --name e3_specialists_wer
 if [ "$recovery" = true ]; then
   asr-kd report recovery --table "$out/e3_specialists.json" --metric "dev frame accuracy (%)" --low generalist \
-    --high "generalist + $num_clusters specialists" --rows "student of generalist + specialists T$temperature" \
-    "student of the generalist alone T$temperature" --out "$out/e3_specialists_recovery.md"
+    --high "$combined" --rows "$combined_student" "$control_student" --out "$out/e3_specialists_recovery.md"
 fi
+tuned=decode/nbest.tuned.wer.json
 asr-kd report significance \
-  --compare "student of the generalist alone=$e3/eval/generalist_student_seed*/decode/hyp.wer.json" \
-  "student of generalist + specialists=$e3/eval/student_seed*/decode/hyp.wer.json" \
+  --compare "generalist=$e3/eval/generalist/$tuned" "$combined=$e3/eval/specialists/$tuned" \
+  --compare "student of the generalist alone=$e3/eval/generalist_student_seed*/$tuned" \
+  "student of generalist + specialists=$e3/eval/student_seed*/$tuned" \
   --out "$out/e3_students_significance.md"
 cp "$e3/eval/specialists/frame_acc.md" "$out/e3_coverage.md"
 cat "$out/e3_specialists.md" "$out/e3_coverage.md"

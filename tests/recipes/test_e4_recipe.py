@@ -1,0 +1,72 @@
+"""recipes/mini_librispeech/local/e4_compression.sh: how each --teachings trains the small students."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+E4 = REPO / "recipes" / "mini_librispeech" / "local" / "e4_compression.sh"
+
+
+def e4_calls(tmp_path: Path, *args: str, store: bool = True) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Stage 1 (unless ``args`` say other stages) with an ``asr-kd`` that only logs its arguments, on an
+    experiment with E1's ensemble and (``store``) its teacher store."""
+    exp = tmp_path / "exp"
+    if store:
+        (exp / "e1" / "teacher_T2").mkdir(parents=True, exist_ok=True)
+    (exp / "e1" / "ensemble").mkdir(parents=True, exist_ok=True)
+    (exp / "e1" / "ensemble" / "ensemble.json").write_text('{"members": []}\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "asr-kd"
+    fake.write_text(f"#!/usr/bin/env bash\necho \"$*\" >> {tmp_path}/calls.txt\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(E4), "--exp", str(exp), "--hidden-dims", "64", "--seeds", "0",
+                             "--stop-stage", "1", "--out", str(tmp_path / "results"), *args],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    calls = (tmp_path / "calls.txt").read_text().splitlines() if (tmp_path / "calls.txt").exists() else []
+    return result, calls
+
+
+def test_the_default_student_learns_from_the_e1_store(tmp_path):
+    result, calls = e4_calls(tmp_path)
+    assert result.returncode == 0, result.stderr
+    students = [c for c in calls if c.startswith("distill train")]
+    assert len(students) == 1 and f"--store {tmp_path}/exp/e1/teacher_T2 " in students[0]
+    assert f"out_dir={tmp_path}/exp/e4/h64/student_T2/seed0" in students[0]
+    assert len([c for c in calls if c.startswith("train ")]) == 1  # the hard-label net of the same size
+
+
+def test_consistent_teaching_runs_the_ensemble_on_the_augmented_batches_of_a_cosine_schedule(tmp_path):
+    result, calls = e4_calls(tmp_path, "--teachings", "store consistent", "--consistent-epochs", "7")
+    assert result.returncode == 0, result.stderr
+    students = [c for c in calls if c.startswith("distill train")]
+    assert len(students) == 2
+    consistent = next(c for c in students if "--online-teacher" in c)
+    assert f"--online-teacher {tmp_path}/exp/e1/ensemble/ensemble.json " in consistent
+    for word in ("optim.schedule=cosine", "train.epochs=7", "train.keep=last", "augment.freq_masks=2",
+                 "--alpha 0.666667", "model.overrides.hidden_dim=64",
+                 f"out_dir={tmp_path}/exp/e4/h64/consistent_T2/seed0"):
+        assert word in consistent, word
+    settings = (tmp_path / "exp" / "e4" / "consistent" / "settings.txt").read_text()
+    assert "epochs=7 cosine" in settings
+    # another schedule in the same experiment is refused, not mixed into the same rows
+    again, _ = e4_calls(tmp_path, "--teachings", "consistent", "--consistent-epochs", "9")
+    assert again.returncode != 0 and "consistent/settings.txt: this experiment was made with other" in again.stderr
+
+
+def test_consistent_teaching_alone_needs_no_store_but_the_default_does(tmp_path):
+    result, calls = e4_calls(tmp_path, "--teachings", "consistent", store=False)
+    assert result.returncode == 0, result.stderr
+    assert [c for c in calls if c.startswith("distill train")][0].count("--online-teacher") == 1
+    result, _ = e4_calls(tmp_path / "other", store=False)
+    assert result.returncode != 0 and "teacher_T2 is missing: run run.sh stage 5" in result.stderr
+
+
+def test_an_unknown_teaching_is_one_clear_line(tmp_path):
+    result, calls = e4_calls(tmp_path, "--teachings", "online")
+    assert result.returncode != 0 and "unknown --teachings online (store or consistent)" in result.stderr
+    assert calls == []
