@@ -70,3 +70,41 @@ def test_an_unknown_teaching_is_one_clear_line(tmp_path):
     result, calls = e4_calls(tmp_path, "--teachings", "online")
     assert result.returncode != 0 and "unknown --teachings online (store or consistent)" in result.stderr
     assert calls == []
+
+
+def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tmp_path):
+    (tmp_path / "results").mkdir()
+    for table in ("e4_compression.md", "e4_compression_recovery.md"):  # what the logging asr-kd does not write
+        (tmp_path / "results" / table).write_text("")
+    result, calls = e4_calls(tmp_path, "--teachings", "consistent", "--wer", "false", "--stop-stage", "3",
+                             store=False)
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in calls if c.startswith(("decode", "score"))]
+    evaluated = [c for c in calls if c.startswith("evaluate ")]
+    assert len(evaluated) == 2 and all("--subset dev-clean-2" in c for c in evaluated)  # hard + consistent
+    table = next(c for c in calls if c.startswith("report table"))
+    assert f"hard, hidden 64={tmp_path}/exp/e4/eval/h64_hard_seed*/frame_acc.json" in table
+    assert f"baseline={tmp_path}/exp/e1/eval/baseline_member*/frame_acc.json" in table
+    assert "/decode" not in table
+    assert "student T2=" not in table  # no E1 students in this experiment: the row is left out, not an error
+    plots = [c for c in calls if c.startswith("report tradeoff")]
+    assert len(plots) == 1 and "frame_acc_vs_size.png" in plots[0]
+
+
+def test_wer_takes_true_or_false(tmp_path):
+    result, calls = e4_calls(tmp_path, "--wer", "no")
+    assert result.returncode != 0 and "--wer no: true or false" in result.stderr and calls == []
+
+
+def test_the_full_size_students_are_a_reference_row_when_they_exist(tmp_path):
+    (tmp_path / "results").mkdir()
+    for table in ("e4_compression.md", "e4_compression_recovery.md"):
+        (tmp_path / "results" / table).write_text("")
+    (tmp_path / "exp" / "e1" / "eval" / "student_T2_seed0").mkdir(parents=True)
+    (tmp_path / "exp" / "e1" / "eval" / "student_T2_seed0" / "frame_acc.json").write_text("{}\n")
+    result, calls = e4_calls(tmp_path, "--stage", "3", "--stop-stage", "3", "--wer", "false")
+    assert result.returncode == 0, result.stderr
+    table = next(c for c in calls if c.startswith("report table"))
+    assert f"student T2={tmp_path}/exp/e1/eval/student_T2_seed*/frame_acc.json" in table
+    recovery = next(c for c in calls if c.startswith("report recovery"))
+    assert "--rows student T2 hard, hidden 64 student T2, hidden 64 --out" in recovery

@@ -11,7 +11,8 @@
 #                             last epoch kept: run.sh's E2 consistent teaching (Beyer et al. 2022, "a good
 #                             teacher is patient and consistent", whose use is compression)
 #   2 evaluate  dev frame accuracy and WER of each (common.sh: evaluate_system, weights tuned on the
-#               validation split), with the decoding real-time factor of the search
+#               validation split), with the decoding real-time factor of the search; --wer false: the
+#               frame accuracy only (common.sh: system_posteriors; minutes instead of ~10 min per model)
 #   3 table     <out>/<name>.{md,json} (with run.sh's full-size members, ensemble and students as
 #               reference rows), <name>_recovery.md (share of the full-size ensemble's gain over the
 #               full-size members that each small model keeps), <name>_{frame_acc,wer}_vs_size.png
@@ -22,7 +23,7 @@
 # Usage: bash recipes/mini_librispeech/local/e4_compression.sh [--exp DIR] [--hidden-dims "120"]
 #            [--seeds "0 1 2"] [--ensemble-name ""] [--temperature 2] [--alpha 0.666667] [--jobs 2]
 #            [--teachings "store"] [--consistent-epochs 40] [--consistent-augment "augment.KEY=V ..."]
-#            [--out DIR] [--name e4_compression] [--stage N --stop-stage M]
+#            [--wer true] [--out DIR] [--name e4_compression] [--stage N --stop-stage M]
 #   --ensemble-name m01: the teacher and reference rows of e1_subset_students.sh --name m01
 #   (<exp>/e1/m01/teacher_T<T>, e1/eval/ensemble_m01, e1/eval/student_m01_T<T>_seed*) instead of
 #   run.sh's (<exp>/e1/teacher_T<T>, e1/eval/ensemble, e1/eval/student_T<T>_seed*).
@@ -44,12 +45,16 @@ model_conf=recipes/mini_librispeech/conf/dnn_mini.yaml
 out=recipes/mini_librispeech/results
 name=e4_compression
 recovery=true               # false: no recovery fractions (tiny data)
+wer=true                    # false: nothing is decoded (stage 2: frame accuracy only; stage 3: no WER columns)
 stage=1
 stop_stage=3
 . recipes/mini_librispeech/local/common.sh
 evaluation_options
 parse_options "$@"
 require_configs "$model_conf"
+case "$wer" in true|false) ;; *) die "--wer $wer: true or false" ;; esac
+evaluate_small=evaluate_system
+[ "$wer" = true ] || evaluate_small=system_posteriors
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 e1=$exp/e1
 e4=$exp/e4
@@ -100,12 +105,12 @@ for hidden in $hidden_dims; do
     hard=$e4/h$hidden/hard/seed$seed
     job "h${hidden}_hard_seed$seed" 1 "" train_model "$hard" asr-kd train --config "$model_conf" "${data[@]}" \
       model.overrides.hidden_dim="$hidden" train.seed="$seed"
-    job "eval_h${hidden}_hard_seed$seed" 2 "h${hidden}_hard_seed$seed" evaluate_system \
+    job "eval_h${hidden}_hard_seed$seed" 2 "h${hidden}_hard_seed$seed" "$evaluate_small" \
       "$e4/eval/h${hidden}_hard_seed$seed" "$hard/model.pt"
     for teaching in $teachings; do
       kind=$(student_dir "$teaching")
       job "h${hidden}_${kind}_seed$seed" 1 "" train_student "$teaching" "$hidden" "$seed"
-      job "eval_h${hidden}_${kind}_seed$seed" 2 "h${hidden}_${kind}_seed$seed" evaluate_system \
+      job "eval_h${hidden}_${kind}_seed$seed" 2 "h${hidden}_${kind}_seed$seed" "$evaluate_small" \
         "$e4/eval/h${hidden}_${kind}_seed$seed" "$e4/h$hidden/$kind/seed$seed/model.pt"
     done
   done
@@ -118,18 +123,29 @@ e1_rows_with_rtf() {  # e1_rows plus the search's decode.json (its CPU real-time
   e1_rows "$@"
   e1_table+=(--row "$1=$2/decode/decode.json")
 }
-hard_series=(--series "hard labels=baseline") soft_series=(--series "distilled (T$temperature)=student T$temperature")
-small_rows=() consistent_series=()
-e1_rows_with_rtf baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
-e1_rows_with_rtf ensemble "$ensemble_eval" ""
-e1_rows_with_rtf "student T$temperature" "$students_eval" "$students"
+system_rows() {  # label, eval dir glob, training dir glob or "": e1_rows_with_rtf; --wer false: frame accuracy + summary
+  if [ "$wer" = true ]; then
+    e1_rows_with_rtf "$@"
+  else
+    e1_table+=(--row "$1=$2/frame_acc.json")
+    [ -z "$3" ] || e1_table+=(--row "$1=$3/summary.json")
+  fi
+}
+hard_series=(--series "hard labels=baseline") soft_series=() small_rows=() consistent_series=()
+system_rows baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
+system_rows ensemble "$ensemble_eval" ""
+# the full-size students' row when they exist (consistent teaching alone needs no E1 students)
+if compgen -G "$students_eval/frame_acc.json" > /dev/null; then
+  system_rows "student T$temperature" "$students_eval" "$students"
+  soft_series+=(--series "distilled (T$temperature)=student T$temperature") small_rows+=("student T$temperature")
+fi
 for hidden in $hidden_dims; do
-  e1_rows_with_rtf "hard, hidden $hidden" "$e4/eval/h${hidden}_hard_seed*" "$e4/h$hidden/hard/seed*"
+  system_rows "hard, hidden $hidden" "$e4/eval/h${hidden}_hard_seed*" "$e4/h$hidden/hard/seed*"
   hard_series+=(--series "hard labels=hard, hidden $hidden")
   small_rows+=("hard, hidden $hidden")
   for teaching in $teachings; do
     kind=$(student_dir "$teaching") row="${teaching_label[$teaching]}, hidden $hidden"
-    e1_rows_with_rtf "$row" "$e4/eval/h${hidden}_${kind}_seed*" "$e4/h$hidden/$kind/seed*"
+    system_rows "$row" "$e4/eval/h${hidden}_${kind}_seed*" "$e4/h$hidden/$kind/seed*"
     small_rows+=("$row")
     if [ "$teaching" = store ]; then
       soft_series+=(--series "distilled (T$temperature)=$row")
@@ -139,13 +155,16 @@ for hidden in $hidden_dims; do
   done
 done
 asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "parameters:1e-6=parameters (M)" \
-  --metric "cpu_rtf=decoding CPU RTF" --out-dir "$out" --name "$name"
+  --metric "valid_frame_acc:100=validation frame accuracy (%)" --metric "cpu_rtf=decoding CPU RTF" \
+  --out-dir "$out" --name "$name"
 if [ "$recovery" = true ]; then
   asr-kd report recovery --table "$out/$name.json" --metric "dev frame accuracy (%)" --low baseline --high ensemble \
-    --rows "${small_rows[@]}" "student T$temperature" --out "$out/${name}_recovery.md"
+    --rows "${small_rows[@]}" --out "$out/${name}_recovery.md"
   cat "$out/${name}_recovery.md"
 fi
-for metric in "dev frame accuracy (%)=frame_acc" "dev WER, weights tuned on validation (%)=wer"; do
+plots=("dev frame accuracy (%)=frame_acc")
+[ "$wer" = false ] || plots+=("dev WER, weights tuned on validation (%)=wer")
+for metric in "${plots[@]}"; do
   asr-kd report tradeoff --table "$out/$name.json" --x "parameters (M)" --y "${metric%=*}" \
     "${hard_series[@]}" "${soft_series[@]}" "${consistent_series[@]}" --reference ensemble \
     --out "$out/${name}_${metric#*=}_vs_size.png"
