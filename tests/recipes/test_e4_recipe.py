@@ -76,12 +76,22 @@ def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tm
     (tmp_path / "results").mkdir()
     for table in ("e4_compression.md", "e4_compression_recovery.md"):  # what the logging asr-kd does not write
         (tmp_path / "results" / table).write_text("")
+    exp = tmp_path / "exp"
+    for member in (0, 1):  # run.sh stage 4 only: no stage-6 evaluation of the members or the ensemble
+        (exp / "e1" / "ensemble" / f"member{member}").mkdir(parents=True)
+        (exp / "e1" / "ensemble" / f"member{member}" / "model.pt").write_text("")
+    (exp / "e1" / "eval" / "baseline_member1").mkdir(parents=True)
+    (exp / "e1" / "eval" / "baseline_member1" / "frame_acc.json").write_text("{}\n")  # evaluated already
     result, calls = e4_calls(tmp_path, "--teachings", "consistent", "--wer", "false", "--stop-stage", "3",
                              store=False)
     assert result.returncode == 0, result.stderr
     assert not [c for c in calls if c.startswith(("decode", "score"))]
     evaluated = [c for c in calls if c.startswith("evaluate ")]
-    assert len(evaluated) == 2 and all("--subset dev-clean-2" in c for c in evaluated)  # hard + consistent
+    assert len(evaluated) == 4 and all("--subset dev-clean-2" in c for c in evaluated)  # hard, consistent, refs
+    assert any(f"--model {exp}/e1/ensemble/member0/model.pt " in c
+               and f"--out {exp}/e1/eval/baseline_member0/frame_acc.json" in c for c in evaluated)
+    assert any(f"--model {exp}/e1/ensemble/ensemble.json " in c
+               and f"--out {exp}/e1/eval/ensemble/frame_acc.json" in c for c in evaluated)
     table = next(c for c in calls if c.startswith("report table"))
     assert f"hard, hidden 64={tmp_path}/exp/e4/eval/h64_hard_seed*/frame_acc.json" in table
     assert f"baseline={tmp_path}/exp/e1/eval/baseline_member*/frame_acc.json" in table

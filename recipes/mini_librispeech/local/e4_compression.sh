@@ -12,12 +12,13 @@
 #                             teacher is patient and consistent", whose use is compression)
 #   2 evaluate  dev frame accuracy and WER of each (common.sh: evaluate_system, weights tuned on the
 #               validation split), with the decoding real-time factor of the search; --wer false: the
-#               frame accuracy only (common.sh: system_posteriors; minutes instead of ~10 min per model)
+#               frame accuracy only (common.sh: system_posteriors; minutes instead of ~10 min per model),
+#               also of the members and the ensemble where run.sh's stage 6 has not evaluated them
 #   3 table     <out>/<name>.{md,json} (with run.sh's full-size members, ensemble and students as
 #               reference rows), <name>_recovery.md (share of the full-size ensemble's gain over the
 #               full-size members that each small model keeps), <name>_{frame_acc,wer}_vs_size.png
 # Needs run.sh stages 0-6 (or e1_subset_students.sh for --ensemble-name): the E1 store, the
-# members' and students' evaluation. Writes <exp>/e4/h<H>/{hard,student_T<T>,consistent_T<T>}/seed<s>,
+# members' and students' evaluation; --teachings consistent --wer false needs only stages 0-2 and 4. Writes <exp>/e4/h<H>/{hard,student_T<T>,consistent_T<T>}/seed<s>,
 # <exp>/e4/eval/.
 #
 # Usage: bash recipes/mini_librispeech/local/e4_compression.sh [--exp DIR] [--hidden-dims "120"]
@@ -115,6 +116,15 @@ for hidden in $hidden_dims; do
     done
   done
 done
+if [ "$wer" = false ]; then  # the reference rows' frame accuracy, where run.sh's stage 6 has not given it
+  for model in "$e1"/ensemble/member*/model.pt; do
+    [ -f "$model" ] || continue
+    member=$(basename "$(dirname "$model")")
+    [ -f "$e1/eval/baseline_$member/frame_acc.json" ] ||
+      job "eval_baseline_$member" 2 "" system_posteriors "$e1/eval/baseline_$member" "$model"
+  done
+  [ -f "$ensemble_eval/frame_acc.json" ] || job eval_ensemble 2 "" system_posteriors "$ensemble_eval" "$ensemble"
+fi
 run_jobs
 stage_times "1=train" "2=evaluate"
 
