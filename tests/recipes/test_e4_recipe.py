@@ -96,6 +96,8 @@ def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tm
     assert f"hard, hidden 64={tmp_path}/exp/e4/eval/h64_hard_seed*/frame_acc.json" in table
     assert f"baseline={tmp_path}/exp/e1/eval/baseline_member*/frame_acc.json" in table
     assert "/decode" not in table
+    assert "summary.wer" not in table and "scoring.setting" not in table and "cpu_rtf" not in table
+    assert "--metric frame_acc:100=dev frame accuracy (%)" in table
     assert "student T2=" not in table  # no E1 students in this experiment: the row is left out, not an error
     plots = [c for c in calls if c.startswith("report tradeoff")]
     assert len(plots) == 1 and "frame_acc_vs_size.png" in plots[0]
@@ -118,3 +120,16 @@ def test_the_full_size_students_are_a_reference_row_when_they_exist(tmp_path):
     assert f"student T2={tmp_path}/exp/e1/eval/student_T2_seed*/frame_acc.json" in table
     recovery = next(c for c in calls if c.startswith("report recovery"))
     assert "--rows student T2 hard, hidden 64 student T2, hidden 64 --out" in recovery
+
+
+def test_with_wer_the_table_has_the_wer_scoring_and_search_cost_columns(tmp_path):
+    (tmp_path / "results").mkdir()
+    for table in ("e4_compression.md", "e4_compression_recovery.md"):
+        (tmp_path / "results" / table).write_text("")
+    result, calls = e4_calls(tmp_path, "--stage", "3", "--stop-stage", "3")
+    assert result.returncode == 0, result.stderr
+    table = next(c for c in calls if c.startswith("report table"))
+    for metric in ("summary.wer:100=", "scoring.setting.lm_weight=", "cpu_rtf=", "valid_frame_acc:100="):
+        assert f"--metric {metric}" in table, metric
+    assert f"hard, hidden 64={tmp_path}/exp/e4/eval/h64_hard_seed*/decode/nbest.tuned.wer.json" in table
+    assert len([c for c in calls if c.startswith("report tradeoff")]) == 2  # frame accuracy and WER vs size

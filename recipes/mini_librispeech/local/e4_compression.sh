@@ -164,9 +164,15 @@ for hidden in $hidden_dims; do
     fi
   done
 done
-asr-kd report table "${e1_table[@]}" "${e1_metrics[@]}" --metric "parameters:1e-6=parameters (M)" \
-  --metric "valid_frame_acc:100=validation frame accuracy (%)" --metric "cpu_rtf=decoding CPU RTF" \
-  --out-dir "$out" --name "$name"
+metrics=()
+for ((i = 0; i < ${#e1_metrics[@]}; i += 2)); do  # (--metric, spec) pairs; --wer false: no WER or scoring column
+  spec=${e1_metrics[i + 1]}
+  [ "$wer" = true ] || [[ $spec != summary.wer* && $spec != scoring.* ]] || continue
+  metrics+=(--metric "$spec")
+done
+metrics+=(--metric "parameters:1e-6=parameters (M)" --metric "valid_frame_acc:100=validation frame accuracy (%)")
+[ "$wer" = false ] || metrics+=(--metric "cpu_rtf=decoding CPU RTF")
+asr-kd report table "${e1_table[@]}" "${metrics[@]}" --out-dir "$out" --name "$name"
 if [ "$recovery" = true ]; then
   asr-kd report recovery --table "$out/$name.json" --metric "dev frame accuracy (%)" --low baseline --high ensemble \
     --rows "${small_rows[@]}" --out "$out/${name}_recovery.md"
