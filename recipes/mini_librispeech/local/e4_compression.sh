@@ -18,8 +18,8 @@
 #               reference rows), <name>_recovery.md (share of the full-size ensemble's gain over the
 #               full-size members that each small model keeps), <name>_{frame_acc,wer}_vs_size.png
 # Needs run.sh stages 0-6 (or e1_subset_students.sh for --ensemble-name): the E1 store, the
-# members' and students' evaluation; --teachings consistent --wer false needs only stages 0-2 and 4. Writes <exp>/e4/h<H>/{hard,student_T<T>,consistent_T<T>}/seed<s>,
-# <exp>/e4/eval/.
+# members' and students' evaluation; --teachings consistent --wer false needs only stages 0-2 and 4.
+# Writes <exp>/e4/h<H>/{hard,student_T<T>,consistent_T<T>}/seed<s>, <exp>/e4/eval/.
 #
 # Usage: bash recipes/mini_librispeech/local/e4_compression.sh [--exp DIR] [--hidden-dims "120"]
 #            [--seeds "0 1 2"] [--ensemble-name ""] [--temperature 2] [--alpha 0.666667] [--jobs 2]
