@@ -82,6 +82,7 @@ def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tm
         (exp / "e1" / "ensemble" / f"member{member}" / "model.pt").write_text("")
     (exp / "e1" / "eval" / "baseline_member1").mkdir(parents=True)
     (exp / "e1" / "eval" / "baseline_member1" / "frame_acc.json").write_text("{}\n")  # evaluated already
+    os.utime(exp / "e1" / "ensemble" / "member1" / "model.pt", (1, 1))  # ... after its model was written
     result, calls = e4_calls(tmp_path, "--teachings", "consistent", "--wer", "false", "--stop-stage", "3",
                              store=False)
     assert result.returncode == 0, result.stderr
@@ -133,3 +134,20 @@ def test_with_wer_the_table_has_the_wer_scoring_and_search_cost_columns(tmp_path
         assert f"--metric {metric}" in table, metric
     assert f"hard, hidden 64={tmp_path}/exp/e4/eval/h64_hard_seed*/decode/nbest.tuned.wer.json" in table
     assert len([c for c in calls if c.startswith("report tradeoff")]) == 2  # frame accuracy and WER vs size
+
+
+def test_a_reference_evaluation_older_than_its_model_is_redone_not_reused(tmp_path):
+    (tmp_path / "results").mkdir()
+    for table in ("e4_compression.md", "e4_compression_recovery.md"):
+        (tmp_path / "results" / table).write_text("")
+    member = tmp_path / "exp" / "e1" / "ensemble" / "member0"
+    member.mkdir(parents=True)
+    (member / "model.pt").write_text("")
+    stale = tmp_path / "exp" / "e1" / "eval" / "baseline_member0" / "frame_acc.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}\n")
+    os.utime(stale, (1, 1))  # written before the model it describes was retrained
+    result, calls = e4_calls(tmp_path, "--teachings", "consistent", "--wer", "false", "--stage", "2",
+                             "--stop-stage", "2", store=False)
+    assert result.returncode == 0, result.stderr
+    assert any(f"--model {member}/model.pt " in c for c in calls if c.startswith("evaluate "))

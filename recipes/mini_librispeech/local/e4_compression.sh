@@ -120,10 +120,10 @@ if [ "$wer" = false ]; then  # the reference rows' frame accuracy, where run.sh'
   for model in "$e1"/ensemble/member*/model.pt; do
     [ -f "$model" ] || continue
     member=$(basename "$(dirname "$model")")
-    [ -f "$e1/eval/baseline_$member/frame_acc.json" ] ||
+    newer_than "$e1/eval/baseline_$member/frame_acc.json" "$model" ||
       job "eval_baseline_$member" 2 "" system_posteriors "$e1/eval/baseline_$member" "$model"
   done
-  [ -f "$ensemble_eval/frame_acc.json" ] || job eval_ensemble 2 "" system_posteriors "$ensemble_eval" "$ensemble"
+  newer_than "$ensemble_eval/frame_acc.json" "$ensemble" || job eval_ensemble 2 "" system_posteriors "$ensemble_eval" "$ensemble"
 fi
 run_jobs
 stage_times "1=train" "2=evaluate"
