@@ -150,4 +150,5 @@ def test_a_reference_evaluation_older_than_its_model_is_redone_not_reused(tmp_pa
     result, calls = e4_calls(tmp_path, "--teachings", "consistent", "--wer", "false", "--stage", "2",
                              "--stop-stage", "2", store=False)
     assert result.returncode == 0, result.stderr
-    assert any(f"--model {member}/model.pt " in c for c in calls if c.startswith("evaluate "))
+    assert any(f"--model {member}/model.pt " in c and "--subset dev-clean-2" in c
+               for c in calls if c.startswith("posteriors "))  # system_posteriors of the member, again
