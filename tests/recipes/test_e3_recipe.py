@@ -2,44 +2,42 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 E3 = REPO / "recipes" / "mini_librispeech" / "local" / "e3_specialists.sh"
 
 
-def specialist_calls(tmp_path: Path, *args: str) -> list[str]:
-    """Stages 1-2 (unless ``args`` say other stages) of the script with an ``asr-kd`` that only logs its
-    arguments -> the logged calls."""
+@pytest.fixture
+def specialist_calls(tmp_path, run_logged):
+    """Stages 1-2 (unless the arguments say other stages; a later --stop-stage wins) on an experiment with
+    E1's member 0 -> the asr-kd calls of a run that must succeed."""
     exp = tmp_path / "exp"
     (exp / "e1" / "ensemble" / "member0").mkdir(parents=True)
     (exp / "e1" / "ensemble" / "member0" / "model.pt").touch()
     (exp / "splits" / "train-clean-5").mkdir(parents=True)
     (exp / "splits" / "train-clean-5" / "train.txt").write_text("a-1-0001\n")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "asr-kd"
-    fake.write_text(f"#!/usr/bin/env bash\necho \"$*\" >> {tmp_path}/calls.txt\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["bash", str(E3), "--exp", str(exp), "--num-clusters", "2", "--stop-stage", "2",
-                             "--out", str(tmp_path / "results"), *args],  # a later --stop-stage wins
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return (tmp_path / "calls.txt").read_text().splitlines()
+
+    def run(*args: str) -> list[str]:
+        result, calls = run_logged(E3, "--exp", str(exp), "--num-clusters", "2", "--stop-stage", "2",
+                                   "--out", str(tmp_path / "results"), *args)
+        assert result.returncode == 0, result.stderr
+        return calls
+
+    return run
 
 
-def test_specialists_validate_on_the_experiments_split_by_default(tmp_path):
-    calls = specialist_calls(tmp_path)
+def test_specialists_validate_on_the_experiments_split_by_default(tmp_path, specialist_calls):
+    calls = specialist_calls()
     trains = [c for c in calls if c.startswith("specialists train")]
     assert len(trains) == 2 and not any(c.startswith("valid-split") for c in calls)
     assert not any("data.train_utts" in c or "data.valid_utts" in c for c in trains)
 
 
-def test_speaker_disjoint_validation_is_a_nested_split_the_specialists_train_outside(tmp_path):
-    calls = specialist_calls(tmp_path, "--specialist-valid", "speakers", "--name", "e3_spk")
+def test_speaker_disjoint_validation_is_a_nested_split_the_specialists_train_outside(tmp_path, specialist_calls):
+    calls = specialist_calls("--specialist-valid", "speakers", "--name", "e3_spk")
     split = tmp_path / "exp" / "e3_spk" / "valid_speakers"
     first_train = next(i for i, c in enumerate(calls) if c.startswith("specialists train"))
     splits = [i for i, c in enumerate(calls) if c.startswith("valid-split")]
@@ -52,14 +50,13 @@ def test_speaker_disjoint_validation_is_a_nested_split_the_specialists_train_out
     assert "specialist_valid=speakers 0.15" in (tmp_path / "exp" / "e3_spk" / "settings.txt").read_text()
 
 
-def test_an_unknown_validation_kind_is_one_clear_line(tmp_path):
-    result = subprocess.run(["bash", str(E3), "--exp", str(tmp_path), "--specialist-valid", "dev"],
-                            cwd=REPO, capture_output=True, text=True, timeout=60)
+def test_an_unknown_validation_kind_is_one_clear_line(tmp_path, run_logged):
+    result, _ = run_logged(E3, "--exp", str(tmp_path), "--specialist-valid", "dev")
     assert result.returncode != 0 and "unknown --specialist-valid dev (split or speakers)" in result.stderr
 
 
-def test_students_of_the_combination_have_a_control_taught_by_the_generalist_alone(tmp_path):
-    calls = specialist_calls(tmp_path, "--stage", "5", "--stop-stage", "5", "--seeds", "0 1")
+def test_students_of_the_combination_have_a_control_taught_by_the_generalist_alone(tmp_path, specialist_calls):
+    calls = specialist_calls("--stage", "5", "--stop-stage", "5", "--seeds", "0 1")
     e3 = tmp_path / "exp" / "e3"
     generalist = tmp_path / "exp" / "e1" / "ensemble" / "member0" / "model.pt"
     dumps = [c for c in calls if c.startswith(("specialists dump", "distill dump-teacher"))]
@@ -75,8 +72,8 @@ def test_students_of_the_combination_have_a_control_taught_by_the_generalist_alo
         assert all("--alpha 0.666667" in c and "--temperature 2" in c for c in mine)
 
 
-def test_every_system_is_decoded_with_weights_tuned_on_the_validation_split(tmp_path):
-    calls = specialist_calls(tmp_path, "--stage", "3", "--stop-stage", "6", "--seeds", "0")
+def test_every_system_is_decoded_with_weights_tuned_on_the_validation_split(tmp_path, specialist_calls):
+    calls = specialist_calls("--stage", "3", "--stop-stage", "6", "--seeds", "0")
     e3, split = tmp_path / "exp" / "e3", tmp_path / "exp" / "splits" / "train-clean-5"
     combined = [c for c in calls if c.startswith("specialists evaluate")]
     assert len(combined) == 2 and "--subset dev-clean-2 " in combined[0]

@@ -6,33 +6,31 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 E4 = REPO / "recipes" / "mini_librispeech" / "local" / "e4_compression.sh"
 
 
-def e4_calls(tmp_path: Path, *args: str, store: bool = True) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """Stage 1 (unless ``args`` say other stages) with an ``asr-kd`` that only logs its arguments, on an
-    experiment with E1's ensemble and (``store``) its teacher store."""
+@pytest.fixture
+def e4_calls(tmp_path, run_logged):
+    """Stage 1 (unless the arguments say other stages) on an experiment with E1's ensemble and
+    (``store``) its teacher store -> (the completed process, the asr-kd calls)."""
     exp = tmp_path / "exp"
-    if store:
-        (exp / "e1" / "teacher_T2").mkdir(parents=True, exist_ok=True)
-    (exp / "e1" / "ensemble").mkdir(parents=True, exist_ok=True)
-    (exp / "e1" / "ensemble" / "ensemble.json").write_text('{"members": []}\n')
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    fake = bin_dir / "asr-kd"
-    fake.write_text(f"#!/usr/bin/env bash\necho \"$*\" >> {tmp_path}/calls.txt\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["bash", str(E4), "--exp", str(exp), "--hidden-dims", "64", "--seeds", "0",
-                             "--stop-stage", "1", "--out", str(tmp_path / "results"), *args],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    calls = (tmp_path / "calls.txt").read_text().splitlines() if (tmp_path / "calls.txt").exists() else []
-    return result, calls
+
+    def run(*args: str, store: bool = True) -> tuple[subprocess.CompletedProcess, list[str]]:
+        if store:
+            (exp / "e1" / "teacher_T2").mkdir(parents=True, exist_ok=True)
+        (exp / "e1" / "ensemble").mkdir(parents=True, exist_ok=True)
+        (exp / "e1" / "ensemble" / "ensemble.json").write_text('{"members": []}\n')
+        return run_logged(E4, "--exp", str(exp), "--hidden-dims", "64", "--seeds", "0", "--stop-stage", "1",
+                          "--out", str(tmp_path / "results"), *args)
+
+    return run
 
 
-def test_the_default_student_learns_from_the_e1_store(tmp_path):
-    result, calls = e4_calls(tmp_path)
+def test_the_default_student_learns_from_the_e1_store(tmp_path, e4_calls):
+    result, calls = e4_calls()
     assert result.returncode == 0, result.stderr
     students = [c for c in calls if c.startswith("distill train")]
     assert len(students) == 1 and f"--store {tmp_path}/exp/e1/teacher_T2 " in students[0]
@@ -40,8 +38,8 @@ def test_the_default_student_learns_from_the_e1_store(tmp_path):
     assert len([c for c in calls if c.startswith("train ")]) == 1  # the hard-label net of the same size
 
 
-def test_consistent_teaching_runs_the_ensemble_on_the_augmented_batches_of_a_cosine_schedule(tmp_path):
-    result, calls = e4_calls(tmp_path, "--teachings", "store consistent", "--consistent-epochs", "7")
+def test_consistent_teaching_runs_the_ensemble_on_the_augmented_batches_of_a_cosine_schedule(tmp_path, e4_calls):
+    result, calls = e4_calls("--teachings", "store consistent", "--consistent-epochs", "7")
     assert result.returncode == 0, result.stderr
     students = [c for c in calls if c.startswith("distill train")]
     assert len(students) == 2
@@ -54,25 +52,25 @@ def test_consistent_teaching_runs_the_ensemble_on_the_augmented_batches_of_a_cos
     settings = (tmp_path / "exp" / "e4" / "consistent" / "settings.txt").read_text()
     assert "epochs=7 cosine" in settings
     # another schedule in the same experiment is refused, not mixed into the same rows
-    again, _ = e4_calls(tmp_path, "--teachings", "consistent", "--consistent-epochs", "9")
+    again, _ = e4_calls("--teachings", "consistent", "--consistent-epochs", "9")
     assert again.returncode != 0 and "consistent/settings.txt: this experiment was made with other" in again.stderr
 
 
-def test_consistent_teaching_alone_needs_no_store_but_the_default_does(tmp_path):
-    result, calls = e4_calls(tmp_path, "--teachings", "consistent", store=False)
+def test_consistent_teaching_alone_needs_no_store_but_the_default_does(tmp_path, e4_calls):
+    result, calls = e4_calls("--teachings", "consistent", store=False)
     assert result.returncode == 0, result.stderr
     assert [c for c in calls if c.startswith("distill train")][0].count("--online-teacher") == 1
-    result, _ = e4_calls(tmp_path / "other", store=False)
+    result, _ = e4_calls(store=False)
     assert result.returncode != 0 and "teacher_T2 is missing: run run.sh stage 5" in result.stderr
 
 
-def test_an_unknown_teaching_is_one_clear_line(tmp_path):
-    result, calls = e4_calls(tmp_path, "--teachings", "online")
+def test_an_unknown_teaching_is_one_clear_line(tmp_path, e4_calls):
+    result, calls = e4_calls("--teachings", "online")
     assert result.returncode != 0 and "unknown --teachings online (store or consistent)" in result.stderr
     assert calls == []
 
 
-def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tmp_path):
+def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tmp_path, e4_calls):
     (tmp_path / "results").mkdir()
     for table in ("e4_compression.md", "e4_compression_recovery.md"):  # what the logging asr-kd does not write
         (tmp_path / "results" / table).write_text("")
@@ -83,7 +81,7 @@ def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tm
     (exp / "e1" / "eval" / "baseline_member1").mkdir(parents=True)
     (exp / "e1" / "eval" / "baseline_member1" / "frame_acc.json").write_text("{}\n")  # evaluated already
     os.utime(exp / "e1" / "ensemble" / "member1" / "model.pt", (1, 1))  # ... after its model was written
-    result, calls = e4_calls(tmp_path, "--teachings", "consistent", "--wer", "false", "--stop-stage", "3",
+    result, calls = e4_calls("--teachings", "consistent", "--wer", "false", "--stop-stage", "3",
                              store=False)
     assert result.returncode == 0, result.stderr
     assert not [c for c in calls if c.startswith(("decode", "score"))]
@@ -104,18 +102,18 @@ def test_without_wer_nothing_is_decoded_and_the_table_has_frame_accuracy_only(tm
     assert len(plots) == 1 and "frame_acc_vs_size.png" in plots[0]
 
 
-def test_wer_takes_true_or_false(tmp_path):
-    result, calls = e4_calls(tmp_path, "--wer", "no")
+def test_wer_takes_true_or_false(tmp_path, e4_calls):
+    result, calls = e4_calls("--wer", "no")
     assert result.returncode != 0 and "--wer no: true or false" in result.stderr and calls == []
 
 
-def test_the_full_size_students_are_a_reference_row_when_they_exist(tmp_path):
+def test_the_full_size_students_are_a_reference_row_when_they_exist(tmp_path, e4_calls):
     (tmp_path / "results").mkdir()
     for table in ("e4_compression.md", "e4_compression_recovery.md"):
         (tmp_path / "results" / table).write_text("")
     (tmp_path / "exp" / "e1" / "eval" / "student_T2_seed0").mkdir(parents=True)
     (tmp_path / "exp" / "e1" / "eval" / "student_T2_seed0" / "frame_acc.json").write_text("{}\n")
-    result, calls = e4_calls(tmp_path, "--stage", "3", "--stop-stage", "3", "--wer", "false")
+    result, calls = e4_calls("--stage", "3", "--stop-stage", "3", "--wer", "false")
     assert result.returncode == 0, result.stderr
     table = next(c for c in calls if c.startswith("report table"))
     assert f"student T2={tmp_path}/exp/e1/eval/student_T2_seed*/frame_acc.json" in table
@@ -123,11 +121,11 @@ def test_the_full_size_students_are_a_reference_row_when_they_exist(tmp_path):
     assert "--rows student T2 hard, hidden 64 student T2, hidden 64 --out" in recovery
 
 
-def test_with_wer_the_table_has_the_wer_scoring_and_search_cost_columns(tmp_path):
+def test_with_wer_the_table_has_the_wer_scoring_and_search_cost_columns(tmp_path, e4_calls):
     (tmp_path / "results").mkdir()
     for table in ("e4_compression.md", "e4_compression_recovery.md"):
         (tmp_path / "results" / table).write_text("")
-    result, calls = e4_calls(tmp_path, "--stage", "3", "--stop-stage", "3")
+    result, calls = e4_calls("--stage", "3", "--stop-stage", "3")
     assert result.returncode == 0, result.stderr
     table = next(c for c in calls if c.startswith("report table"))
     for metric in ("summary.wer:100=", "scoring.setting.lm_weight=", "cpu_rtf=", "valid_frame_acc:100="):
@@ -136,7 +134,7 @@ def test_with_wer_the_table_has_the_wer_scoring_and_search_cost_columns(tmp_path
     assert len([c for c in calls if c.startswith("report tradeoff")]) == 2  # frame accuracy and WER vs size
 
 
-def test_a_reference_evaluation_older_than_its_model_is_redone_not_reused(tmp_path):
+def test_a_reference_evaluation_older_than_its_model_is_redone_not_reused(tmp_path, e4_calls):
     (tmp_path / "results").mkdir()
     for table in ("e4_compression.md", "e4_compression_recovery.md"):
         (tmp_path / "results" / table).write_text("")
@@ -147,7 +145,7 @@ def test_a_reference_evaluation_older_than_its_model_is_redone_not_reused(tmp_pa
     stale.parent.mkdir(parents=True)
     stale.write_text("{}\n")
     os.utime(stale, (1, 1))  # written before the model it describes was retrained
-    result, calls = e4_calls(tmp_path, "--teachings", "consistent", "--wer", "false", "--stage", "2",
+    result, calls = e4_calls("--teachings", "consistent", "--wer", "false", "--stage", "2",
                              "--stop-stage", "2", store=False)
     assert result.returncode == 0, result.stderr
     assert any(f"--model {member}/model.pt " in c and "--subset dev-clean-2" in c

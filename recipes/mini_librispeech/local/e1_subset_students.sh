@@ -12,6 +12,8 @@
 #            [--seeds "0 1"] [--temperature 2] [--alpha 0.666667] [--jobs 2] [--out DIR] [--name m01]
 #            [--student-tag _alpha1]  (students of another --alpha beside the default ones)
 #            [--student-overrides "model.overrides.hidden_dim=512" --student-tag _h512]  (wider students)
+#            [--seeds "" --stop-stage 5]  (the ensemble JSON and its store only: e4_compression.sh
+#            --ensemble-name NAME's teacher; no students, no table)
 # Writes <exp>/e1/<name>/{teacher_T<T>,student_T<T>/seed<s>}, <exp>/e1/eval/{ensemble,student}_<name>*
 # and <out>/e1_<name>.{md,json} + <out>/e1_<name>_recovery.md.
 set -euo pipefail
@@ -55,6 +57,7 @@ for seed in $seeds; do
     "$dir/student_T$temperature$student_tag/seed$seed/model.pt"
 done
 run_jobs
+[ -n "$seeds" ] || exit 0   # no students: the table would have no student row
 
 e1=$exp/e1
 e1_rows baseline "$e1/eval/baseline_member*" "$e1/ensemble/member*"
