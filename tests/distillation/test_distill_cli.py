@@ -79,6 +79,22 @@ def test_train_student_from_store_and_online(tmp_path, tiny_exp_dir, teacher_fil
     assert json.loads((online / "distillation.json").read_text())["online_teacher"] == [str(teacher_file)] * 2
 
 
+def test_conformer_student_of_a_dnn_teachers_store(tmp_path, tiny_exp_dir, teacher_file, capsys):
+    """The reverse of E5: a whole-utterance student reads the windowed teacher's store by frame index."""
+    store = tmp_path / "store"
+    assert _run(["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir),
+                 "--subset", "train", "--out", str(store), "--temperature", "2", "--top-k", "dense"]) == 0
+    out = tmp_path / "conformer_student"
+    student = [o for o in _train_overrides(tiny_exp_dir, out) if not o.startswith("model.arch=")]
+    assert _run(["distill", "train", "--store", str(store), "--temperature", "2", "--alpha", "0.666667",
+                 *student, "model.arch=conformer", "train.max_frames=40"]) == 0
+    assert "validation frame accuracy" in capsys.readouterr().out
+    header, first = (out / "log.csv").read_text().splitlines()[:2]
+    soft_ce = float(first.split(",")[header.split(",").index("train_soft_ce")])
+    assert soft_ce > 0.0  # the soft term was computed against the store's rows
+    assert "arch: conformer" in (out / "config.yaml").read_text()
+
+
 def test_train_refuses_mismatched_temperature_and_settings(tmp_path, tiny_exp_dir, teacher_file, capsys):
     store = tmp_path / "store"
     assert _run(["distill", "dump-teacher", "--teacher", str(teacher_file), "--exp", str(tiny_exp_dir),

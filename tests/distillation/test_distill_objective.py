@@ -31,10 +31,17 @@ def _frame_batch(table, context=(2, 1), size=16):
     return batcher.build(batcher.plan(seed=3)[0], torch.device("cpu"))
 
 
-def test_store_objective_uses_frame_index(tmp_path, features, teacher, targets):
+def _utterance_batch(table, max_frames=60):
+    batcher = UtteranceBatcher(table, max_frames=max_frames)
+    return batcher.build(batcher.plan(seed=0)[0], torch.device("cpu"))
+
+
+@pytest.mark.parametrize("make_batch", [_frame_batch, _utterance_batch], ids=["windows", "utterances"])
+def test_store_objective_uses_frame_index(tmp_path, features, teacher, targets, make_batch):
+    """A windowed (DNN) student and a whole-utterance (conformer) student read the same store rows."""
     table = FrameTable(features, targets=targets)
     objective = DistillationObjective(2.0, 0.7, TeacherTargets.load(_store(tmp_path, features, teacher), table))
-    batch = _frame_batch(table)
+    batch = make_batch(table)
     logits = torch.randn(len(batch["targets"]), NUM_SENONES, requires_grad=True)
     loss, stats = objective(logits, batch)
     loss.backward()
@@ -103,8 +110,7 @@ def test_online_conformer_teacher(features, targets):
     table = FrameTable(features, targets=targets)
     conformer = build("conformer", "tiny", input_dim=8, num_senones=NUM_SENONES).eval()
     online = OnlineTeacherObjective(conformer, table, 1.0, 1.0)
-    utt_batcher = UtteranceBatcher(table, max_frames=60)
-    batch = utt_batcher.build(utt_batcher.plan(seed=0)[0], torch.device("cpu"))
+    batch = _utterance_batch(table)
     got = online.teacher_targets(batch, torch.device("cpu"))
     expected = torch.softmax(UtteranceBatcher.logits(conformer, batch), -1)
     assert torch.allclose(got, expected, atol=1e-6)

@@ -133,6 +133,8 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
         assert (exp / "results" / name).exists(), name
     assert not (exp / "results" / "e1_recovery.md").exists()  # --recovery false
     assert "epochs trained" in (exp / "results" / "e1.md").read_text()
+    assert "validation frame accuracy (%)" in (exp / "results" / "e1_valid.md").read_text()
+    assert "students T2 vs members" in (exp / "results" / "e1_significance.md").read_text()
     stages = result.stdout[result.stdout.index("stage "):]
     assert "E1-store+students" in stages and "E2" in stages  # the wall time per stage
 
@@ -191,11 +193,12 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     assert set(TeacherStore(exp / "e3" / "teacher_T2").keys()) == train  # never the validation split
     assert (exp / "results" / "e3" / "e3_students_significance.md").exists()
 
-    # E5 cross-architecture on the same experiment: a tiny conformer ensemble teaches a DNN student
+    # E5 cross-architecture on the same experiment: a tiny conformer ensemble teaches a DNN student,
+    # and (stages 5-7) the DNN ensemble's store teaches a tiny conformer
     e5 = run_script(MINI / "local" / "e5_cross_arch.sh", "--exp", str(exp), "--out", str(exp / "results"),
                     "--teacher-overrides", "model.preset=tiny train.epochs=1 train.max_frames=4000",
                     "--student-conf", "recipes/mini_librispeech/conf/dnn_tiny.yaml", "--student-overrides", "",
-                    "--seeds", "0", "--recovery", "false")
+                    "--seeds", "0", "--recovery", "false", "--stop-stage", "7")
     assert e5.returncode == 0, e5.stdout[-3000:] + e5.stderr[-3000:]
     ensemble = json.loads((exp / "e5" / "ensemble" / "ensemble.json").read_text())
     assert ensemble["members"] == ["member0/model.pt", "member1/model.pt"]
@@ -216,6 +219,12 @@ def test_recipe_and_study_on_the_tiny_data_keep_validation_out_of_everything(tin
     assert [line.split("\t")[0] for line in scales[1:]] == ["0.1", "0.2"]
     assert (exp / "results" / "e5_cross_arch_significance.md").exists()
     assert (exp / "results" / "e5_cross_arch_learning_curves.png").exists()
+    _, meta = load(exp / "e5" / "reverse_T2" / "seed0" / "model.pt")
+    assert meta["arch"] == "conformer" and meta["training"]["validation"]["list_sha256"] == digest
+    reverse = json.loads((exp / "results" / "e5_cross_arch_reverse.json").read_text())["rows"]
+    for row in ("DNN members", "DNN ensemble", "conformer members", "conformer student T2 of the DNN ensemble"):
+        assert "dev WER, weights tuned on validation (%)" in reverse[row], row
+    assert (exp / "results" / "e5_cross_arch_reverse_significance.md").exists()
 
     # E2 teaching study on the same experiment: patient and augmented 3% models from E2's own configs
     e2t = run_script(MINI / "local" / "e2_teaching.sh", "--exp", str(exp), "--out", str(exp / "results"),

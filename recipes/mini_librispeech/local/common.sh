@@ -37,6 +37,10 @@ parse_options() {
     fi
     printf -v "$_var" '%s' "$_val"
   done
+  # a --stage past the default --stop-stage (e.g. an optional stage) would otherwise run nothing, silently
+  if [ -n "${stage:-}" ] && [ -n "${stop_stage:-}" ] && [ "$stage" -gt "$stop_stage" ]; then
+    die "--stage $stage is after --stop-stage $stop_stage: nothing to run (give --stop-stage too)"
+  fi
 }
 
 evaluation_options() {  # one definition of the evaluation settings the recipe scripts share
