@@ -51,7 +51,7 @@ teacher_conf=recipes/mini_librispeech/conf/conformer_mini.yaml
 teacher_overrides=""         # config overrides of the conformer members (KEY=VALUE words), e.g. model.preset=tiny
 student_conf=recipes/mini_librispeech/conf/dnn_mini_256.yaml
 student_overrides="model.overrides.hidden_dim=512"  # run.sh's default student: the same size as its E1 students
-reverse_seeds="0"            # stages 5-7: conformer students of the DNN ensemble (~55 min each, two at a time)
+reverse_seeds="0"            # stages 5-7: conformer students of the DNN ensemble (~46 min each, two at a time)
 out=recipes/mini_librispeech/results/e5
 name=e5_cross_arch
 recovery=true                # false: no recovery fractions (tiny data)
